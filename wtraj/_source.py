@@ -1,0 +1,277 @@
+"""Column-block sources: how every input reaches the kernels.
+
+A source stands for an ``(n_checkpoints, n_params)`` matrix that may be far
+larger than memory. Kernels never see the whole matrix: a source hands out
+:class:`Block` s, each a set of columns for *all* checkpoints, and the kernels
+add each block's contribution to float64 accumulators. An in-memory array,
+a memory map and a folder of checkpoint files therefore give the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from wtraj._dtypes import FLOAT_DTYPE_NAMES, dtype_name, is_torch_tensor
+
+# Widest block, in bytes over all rows, that an in-memory array is cut into:
+# small enough that a block read by one kernel is still in the last-level
+# cache when the next kernel reads it (trajectory_stats runs two per block).
+CACHE_BLOCK_BYTES = 8 << 20
+# Blocks are cut at multiples of this many columns, so that every backend's
+# float32 tile sums cover the same columns whatever the block width.
+COLUMN_ALIGN = 4096
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One tensor of a checkpoint: where it lies in the flattened vector."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Block:
+    """Columns ``[start, stop)`` of ``data`` for every checkpoint.
+
+    ``data`` is a 2-D NumPy array or torch tensor whose rows are the
+    checkpoints and whose last axis is contiguous; kernels read the column
+    range in place, so a block of an in-memory array is a view, not a copy.
+    """
+
+    data: Any
+    start: int
+    stop: int
+    # position of column ``start`` in the flattened parameter vector
+    offset: int
+    # index into ``source.layers`` when the block lies inside one tensor, else -1
+    layer: int = -1
+
+    @property
+    def width(self) -> int:
+        return self.stop - self.start
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the engine needs from an input; :func:`as_source` makes one."""
+
+    n_checkpoints: int
+    n_params: int
+    # canonical dtype name of the stored values: "float16", "bfloat16", "float32", "float64"
+    dtype: str
+    # "cpu" or "cuda"
+    device: str
+    # one label per checkpoint row, used in error messages and reports
+    names: list[str]
+    layers: list[Layer]
+
+    def blocks(self, max_width: int) -> Iterator[Block]:
+        """Yield blocks of at most ``max_width`` columns covering all columns once, in order."""
+        ...
+
+    def describe(self, row: int, column: int) -> str:
+        """Say where element ``(row, column)`` comes from, for an error message."""
+        ...
+
+
+def _widen_buffer(n_rows: int, width: int, like: Any) -> Any:
+    if is_torch_tensor(like):
+        import torch
+
+        return torch.empty((n_rows, width), dtype=torch.float32, device=like.device)
+    return np.empty((n_rows, width), dtype=np.float32)
+
+
+class ArraySource:
+    """An in-memory or memory-mapped 2-D array (NumPy or torch) as a source.
+
+    C-contiguous float32/float64 arrays are handed out as views. Half-precision
+    rows (float16, bfloat16) are widened block by block into one reused float32
+    buffer when ``widen_half`` is set (the CPU kernels need it; Triton reads
+    them natively). Arrays whose last axis is not contiguous are copied block
+    by block into a reused buffer of their own dtype.
+    """
+
+    def __init__(self, data: Any, name: str = "X", widen_half: bool = True):
+        self.data = data
+        self.label = name
+        self.n_checkpoints, self.n_params = (int(s) for s in data.shape)
+        self.dtype = dtype_name(data)
+        self.device = data.device.type if is_torch_tensor(data) else "cpu"
+        self.names = [f"{name}[{i}]" for i in range(self.n_checkpoints)]
+        self.layers = [Layer(name, (self.n_params,), 0)]
+        self._widen = widen_half and self.dtype in ("float16", "bfloat16")
+        self._in_place = not self._widen and _rows_contiguous(data)
+
+    def describe(self, row: int, column: int) -> str:
+        return f"{self.label} row {row}, column {column}"
+
+    def blocks(self, max_width: int) -> Iterator[Block]:
+        width = _block_width(self.n_checkpoints, self.n_params, max_width)
+        if self._in_place:
+            for start in range(0, self.n_params, width):
+                stop = min(start + width, self.n_params)
+                yield Block(self.data, start, stop, start)
+            return
+        buffer = None
+        for start in range(0, self.n_params, width):
+            stop = min(start + width, self.n_params)
+            if buffer is None:
+                buffer = (
+                    _widen_buffer(self.n_checkpoints, width, self.data)
+                    if self._widen
+                    else _empty_like_rows(self.data, width)
+                )
+            _copy_columns(buffer, self.data[:, start:stop])
+            yield Block(buffer, 0, stop - start, start)
+
+
+class RowsSource:
+    """A list of 1-D arrays or tensors (one per checkpoint) as a source.
+
+    Each block copies the same columns of every row into one reused buffer,
+    widening half precision to float32 when ``widen_half`` is set.
+    """
+
+    def __init__(self, rows: Sequence[Any], name: str = "X", widen_half: bool = True):
+        self.rows = list(rows)
+        self.label = name
+        self.n_checkpoints = len(self.rows)
+        self.n_params = int(self.rows[0].shape[0])
+        self.dtype = dtype_name(self.rows[0])
+        first = self.rows[0]
+        self.device = first.device.type if is_torch_tensor(first) else "cpu"
+        self.names = [f"{name}[{i}]" for i in range(self.n_checkpoints)]
+        self.layers = [Layer(name, (self.n_params,), 0)]
+        self._widen = widen_half and self.dtype in ("float16", "bfloat16")
+
+    def describe(self, row: int, column: int) -> str:
+        return f"{self.label}[{row}], element {column}"
+
+    def blocks(self, max_width: int) -> Iterator[Block]:
+        width = _block_width(self.n_checkpoints, self.n_params, max_width)
+        first = self.rows[0]
+        buffer = (
+            _widen_buffer(self.n_checkpoints, width, first)
+            if self._widen
+            else _empty_like_rows(first[None, :], width)
+        )
+        for start in range(0, self.n_params, width):
+            stop = min(start + width, self.n_params)
+            for i, row in enumerate(self.rows):
+                _copy_columns(buffer[i : i + 1], row[None, start:stop])
+            yield Block(buffer, 0, stop - start, start)
+
+
+def _rows_contiguous(data: Any) -> bool:
+    stride = data.stride()[-1] if is_torch_tensor(data) else data.strides[-1] // data.itemsize
+    return data.shape[-1] <= 1 or stride == 1
+
+
+def _empty_like_rows(data: Any, width: int) -> Any:
+    n_rows = data.shape[0]
+    if is_torch_tensor(data):
+        import torch
+
+        return torch.empty((n_rows, width), dtype=data.dtype, device=data.device)
+    return np.empty((n_rows, width), dtype=data.dtype)
+
+
+def _copy_columns(buffer: Any, columns: Any) -> None:
+    width = columns.shape[1]
+    if is_torch_tensor(buffer):
+        buffer[:, :width].copy_(columns)
+    else:
+        np.copyto(buffer[:, :width], columns, casting="same_kind")
+
+
+def _block_width(n_rows: int, n_params: int, max_width: int) -> int:
+    """Columns per block: at most ``max_width``, aligned, and not wider than the data."""
+    width = max(COLUMN_ALIGN, (max_width // COLUMN_ALIGN) * COLUMN_ALIGN)
+    return max(1, min(width, n_params))
+
+
+def cache_block_width(n_rows: int, itemsize: int = 4) -> int:
+    """The block width that keeps one block of ``n_rows`` rows within the cache budget."""
+    return max(COLUMN_ALIGN, CACHE_BLOCK_BYTES // max(1, n_rows * itemsize))
+
+
+def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
+    """Turn anything the API accepts into a :class:`Source`.
+
+    Accepts a :class:`Source` (returned as is), a 2-D NumPy array or memmap, a
+    2-D torch tensor, a sequence of 1-D arrays or tensors, or a path / sequence
+    of paths to checkpoints (read with :func:`wtraj.open`).
+    """
+    if isinstance(X, Source):
+        return X
+    import os
+
+    if isinstance(X, (str, os.PathLike)) or (
+        isinstance(X, (list, tuple)) and X and all(isinstance(p, (str, os.PathLike)) for p in X)
+    ):
+        from wtraj.checkpoints import open as open_checkpoints
+
+        return open_checkpoints(X)
+    if isinstance(X, (list, tuple)):
+        return _rows_source(X, name, widen_half)
+    if not (isinstance(X, np.ndarray) or is_torch_tensor(X)):
+        raise TypeError(
+            f"{name} must be a 2-D NumPy array, a torch tensor, a list of 1-D arrays, a path "
+            f"or a wtraj checkpoint set; got {type(X).__name__}."
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_checkpoints, n_params). "
+            f"(Shape was {tuple(X.shape)}.)"
+        )
+    _check_float(X, name)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(X.shape)}): it needs at least one checkpoint and one parameter.")
+    return ArraySource(X, name, widen_half)
+
+
+def _rows_source(rows: Sequence[Any], name: str, widen_half: bool) -> RowsSource:
+    if len(rows) == 0:
+        raise ValueError(f"{name} is an empty list: it needs at least one checkpoint.")
+    for i, row in enumerate(rows):
+        if not (isinstance(row, np.ndarray) or is_torch_tensor(row)):
+            raise TypeError(f"{name}[{i}] must be a 1-D array or tensor; got {type(row).__name__}.")
+        if row.ndim != 1:
+            raise ValueError(f"{name}[{i}] must be 1-D (a flattened checkpoint). (Shape was {tuple(row.shape)}.)")
+        _check_float(row, f"{name}[{i}]")
+    first = rows[0]
+    for i, row in enumerate(rows[1:], start=1):
+        if row.shape != first.shape:
+            raise ValueError(
+                f"{name}[{i}] has {row.shape[0]} parameters but {name}[0] has {first.shape[0]}: "
+                "every checkpoint must have the same number of parameters."
+            )
+        if dtype_name(row) != dtype_name(first):
+            raise TypeError(f"{name}[{i}] is {dtype_name(row)} but {name}[0] is {dtype_name(first)}.")
+        if is_torch_tensor(row) != is_torch_tensor(first) or (
+            is_torch_tensor(row) and row.device != first.device
+        ):
+            raise TypeError(f"{name}[{i}] is not on the same device / array type as {name}[0].")
+    if first.shape[0] == 0:
+        raise ValueError(f"{name} has rows of zero parameters.")
+    return RowsSource(rows, name, widen_half)
+
+
+def _check_float(X: Any, name: str) -> None:
+    dtype = dtype_name(X)
+    if dtype not in FLOAT_DTYPE_NAMES:
+        raise TypeError(
+            f"{name} must hold floating-point values (float16, bfloat16, float32 or float64); "
+            f"got dtype {dtype}."
+        )
