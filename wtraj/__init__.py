@@ -18,6 +18,8 @@ _EXPORTS = {
     "curvature": "wtraj.path",
     "trajectory_stats": "wtraj.stats",
     "TrajectoryStats": "wtraj.stats",
+    "open": "wtraj.checkpoints",
+    "Checkpoints": "wtraj.checkpoints",
 }
 
 __all__ = sorted(_EXPORTS)

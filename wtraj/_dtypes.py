@@ -19,3 +19,8 @@ def dtype_name(x: Any) -> str:
     if is_torch_tensor(x):
         return str(x.dtype).removeprefix("torch.")
     return str(x.dtype)
+
+
+def itemsize(name: str) -> int:
+    """Bytes per value of a float dtype named as by :func:`dtype_name`."""
+    return {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}[name]

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from wtraj._dtypes import FLOAT_DTYPE_NAMES, dtype_name, is_torch_tensor
+from wtraj._dtypes import FLOAT_DTYPE_NAMES, dtype_name, is_torch_tensor, itemsize
 
 # Widest block, in bytes over all rows, that an in-memory array is cut into:
 # small enough that a block read by one kernel is still in the last-level
@@ -117,11 +117,16 @@ class ArraySource:
         return f"{self.label} row {row}, column {column}"
 
     def blocks(self, max_width: int) -> Iterator[Block]:
+        if self.device == "cuda":
+            # one launch over all columns: the GPU kernels split D themselves
+            max_width = self.n_params
+        else:
+            max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
         width = _block_width(self.n_checkpoints, self.n_params, max_width)
         if self._in_place:
             for start in range(0, self.n_params, width):
                 stop = min(start + width, self.n_params)
-                yield Block(self.data, start, stop, start)
+                yield Block(self.data, start, stop, start, layer=0)
             return
         buffer = None
         for start in range(0, self.n_params, width):
@@ -130,10 +135,10 @@ class ArraySource:
                 buffer = (
                     _widen_buffer(self.n_checkpoints, width, self.data)
                     if self._widen
-                    else _empty_like_rows(self.data, width)
+                    else _empty_like_rows(self.data, self.n_checkpoints, width)
                 )
             _copy_columns(buffer, self.data[:, start:stop])
-            yield Block(buffer, 0, stop - start, start)
+            yield Block(buffer, 0, stop - start, start, layer=0)
 
 
 class RowsSource:
@@ -159,18 +164,19 @@ class RowsSource:
         return f"{self.label}[{row}], element {column}"
 
     def blocks(self, max_width: int) -> Iterator[Block]:
+        max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
         width = _block_width(self.n_checkpoints, self.n_params, max_width)
         first = self.rows[0]
         buffer = (
             _widen_buffer(self.n_checkpoints, width, first)
             if self._widen
-            else _empty_like_rows(first[None, :], width)
+            else _empty_like_rows(first, self.n_checkpoints, width)
         )
         for start in range(0, self.n_params, width):
             stop = min(start + width, self.n_params)
             for i, row in enumerate(self.rows):
                 _copy_columns(buffer[i : i + 1], row[None, start:stop])
-            yield Block(buffer, 0, stop - start, start)
+            yield Block(buffer, 0, stop - start, start, layer=0)
 
 
 def _rows_contiguous(data: Any) -> bool:
@@ -178,8 +184,8 @@ def _rows_contiguous(data: Any) -> bool:
     return data.shape[-1] <= 1 or stride == 1
 
 
-def _empty_like_rows(data: Any, width: int) -> Any:
-    n_rows = data.shape[0]
+def _empty_like_rows(data: Any, n_rows: int, width: int) -> Any:
+    """An uninitialised (n_rows, width) buffer of ``data``'s dtype, device and array type."""
     if is_torch_tensor(data):
         import torch
 
@@ -201,9 +207,10 @@ def _block_width(n_rows: int, n_params: int, max_width: int) -> int:
     return max(1, min(width, n_params))
 
 
-def cache_block_width(n_rows: int, itemsize: int = 4) -> int:
+
+def cache_block_width(n_rows: int, bytes_per_value: int = 4) -> int:
     """The block width that keeps one block of ``n_rows`` rows within the cache budget."""
-    return max(COLUMN_ALIGN, CACHE_BLOCK_BYTES // max(1, n_rows * itemsize))
+    return max(COLUMN_ALIGN, CACHE_BLOCK_BYTES // max(1, n_rows * bytes_per_value))
 
 
 def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:

@@ -1,0 +1,95 @@
+r"""Per-checkpoint sums along the path over one column block, on the CPU.
+
+For consecutive rows :math:`x_i, x_{i+1}, x_{i+2}` with steps
+:math:`u_i = x_{i+1} - x_i`, add to the rows of ``out``
+
+.. math::
+
+    \mathrm{out}[0, i] \mathrel{+}= \sum_k x_{ik}^2 \qquad
+    \mathrm{out}[1, i] \mathrel{+}= \sum_k u_{ik}^2 \qquad
+    \mathrm{out}[2, i] \mathrel{+}= \sum_k u_{ik} u_{i+1,k} \qquad
+    \mathrm{out}[3, i] \mathrel{+}= \sum_k (x_{i+2,k} - x_{ik})^2
+
+Everything here is O(N D), so it is all done in float64: each value is
+widened before the subtraction (exact for float32, float16 and bfloat16
+input), and float32 products are exact in float64. Curvature needs this: the
+turning angle comes from :math:`|u|^2|v|^2 - (u \cdot v)^2`, which cancels
+unless its three terms are accurate to far better than float32.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+from wtraj.kernels.numba._common import FASTMATH, N_CHUNKS, TILE, host_array
+
+# Rows of ``out``: what each accumulates.
+NORM2, STEP2, STEP_DOT, SKIP2 = 0, 1, 2, 3
+
+
+@numba.njit(fastmath=FASTMATH)
+def _row_sums(x, i, k0, k1, partial):
+    n = x.shape[0]
+    norm2 = 0.0
+    step2 = 0.0
+    step_dot = 0.0
+    skip2 = 0.0
+    if i + 2 < n:
+        for k in range(np.uint64(k0), np.uint64(k1)):
+            x0 = np.float64(x[i, k])
+            x1 = np.float64(x[i + 1, k])
+            x2 = np.float64(x[i + 2, k])
+            u = x1 - x0
+            v = x2 - x1
+            w = x2 - x0
+            norm2 += x0 * x0
+            step2 += u * u
+            step_dot += u * v
+            skip2 += w * w
+    elif i + 1 < n:
+        for k in range(np.uint64(k0), np.uint64(k1)):
+            x0 = np.float64(x[i, k])
+            u = np.float64(x[i + 1, k]) - x0
+            norm2 += x0 * x0
+            step2 += u * u
+    else:
+        for k in range(np.uint64(k0), np.uint64(k1)):
+            x0 = np.float64(x[i, k])
+            norm2 += x0 * x0
+    partial[NORM2, i] += norm2
+    partial[STEP2, i] += step2
+    partial[STEP_DOT, i] += step_dot
+    partial[SKIP2, i] += skip2
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH)
+def _steps_by_columns(x, start, stop, out):
+    n = x.shape[0]
+    n_tiles = (stop - start + TILE - 1) // TILE
+    n_chunks = min(n_tiles, N_CHUNKS)
+    partial = np.zeros((n_chunks, 4, n))
+    for c in prange(n_chunks):
+        for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
+            k0 = start + t * TILE
+            k1 = min(k0 + TILE, stop)
+            for i in range(n):
+                _row_sums(x, i, k0, k1, partial[c])
+    for c in range(n_chunks):
+        for r in range(4):
+            for i in range(n):
+                out[r, i] += partial[c, r, i]
+
+
+def steps_block(x, start, stop, out):
+    """Add one column block's path sums to ``out``.
+
+    Parameters
+    ----------
+    x : (N, *) float32 or float64 array, last axis contiguous
+    start, stop : int
+        The block is ``x[:, start:stop]``.
+    out : (4, N) float64 array, accumulated in place
+        Rows: squared norms, squared steps, dots of consecutive steps,
+        squared skips ``|x[i+2] - x[i]|^2`` (unused tails stay zero).
+    """
+    _steps_by_columns(host_array(x), start, stop, out)

@@ -1,0 +1,269 @@
+"""One pass over the data: blocks from the sources, through a backend's kernels, into float64 sums.
+
+Every public function is a thin layer over :func:`accumulate`: it says which
+sums it needs (pairwise sums of one elementwise op, path sums), gets them in a
+single pass over the columns, and turns them into its result.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wtraj._backend import resolve_backend
+from wtraj._dtypes import is_torch_tensor, itemsize
+from wtraj._memory import resolve_memory_budget
+from wtraj._source import Block, Source, as_source
+
+_BACKEND_MODULES = {
+    "numba": "wtraj.kernels.numba",
+    "triton": "wtraj.kernels.triton",
+    "reference": "wtraj.reference",
+}
+# Show a progress bar by default only for passes at least this large.
+PROGRESS_MIN_BYTES = 2 << 30
+
+
+@dataclass
+class Sums:
+    """What one pass accumulated, in float64 NumPy arrays.
+
+    ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
+    ``steps`` is (4, N) as documented in ``kernels/numba/steps.py``,
+    ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
+    layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
+    """
+
+    pairs: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    y_steps: np.ndarray | None = None
+    layer_pairs: np.ndarray | None = None
+    layer_steps: np.ndarray | None = None
+
+
+def device_of(X: Any) -> str:
+    """Where the data lives ("cpu" or "cuda") without reading it."""
+    if isinstance(X, Source):
+        return X.device
+    first = X[0] if isinstance(X, (list, tuple)) and X else X
+    if is_torch_tensor(first):
+        return first.device.type
+    return "cpu"
+
+
+def load_backend(name: str):
+    """Import a backend's kernel package; a requested backend that cannot load raises."""
+    try:
+        return importlib.import_module(_BACKEND_MODULES[name])
+    except ImportError as error:
+        raise ImportError(
+            f"backend={name!r} is not available: {error}. Install it (pip install 'wtraj[gpu]' "
+            "for Triton) or choose another backend."
+        ) from error
+
+
+def prepare(X: Any, Y: Any = None, backend: str | None = None):
+    """Resolve the backend for the data and wrap X (and Y) as sources.
+
+    Returns ``(x_source, y_source or None, kernels)``.
+    """
+    device = device_of(X)
+    if Y is not None and device_of(Y) != device:
+        raise ValueError(
+            f"X is on {device} but Y is on {device_of(Y)}; put both on the same device."
+        )
+    name = resolve_backend(backend, device)
+    # Triton reads half precision natively; the CPU kernels take float32 blocks.
+    widen_half = name != "triton"
+    x_source = as_source(X, "X", widen_half)
+    y_source = None
+    if Y is not None:
+        y_source = as_source(Y, "Y", widen_half)
+        if y_source.n_params != x_source.n_params:
+            raise ValueError(
+                f"X and Y must have the same number of parameters (columns); "
+                f"X has {x_source.n_params}, Y has {y_source.n_params}."
+            )
+    return x_source, y_source, load_backend(name)
+
+
+def accumulate(
+    x_source: Source,
+    kernels,
+    *,
+    y_source: Source | None = None,
+    pair_op: str | None = None,
+    steps: bool = False,
+    y_steps: bool = False,
+    by_layer: bool = False,
+    memory_budget: int | str | None = None,
+    progress: bool | None = None,
+    check_finite: bool = True,
+) -> Sums:
+    """Run one pass over the columns and return the requested float64 sums."""
+    n_slots = len(x_source.layers) if by_layer else 1
+    n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
+    pairs_acc = steps_acc = y_steps_acc = None
+    max_width = _max_width(x_source, y_source, memory_budget)
+
+    blocks = _progress(_paired_blocks(x_source, y_source, max_width), x_source, y_source, progress)
+    for x_block, y_block in blocks:
+        slot = _slot(x_block, x_source, by_layer)
+        if pairs_acc is None:
+            like = x_block.data
+            pairs_acc = kernels.zeros((n_slots, n, m), like) if pair_op else None
+            steps_acc = kernels.zeros((n_slots, 4, n), like) if steps else None
+            y_steps_acc = kernels.zeros((4, m), like) if y_steps else None
+        if pair_op:
+            y_data = None if y_block is None else y_block.data
+            y_start = 0 if y_block is None else y_block.start
+            y_stop = 0 if y_block is None else y_block.stop
+            kernels.pairwise_block(
+                x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                pair_op, pairs_acc[slot],
+            )
+        if steps:
+            kernels.steps_block(x_block.data, x_block.start, x_block.stop, steps_acc[slot])
+        if y_steps:
+            kernels.steps_block(y_block.data, y_block.start, y_block.stop, y_steps_acc)
+
+    sums = Sums()
+    if pair_op:
+        layer_pairs = kernels.to_numpy(pairs_acc)
+        sums.pairs = layer_pairs.sum(axis=0)
+        sums.layer_pairs = layer_pairs if by_layer else None
+    if steps:
+        layer_steps = kernels.to_numpy(steps_acc)
+        sums.steps = layer_steps.sum(axis=0)
+        sums.layer_steps = layer_steps if by_layer else None
+    if y_steps:
+        sums.y_steps = kernels.to_numpy(y_steps_acc)
+    if check_finite:
+        _check_finite(sums, x_source, y_source, max_width)
+    return sums
+
+
+def _slot(block: Block, source: Source, by_layer: bool) -> int:
+    if not by_layer:
+        return 0
+    if block.layer < 0:
+        raise ValueError(
+            f"by_layer=True needs blocks attributed to tensors, but {type(source).__name__} "
+            "yielded a block that spans several."
+        )
+    return block.layer
+
+
+def _max_width(x_source: Source, y_source: Source | None, memory_budget) -> int:
+    """Columns per block such that the pass's buffers stay within the memory budget."""
+    budget = resolve_memory_budget(memory_budget)
+    rows = x_source.n_checkpoints + (y_source.n_checkpoints if y_source else 0)
+    # a block being computed, one being read ahead, one being filled: 3 buffers,
+    # of at most 8 bytes per value
+    return max(1, budget // (3 * 8 * rows))
+
+
+def _paired_blocks(
+    x_source: Source, y_source: Source | None, max_width: int
+) -> Iterator[tuple[Block, Block | None]]:
+    """Blocks of X, each with the block of Y that covers the same columns.
+
+    Two sources may cut their columns differently (a checkpoint source cuts at
+    tensor boundaries): each yielded pair is the overlap of the current blocks.
+    """
+    if y_source is None:
+        for block in x_source.blocks(max_width):
+            yield block, None
+        return
+    x_iter, y_iter = x_source.blocks(max_width), y_source.blocks(max_width)
+    x_block, y_block = next(x_iter, None), next(y_iter, None)
+    while x_block is not None and y_block is not None:
+        lo = max(x_block.offset, y_block.offset)
+        hi = min(x_block.offset + x_block.width, y_block.offset + y_block.width)
+        yield _cut(x_block, lo, hi), _cut(y_block, lo, hi)
+        if x_block.offset + x_block.width == hi:
+            x_block = next(x_iter, None)
+        if y_block.offset + y_block.width == hi:
+            y_block = next(y_iter, None)
+
+
+def _cut(block: Block, lo: int, hi: int) -> Block:
+    """The part of ``block`` covering flattened columns ``[lo, hi)``."""
+    start = block.start + (lo - block.offset)
+    return Block(block.data, start, start + (hi - lo), lo, block.layer)
+
+
+def _progress(blocks, x_source: Source, y_source: Source | None, progress: bool | None):
+    n_values = x_source.n_params * (
+        x_source.n_checkpoints + (y_source.n_checkpoints if y_source else 0)
+    )
+    total_bytes = n_values * itemsize(x_source.dtype)
+    if progress is None:
+        progress = sys.stderr.isatty() and total_bytes >= PROGRESS_MIN_BYTES
+    if not progress:
+        return blocks
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return blocks
+    return _with_bar(blocks, tqdm(total=x_source.n_params, unit="col", unit_scale=True, leave=False))
+
+
+def _with_bar(blocks, bar):
+    with bar:
+        for x_block, y_block in blocks:
+            yield x_block, y_block
+            bar.update(x_block.width)
+
+
+
+def _check_finite(sums: Sums, x_source: Source, y_source: Source | None, max_width: int) -> None:
+    """Raise on non-finite input, found through the sums it poisons.
+
+    Any NaN or Inf in a row makes that row's sums non-finite, so a finite
+    result proves finite input and costs nothing. Only when a sum is not
+    finite are the sources scanned to name the first bad value; a scan that
+    finds none means finite values overflowed, and the result stands.
+    """
+    results = [s for s in (sums.pairs, sums.steps, sums.y_steps) if s is not None]
+    if all(np.isfinite(r).all() for r in results):
+        return
+    for source in (x_source, y_source):
+        if source is None:
+            continue
+        location = _first_nonfinite(source, max_width)
+        if location is not None:
+            row, column, value = location
+            raise ValueError(
+                f"{source.describe(row, column)} is {value}: the input must be finite. "
+                "Pass check_finite=False to compute anyway (results will be NaN or Inf)."
+            )
+
+
+def _first_nonfinite(source: Source, max_width: int) -> tuple[int, int, float] | None:
+    """The lowest row holding a NaN/Inf, with its first bad column and value."""
+    best: tuple[int, int, float] | None = None
+    for block in source.blocks(max_width):
+        columns = block.data[:, block.start : block.stop]
+        if is_torch_tensor(columns):
+            import torch
+
+            bad = (~torch.isfinite(columns)).cpu().numpy()
+            values = columns.float().cpu().numpy() if bad.any() else None
+        else:
+            bad = ~np.isfinite(columns)
+            values = columns
+        if not bad.any():
+            continue
+        rows = np.flatnonzero(bad.any(axis=1))
+        row = int(rows[0])
+        if best is not None and best[0] <= row:
+            continue
+        col = int(np.argmax(bad[row]))
+        best = (row, block.offset + col, float(values[row, col]))
+    return best

@@ -1,0 +1,166 @@
+"""Input handling for trajectory analysis: data or a precomputed distance matrix.
+
+Every analysis works from one ``(N, N)`` float64 distance matrix. Data are
+turned into it by :func:`wtraj.pairwise`, which streams the checkpoints block
+by block, so no ``(N, D)`` float64 copy of the data is ever made. A
+precomputed matrix (``metric="precomputed"``) is checked here once.
+
+Identical checkpoints (distance exactly zero, for example the shared
+initialisation of two runs that was loaded twice) are collapsed into one node
+before any algorithm runs; :class:`Nodes` maps results back to every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# precomputed matrices are accepted as symmetric when |D - D.T| stays below this
+# fraction of the largest distance (float32 kernels leave ~1e-7 of asymmetry)
+SYMMETRY_RTOL = 1e-6
+# two checkpoints count as identical when their distance is at most this
+# fraction of the largest distance; exact arithmetic on equal rows gives 0
+DUPLICATE_RTOL = 1e-12
+
+
+def distance_matrix(X: Any, metric: str = "euclidean", *, name: str = "X") -> np.ndarray:
+    """The ``(N, N)`` float64 distance matrix of ``X``.
+
+    Parameters
+    ----------
+    X : array_like, path, checkpoint set or ndarray of shape (N, N)
+        Checkpoints in any form :func:`wtraj.pairwise` accepts, or a distance
+        matrix when ``metric="precomputed"``.
+    metric : str
+        A metric of :func:`wtraj.pairwise` or ``"precomputed"``.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray, shape (N, N), float64
+        Symmetric, finite, non-negative, zero on the diagonal.
+    """
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string; got {type(metric).__name__}.")
+    if metric == "precomputed":
+        return check_distance_matrix(X, name=name)
+    import wtraj
+
+    D = np.asarray(wtraj.pairwise(X, metric=metric), dtype=np.float64)
+    # the kernels' tiles may differ in the last bits between (i, j) and (j, i)
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def check_distance_matrix(D: Any, *, name: str = "X") -> np.ndarray:
+    """Validate a precomputed distance matrix and return it as float64.
+
+    Raises
+    ------
+    TypeError
+        ``D`` is not a numeric array.
+    ValueError
+        ``D`` is not 2-D and square, has NaN or infinite or negative entries,
+        a non-zero diagonal, or is not symmetric.
+    """
+    if hasattr(D, "detach"):
+        D = D.detach().cpu().numpy()
+    if not isinstance(D, np.ndarray):
+        raise TypeError(
+            f'{name} with metric="precomputed" must be a NumPy array of distances; '
+            f"got {type(D).__name__}."
+        )
+    if not (np.issubdtype(D.dtype, np.floating) or np.issubdtype(D.dtype, np.integer)):
+        raise TypeError(f'{name} with metric="precomputed" must be numeric; got dtype {D.dtype}.')
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(
+            f'{name} with metric="precomputed" must be a square (N, N) distance matrix. '
+            f"(Shape was {D.shape}.)"
+        )
+    D = np.asarray(D, dtype=np.float64)
+    bad = ~np.isfinite(D)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{name} has a non-finite distance {D[i, j]} at [{i}, {j}].")
+    if (D < 0).any():
+        i, j = np.argwhere(D < 0)[0]
+        raise ValueError(f"{name} has a negative distance {D[i, j]} at [{i}, {j}].")
+    scale = float(D.max()) if D.size else 0.0
+    diagonal = np.abs(np.diagonal(D))
+    if (diagonal > SYMMETRY_RTOL * scale).any():
+        i = int(np.argmax(diagonal))
+        raise ValueError(
+            f"{name} must have zeros on its diagonal (a distance matrix); [{i}, {i}] is {D[i, i]}."
+        )
+    asymmetry = np.abs(D - D.T)
+    if (asymmetry > SYMMETRY_RTOL * scale).any():
+        i, j = np.unravel_index(int(np.argmax(asymmetry)), D.shape)
+        raise ValueError(
+            f"{name} is not symmetric: [{i}, {j}] = {D[i, j]} but [{j}, {i}] = {D[j, i]}."
+        )
+    return D
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Distinct checkpoints of a distance matrix.
+
+    Attributes
+    ----------
+    D : ndarray, shape (M, M), float64
+        Distances between the distinct checkpoints (M <= N).
+    representative : ndarray, shape (M,), int64
+        For each node, the first row of ``X`` that holds it.
+    node_of : ndarray, shape (N,), int64
+        For each row of ``X``, its node.
+    """
+
+    D: np.ndarray
+    representative: np.ndarray
+    node_of: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.node_of.shape[0])
+
+    def rows_of(self, node_order: np.ndarray) -> np.ndarray:
+        """Rows of ``X`` for nodes in ``node_order``, duplicates next to each other by row index."""
+        by_node = np.argsort(self.node_of, kind="stable")
+        starts = np.searchsorted(self.node_of[by_node], node_order, side="left")
+        stops = np.searchsorted(self.node_of[by_node], node_order, side="right")
+        return np.concatenate([by_node[a:b] for a, b in zip(starts, stops)]).astype(np.int64)
+
+
+def distinct_nodes(D: np.ndarray) -> Nodes:
+    """Collapse identical checkpoints (zero distance) of ``D`` into single nodes."""
+    n = D.shape[0]
+    scale = float(D.max()) if n else 0.0
+    tolerance = DUPLICATE_RTOL * scale
+    node_of = np.full(n, -1, dtype=np.int64)
+    representative = []
+    for i in range(n):
+        if node_of[i] >= 0:
+            continue
+        same = np.flatnonzero(D[i, i:] <= tolerance) + i
+        same = same[node_of[same] < 0]
+        node_of[same] = len(representative)
+        representative.append(i)
+    representative = np.asarray(representative, dtype=np.int64)
+    if len(representative) == n:
+        # no duplicates: share the matrix instead of copying N x N floats
+        return Nodes(D, representative, node_of)
+    return Nodes(D[np.ix_(representative, representative)], representative, node_of)
+
+
+def require_nodes(nodes: Nodes, minimum: int, question: str) -> None:
+    """Raise a ValueError when fewer than ``minimum`` distinct checkpoints remain."""
+    m = nodes.D.shape[0]
+    if m < minimum:
+        raise ValueError(
+            f"{question} needs at least {minimum} distinct checkpoints; got {nodes.n_rows} "
+            f"checkpoint(s), of which {m} distinct."
+        )

@@ -1,0 +1,61 @@
+"""One tensor as it lies in a checkpoint file, and how its values reach a block buffer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wtraj._dtypes import FLOAT_DTYPE_NAMES
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """A tensor of one checkpoint, not yet read.
+
+    ``values`` is a 1-D sliceable view of the stored elements in C order
+    (a memory map, a slice of one, or a streaming reader): slicing it reads
+    only that range. bfloat16 values are held as their raw ``uint16`` bits,
+    since NumPy has no bfloat16.
+    """
+
+    # the key in the file, before any prefix was stripped
+    key: str
+    shape: tuple[int, ...]
+    # canonical name of the stored dtype: "float32", "bfloat16", "int64", ...
+    dtype: str
+    file: Path
+    values: Any
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPE_NAMES
+
+
+def copy_widened(out: np.ndarray, stored: np.ndarray, dtype: str) -> None:
+    """Write ``stored`` (a slice of a :class:`StoredTensor`'s values) into ``out``.
+
+    Parameters
+    ----------
+    out : ndarray, shape (width,), float32 or float64
+        One row of a block buffer.
+    stored : ndarray, shape (width,)
+        Stored elements; ``uint16`` bit patterns when ``dtype`` is ``"bfloat16"``.
+    dtype : str
+        Canonical name of the stored dtype.
+    """
+    if dtype != "bfloat16":
+        np.copyto(out, stored, casting="same_kind")
+        return
+    # a bfloat16 is the upper half of a float32: shifting its bits up 16 places is exact
+    if out.dtype == np.float32:
+        np.left_shift(stored, np.uint32(16), out=out.view(np.uint32), dtype=np.uint32)
+    else:
+        widened = np.left_shift(stored, np.uint32(16), dtype=np.uint32).view(np.float32)
+        np.copyto(out, widened)

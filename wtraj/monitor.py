@@ -1,0 +1,562 @@
+"""Live monitoring of a model's trajectory in weight space during training.
+
+:class:`TrajectoryMonitor` follows the parameters of a PyTorch model from one
+call of :meth:`TrajectoryMonitor.step` to the next and reports how far they
+moved (step norm), how sharply the path turned (turning angle), and how far the
+model is from its initial parameters and from the last version that passed its
+tests (the reference, set with :meth:`TrajectoryMonitor.mark_tested`).
+
+What is stored, and what is exact
+---------------------------------
+======================  =============================  ==================================
+quantity                ``mode="snapshot"`` (default)  ``mode="sketch"``
+======================  =============================  ==================================
+step norm               exact                          estimated
+turning angle           exact                          estimated
+distance from init      estimated                      estimated
+distance from reference estimated                      estimated
+parameter norm          exact                          exact
+extra memory            2 copies of the parameters     ``4 · 8 · min(size, k)`` bytes per
+                        in their own dtype + sketches  tensor + hash tables (``k`` =
+                                                       ``sketch_dim``), independent of D
+======================  =============================  ==================================
+
+"Exact" means: differences of the stored values taken directly, element by
+element, in float64 (``(a.double() - b.double())``, exact for float16,
+bfloat16 and float32 parameters) and summed in float64, never through
+``||a||² + ||b||² - 2 a·b``; consecutive checkpoints that differ by 1e-7
+relative still get step norms correct to about 1e-12 relative. The turning angle
+is ``arccos`` of a float64 cosine, resolved to about 1e-7 rad near zero.
+
+"Estimated" means: a count sketch of ``k = sketch_dim`` float64 buckets per
+tensor (:mod:`wtraj._count_sketch`). Squared distances are unbiased with
+relative standard deviation at most ``sqrt(2 / k)`` per tensor (k = 4096: 2.2 %
+on the squared distance, about 1.1 % on the distance); the whole-model estimate
+sums independent per-tensor estimates, so its relative error is no larger.
+Estimated cosines (turning angle in sketch mode) are off by about
+``sqrt((1 + cos²) / k)``. Tensors with at most ``k`` elements are kept whole in
+float64 instead of sketched, so every quantity on them is exact.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wtraj._count_sketch import CHUNK, CountSketch, HashTables
+
+MODES = ("snapshot", "sketch")
+# quantities the count sketch estimates, per mode (the rest is exact)
+ESTIMATED = {
+    "snapshot": ("distance_from_init", "distance_from_reference"),
+    "sketch": ("step_norm", "turning_angle", "distance_from_init", "distance_from_reference"),
+}
+
+_LAYER_QUANTITIES = ("step_norm", "turning_angle", "distance_from_init", "distance_from_reference")
+
+
+@dataclass(frozen=True)
+class LayerMetrics:
+    """The metrics of one parameter tensor at one monitored step."""
+
+    name: str
+    step_norm: float
+    turning_angle: float
+    distance_from_init: float
+    distance_from_reference: float
+    norm: float
+
+
+@dataclass(frozen=True)
+class MonitorMetrics:
+    """What :meth:`TrajectoryMonitor.step` returns.
+
+    Attributes
+    ----------
+    step : int
+        How many times :meth:`TrajectoryMonitor.step` has run (1 for the first).
+    step_norm : float
+        ``||θ_t - θ_{t-1}||`` (L2, over all monitored parameters).
+    relative_step : float
+        ``step_norm / ||θ_{t-1}||`` (NaN when the previous parameters are all zero).
+    turning_angle : float
+        Angle in radians between the previous step and this one, in ``[0, π]``;
+        NaN on the first step and when either step is zero.
+    distance_from_init : float
+        ``||θ_t - θ_0||`` where ``θ_0`` are the parameters when the monitor was created.
+    distance_from_reference : float
+        ``||θ_t - θ_ref||`` where ``θ_ref`` are the parameters at the last
+        :meth:`TrajectoryMonitor.mark_tested` (``θ_0`` before the first).
+    norm : float
+        ``||θ_t||``.
+    estimated : tuple of str
+        Names of the fields above that are count-sketch estimates (see the module docs).
+    layers : dict of str to LayerMetrics
+        The same quantities per parameter tensor, by parameter name.
+    """
+
+    step: int
+    step_norm: float
+    relative_step: float
+    turning_angle: float
+    distance_from_init: float
+    distance_from_reference: float
+    norm: float
+    estimated: tuple[str, ...]
+    layers: dict[str, LayerMetrics] = field(repr=False)
+
+    def as_dict(self, prefix: str = "wtraj/", by_layer: bool = False) -> dict[str, float]:
+        """Flat ``{name: value}`` for a logger, e.g. ``{"wtraj/step_norm": 0.01, ...}``.
+
+        With ``by_layer=True`` per-tensor values are added as
+        ``"{prefix}{quantity}/{parameter name}"``.
+        """
+        quantities = (
+            "step_norm",
+            "relative_step",
+            "turning_angle",
+            "distance_from_init",
+            "distance_from_reference",
+            "norm",
+        )
+        flat = {f"{prefix}{q}": float(getattr(self, q)) for q in quantities}
+        if by_layer:
+            for name, layer in self.layers.items():
+                for q in _LAYER_QUANTITIES:
+                    flat[f"{prefix}{q}/{name}"] = float(getattr(layer, q))
+        return flat
+
+
+class TrajectoryMonitor:
+    """Follow a model's parameters through training, step by step.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or Mapping[str, torch.Tensor]
+        The model whose ``named_parameters()`` are followed, or a mapping from
+        names to the live parameter tensors. It is read again at every step.
+    mode : {"snapshot", "sketch"}
+        ``"snapshot"`` keeps two copies of the parameters (exact step norms and
+        turning angles); ``"sketch"`` keeps only count sketches, for models that
+        do not fit in memory twice. See the module docstring for what is exact.
+    offload : bool
+        Keep the snapshots and sketches on the CPU instead of the parameters' device.
+    sketch_dim : int
+        Buckets per tensor in the count sketches (``k``); larger is more accurate.
+    seed : int
+        Seeds the sketches' hash tables (results are deterministic for a seed).
+    include, exclude : str, optional
+        Regular expressions (``re.search``) on parameter names: follow only
+        names matching ``include`` and not matching ``exclude``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``mode``, a non-positive ``sketch_dim``, or when no
+        floating-point parameter is left to follow.
+    TypeError
+        When ``model`` is neither a module nor a mapping of tensors.
+
+    Examples
+    --------
+    >>> mon = TrajectoryMonitor(model)
+    >>> for batch in data:
+    ...     loss = model(batch).sum(); loss.backward(); opt.step(); opt.zero_grad()
+    ...     metrics = mon.step()
+    >>> mon.mark_tested()
+    >>> mon.needs_retest(relative_threshold=0.05)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        mode: str = "snapshot",
+        offload: bool = False,
+        sketch_dim: int = 4096,
+        seed: int = 0,
+        include: str | None = None,
+        exclude: str | None = None,
+    ):
+        import torch
+
+        if mode not in MODES:
+            raise ValueError(
+                f"mode={mode!r} is not a monitor mode; choose one of {', '.join(MODES)}."
+            )
+        if not isinstance(sketch_dim, int) or sketch_dim < 1:
+            raise ValueError(f"sketch_dim must be a positive integer; got {sketch_dim!r}.")
+        self.mode = mode
+        self.offload = offload
+        self._model = model
+        self._include = re.compile(include) if include else None
+        self._exclude = re.compile(exclude) if exclude else None
+        params = self._read_parameters()
+        if not params:
+            raise ValueError(
+                "the model has no floating-point parameters to monitor"
+                + (" after include/exclude filtering" if include or exclude else "")
+                + "."
+            )
+        self.names = [name for name, _ in params]
+        self.shapes = {name: tuple(p.shape) for name, p in params}
+        self._device = torch.device("cpu") if offload else params[0][1].device
+        self._tables = HashTables(sketch_dim, seed, self._device)
+        self._sketches = [
+            CountSketch(p.numel(), self._tables, seed + 1 + i, self._device)
+            for i, (_, p) in enumerate(params)
+        ]
+        self._n_steps = 0
+        self._latest: MonitorMetrics | None = None
+        self._reference_step = 0
+        # squared norm of the previous step, per tensor (for the turning angle)
+        self._previous_step_sq: list[float] | None = None
+        with torch.no_grad():
+            initial, norm_sq = self._sketch_all([p for _, p in params])
+            self._init_sketch = initial
+            self._previous_norm_sq = norm_sq
+            self._reference_norm_sq = norm_sq
+            self._reference_sketch = initial
+            if mode == "snapshot":
+                self._previous = [self._copy(p) for _, p in params]
+                self._before_previous: list[Any] | None = None
+            else:
+                self._previous_sketch = initial
+                self._before_previous_sketch: list[Any] | None = None
+
+    # reading the model
+
+    def _read_parameters(self) -> list[tuple[str, Any]]:
+        import torch
+
+        if isinstance(self._model, torch.nn.Module):
+            items = list(self._model.named_parameters())
+        elif isinstance(self._model, Mapping):
+            items = list(self._model.items())
+            for name, value in items:
+                if not isinstance(value, torch.Tensor):
+                    raise TypeError(
+                        f"model[{name!r}] must be a torch tensor; got {type(value).__name__}."
+                    )
+        else:
+            raise TypeError(
+                "model must be a torch.nn.Module or a mapping from names to tensors; "
+                f"got {type(self._model).__name__}."
+            )
+        return [
+            (name, p)
+            for name, p in items
+            if p.is_floating_point()
+            and (self._include is None or self._include.search(name))
+            and (self._exclude is None or not self._exclude.search(name))
+        ]
+
+    def _checked_parameters(self) -> list[Any]:
+        params = dict(self._read_parameters())
+        for name in self.names:
+            if name not in params:
+                raise ValueError(
+                    f"parameter {name!r} disappeared from the model since the monitor started; "
+                    "a TrajectoryMonitor follows one fixed set of parameters: create a new one "
+                    "after changing the model."
+                )
+            shape = tuple(params[name].shape)
+            if shape != self.shapes[name]:
+                raise ValueError(
+                    f"parameter {name!r} changed shape from {self.shapes[name]} to {shape} since "
+                    "the monitor started; distances between differently shaped models are "
+                    "undefined: create a new TrajectoryMonitor after changing the model."
+                )
+        extra = [name for name in params if name not in self.shapes]
+        if extra:
+            raise ValueError(
+                f"parameter {extra[0]!r} appeared in the model after the monitor started; "
+                "create a new TrajectoryMonitor after changing the model."
+            )
+        return [params[name] for name in self.names]
+
+    def _copy(self, p: Any) -> Any:
+        return p.detach().reshape(-1).to(self._device, copy=True)
+
+    def _sketch_all(self, params: list[Any]) -> tuple[list[Any], float]:
+        """Sketch every tensor; also return the exact squared norm of all of them."""
+        import torch
+
+        sketches = []
+        norm_sq = torch.zeros((), dtype=torch.float64, device=self._device)
+        for p, sketch in zip(params, self._sketches, strict=True):
+            flat = p.detach().reshape(-1)
+            out = sketch.empty()
+            for start in sketch.chunks():
+                values = flat[start : start + CHUNK].to(self._device).double()
+                norm_sq += values.square().sum()
+                sketch.add_chunk(out, values, start)
+            sketches.append(out)
+        return sketches, norm_sq.item()
+
+    # public API
+
+    @property
+    def n_steps(self) -> int:
+        """How many times :meth:`step` has run."""
+        return self._n_steps
+
+    @property
+    def latest(self) -> MonitorMetrics:
+        """The metrics of the last :meth:`step`.
+
+        Raises
+        ------
+        RuntimeError
+            Before the first :meth:`step`.
+        """
+        if self._latest is None:
+            raise RuntimeError(_NO_STEP)
+        return self._latest
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Extra memory held by the monitor, in bytes, counted from the buffers it holds.
+
+        Returns
+        -------
+        dict
+            ``{"snapshots": ..., "sketches": ..., "hash_tables": ..., "total": ...}``.
+            In snapshot mode ``snapshots`` is at most twice the bytes of the
+            monitored parameters; ``sketches`` is at most
+            ``4 · 8 · sum(min(size, sketch_dim))`` over the tensors in either mode.
+        """
+        snapshots = 0
+        sketches: dict[int, Any] = {}
+        if self.mode == "snapshot":
+            for buffers in (self._previous, self._before_previous or []):
+                snapshots += sum(b.numel() * b.element_size() for b in buffers)
+            held = [self._init_sketch, self._reference_sketch]
+        else:
+            held = [
+                self._init_sketch,
+                self._reference_sketch,
+                self._previous_sketch,
+                self._before_previous_sketch or [],
+            ]
+        # shared sketches (the reference is the init one until mark_tested) count once
+        for group in held:
+            for s in group:
+                sketches[id(s)] = s
+        sketch_bytes = sum(s.numel() * 8 for s in sketches.values())
+        tables = self._tables.nbytes
+        return {
+            "snapshots": snapshots,
+            "sketches": sketch_bytes,
+            "hash_tables": tables,
+            "total": snapshots + sketch_bytes + tables,
+        }
+
+    def step(self) -> MonitorMetrics:
+        """Record the model's current parameters as the next point of its trajectory.
+
+        Call it after ``optimizer.step()`` (every step, or every n-th: the
+        metrics are then between monitored steps).
+
+        Returns
+        -------
+        MonitorMetrics
+            Step norm, turning angle, distances from init and reference, per tensor too.
+
+        Raises
+        ------
+        ValueError
+            When a parameter changed shape, disappeared or appeared since the
+            monitor was created.
+        """
+        import torch
+
+        params = self._checked_parameters()
+        with torch.no_grad():
+            if self.mode == "snapshot":
+                sums = self._snapshot_pass(params)
+            else:
+                sums = self._sketch_pass(params)
+        self._n_steps += 1
+        self._latest = self._metrics(*sums)
+        return self._latest
+
+    def mark_tested(self) -> None:
+        """Make the model's current parameters the reference ("this version passed its tests").
+
+        :attr:`MonitorMetrics.distance_from_reference` and :meth:`needs_retest`
+        measure from here on.
+        """
+        import torch
+
+        params = self._checked_parameters()
+        with torch.no_grad():
+            self._reference_sketch, self._reference_norm_sq = self._sketch_all(params)
+        self._reference_step = self._n_steps
+
+    def needs_retest(
+        self, threshold: float | None = None, *, relative_threshold: float | None = None
+    ) -> bool:
+        """Has the model moved far enough from the tested version to need testing again?
+
+        Compares the distance from the reference at the last :meth:`step` with
+        the threshold (0 when :meth:`mark_tested` ran after that step). The
+        distance is a count-sketch estimate (see the module docs): choose
+        thresholds well above ``sqrt(2 / sketch_dim)`` relative.
+
+        Parameters
+        ----------
+        threshold : float, optional
+            Absolute L2 distance in parameter units.
+        relative_threshold : float, optional
+            Distance as a fraction of the reference's norm ``||θ_ref||``.
+            Give exactly one of the two.
+
+        Raises
+        ------
+        ValueError
+            When neither or both thresholds are given, or one is negative or not finite.
+        RuntimeError
+            Before the first :meth:`step`.
+        """
+        if (threshold is None) == (relative_threshold is None):
+            raise ValueError("give exactly one of threshold= or relative_threshold=.")
+        limit = threshold if threshold is not None else relative_threshold
+        name = "threshold" if threshold is not None else "relative_threshold"
+        if not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit < 0:
+            raise ValueError(f"{name} must be a finite number >= 0; got {limit!r}.")
+        latest = self.latest
+        if self._reference_step >= latest.step:
+            return False
+        if threshold is not None:
+            return latest.distance_from_reference > threshold
+        reference_norm = math.sqrt(self._reference_norm_sq)
+        return latest.distance_from_reference > relative_threshold * reference_norm
+
+    # the passes
+
+    def _snapshot_pass(self, params: list[Any]) -> tuple:
+        import torch
+
+        step_sq, dot, norm_sq, current_sketch = [], [], [], []
+        before = self._before_previous
+        new_before = []
+        for i, p in enumerate(params):
+            flat = p.detach().reshape(-1)
+            sketch = self._sketches[i]
+            acc = torch.zeros(3, dtype=torch.float64, device=self._device)
+            cur_sketch = sketch.empty()
+            previous = self._previous[i]
+            for start in sketch.chunks():
+                stop = start + CHUNK
+                cur = flat[start:stop].to(self._device).double()
+                prev = previous[start:stop].double()
+                diff = cur - prev
+                acc[0] += diff.square().sum()
+                if before is not None:
+                    acc[1] += ((prev - before[i][start:stop].double()) * diff).sum()
+                acc[2] += cur.square().sum()
+                sketch.add_chunk(cur_sketch, cur, start)
+                # the oldest snapshot is no longer needed: reuse its memory for the newest
+                if before is not None:
+                    before[i][start:stop].copy_(flat[start:stop])
+            step_sq.append(acc[0])
+            dot.append(acc[1])
+            norm_sq.append(acc[2])
+            current_sketch.append(cur_sketch)
+            if before is None:
+                new_before.append(self._copy(p))
+        newest = before if before is not None else new_before
+        self._before_previous, self._previous = self._previous, newest
+        has_dot = before is not None
+        return step_sq, dot if has_dot else None, norm_sq, current_sketch
+
+    def _sketch_pass(self, params: list[Any]) -> tuple:
+        import torch
+
+        step_sq, dot, norm_sq, current_sketch = [], [], [], []
+        before = self._before_previous_sketch
+        for i, p in enumerate(params):
+            flat = p.detach().reshape(-1)
+            sketch = self._sketches[i]
+            cur_sketch = sketch.empty()
+            norm = torch.zeros((), dtype=torch.float64, device=self._device)
+            for start in sketch.chunks():
+                cur = flat[start : start + CHUNK].to(self._device).double()
+                norm += cur.square().sum()
+                sketch.add_chunk(cur_sketch, cur, start)
+            diff = cur_sketch - self._previous_sketch[i]
+            step_sq.append(diff.square().sum())
+            if before is not None:
+                dot.append(((self._previous_sketch[i] - before[i]) * diff).sum())
+            norm_sq.append(norm)
+            current_sketch.append(cur_sketch)
+        self._before_previous_sketch = self._previous_sketch
+        self._previous_sketch = current_sketch
+        return step_sq, dot if before is not None else None, norm_sq, current_sketch
+
+    def _metrics(self, step_sq, dot, norm_sq, current_sketch) -> MonitorMetrics:
+        import torch
+
+        init_sq = _squared_distances(current_sketch, self._init_sketch)
+        ref_sq = _squared_distances(current_sketch, self._reference_sketch)
+        n = len(self.names)
+        zeros = [torch.zeros((), dtype=torch.float64, device=self._device)] * n
+        # one device-to-host transfer for every scalar of this step
+        table = torch.stack(
+            [torch.stack(col) for col in (step_sq, dot or zeros, norm_sq, init_sq, ref_sq)]
+        ).tolist()
+        step_sq, dots, norm_sq, init_sq, ref_sq = table
+        previous_sq = self._previous_step_sq
+        previous_norm_sq = self._previous_norm_sq
+        layers = {}
+        for i, name in enumerate(self.names):
+            angle = _angle(dots[i], previous_sq[i], step_sq[i]) if dot is not None else math.nan
+            layers[name] = LayerMetrics(
+                name=name,
+                step_norm=math.sqrt(step_sq[i]),
+                turning_angle=angle,
+                distance_from_init=math.sqrt(init_sq[i]),
+                distance_from_reference=math.sqrt(ref_sq[i]),
+                norm=math.sqrt(norm_sq[i]),
+            )
+        total_step_sq = sum(step_sq)
+        if dot is not None:
+            turning = _angle(sum(dots), sum(previous_sq), total_step_sq)
+        else:
+            turning = math.nan
+        relative = math.sqrt(total_step_sq / previous_norm_sq) if previous_norm_sq > 0 else math.nan
+        self._previous_step_sq = step_sq
+        self._previous_norm_sq = sum(norm_sq)
+        return MonitorMetrics(
+            step=self._n_steps,
+            step_norm=math.sqrt(total_step_sq),
+            relative_step=relative,
+            turning_angle=turning,
+            distance_from_init=math.sqrt(sum(init_sq)),
+            distance_from_reference=math.sqrt(sum(ref_sq)),
+            norm=math.sqrt(sum(norm_sq)),
+            estimated=ESTIMATED[self.mode],
+            layers=layers,
+        )
+
+
+_NO_STEP = (
+    "the monitor has no step yet: call mon.step() after optimizer.step() at least once "
+    "before reading metrics or asking needs_retest()."
+)
+
+
+def _angle(dot: float, previous_sq: float, current_sq: float) -> float:
+    """Angle between two steps from their dot product and squared norms; NaN for a zero step."""
+    if previous_sq <= 0 or current_sq <= 0:
+        return math.nan
+    cosine = dot / math.sqrt(previous_sq * current_sq)
+    return math.acos(min(1.0, max(-1.0, cosine)))
+
+
+def _squared_distances(sketches: list[Any], others: list[Any]) -> list[Any]:
+    """Per-tensor ``||a - b||²`` of two lists of float64 sketches (0-d tensors)."""
+    return [(a - b).square().sum() for a, b in zip(sketches, others, strict=True)]

@@ -1,0 +1,24 @@
+"""Float64 reference for ``kernels/*/pairwise.py``: pairwise sums over one column block."""
+
+import numpy as np
+
+from wtraj.reference._widen import float64_columns
+
+
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
+    """Add one column block's pairwise sums to ``out``, in float64 throughout.
+
+    Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`;
+    with ``y=None`` the full matrix is written, of which callers use ``i < j``.
+    """
+    xb = float64_columns(x, x_start, x_stop)
+    yb = xb if y is None else float64_columns(y, y_start, y_stop)
+    for i, row in enumerate(xb):
+        if op == "sqdiff":
+            out[i] += ((yb - row) ** 2).sum(axis=1)
+        elif op == "absdiff":
+            out[i] += np.abs(yb - row).sum(axis=1)
+        elif op == "dot":
+            out[i] += (yb * row).sum(axis=1)
+        else:
+            raise ValueError(f"unknown pairwise op {op!r}")

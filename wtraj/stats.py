@@ -1,0 +1,123 @@
+"""``trajectory_stats``: every geometric quantity of a trajectory from one pass over the data."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wtraj._engine import accumulate, prepare
+from wtraj.path import menger_curvatures, step_lengths, turning_angles
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-tensor part of a trajectory: the same geometry restricted to one tensor's values."""
+
+    name: str
+    shape: tuple[int, ...]
+    # (N-1,) |x[i+1] - x[i]| over this tensor's values
+    step_norms: np.ndarray
+    # (N, N) euclidean distances over this tensor's values
+    distances: np.ndarray
+    # (N,) |x[i]| over this tensor's values
+    norms: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrajectoryStats:
+    """Geometry of one trajectory of N checkpoints (see :func:`trajectory_stats`)."""
+
+    # (N, N) euclidean distances, symmetric, zero diagonal
+    distances: np.ndarray
+    # (N-1,) step lengths |x[i+1] - x[i]|
+    step_norms: np.ndarray
+    # (N-2,) turning angles in radians between consecutive steps
+    turning_angles: np.ndarray
+    # (N-2,) Menger curvature 1 / circumradius of consecutive triples
+    menger_curvature: np.ndarray
+    # (N,) |x[i]|
+    norms: np.ndarray
+    # (N,) row labels (file names for checkpoints)
+    names: list[str]
+    # per tensor, when asked for with by_layer=True
+    layers: list[LayerStats] = field(default_factory=list)
+
+    @property
+    def distance_from_start(self) -> np.ndarray:
+        """(N,) |x[i] - x[0]|."""
+        return self.distances[0]
+
+    @property
+    def path_length(self) -> float:
+        """Total length of the path: the sum of the step norms."""
+        return float(self.step_norms.sum())
+
+
+def _symmetric_distances(pairs: np.ndarray) -> np.ndarray:
+    upper = np.triu(pairs, 1)
+    return np.sqrt(upper + upper.T)
+
+
+def trajectory_stats(
+    X: Any,
+    *,
+    by_layer: bool = False,
+    backend: str | None = None,
+    check_finite: bool = True,
+    memory_budget: int | str | None = None,
+    progress: bool | None = None,
+) -> TrajectoryStats:
+    """Distances, step norms, turning angles, Menger curvature and norms in ONE pass over X.
+
+    Parameters
+    ----------
+    X : (N, D) array-like
+        As for :func:`wtraj.pairwise`; the other arguments too.
+    by_layer : bool
+        Also give every tensor's own step norms, distances and norms (needs a
+        checkpoint source, e.g. ``wtraj.open(...)`` or a path; an array is one
+        "layer"). Computed in the same pass.
+
+    Returns
+    -------
+    TrajectoryStats
+        Curvatures are empty for N < 3 and step norms for N < 2.
+
+    Notes
+    -----
+    Each value of X is read once: every column block goes through the
+    pairwise kernel (float32 tile sums, float64 across tiles) and the path
+    kernel (float64 throughout) while it is in cache. Accuracy as documented
+    in :func:`wtraj.pairwise`, :func:`wtraj.step_norms` and :func:`wtraj.curvature`.
+    """
+    x_source, _, kernels = prepare(X, None, backend)
+    sums = accumulate(
+        x_source, kernels, pair_op="sqdiff", steps=True, by_layer=by_layer,
+        memory_budget=memory_budget, progress=progress, check_finite=check_finite,
+    )
+    steps = sums.steps
+    layers = []
+    if by_layer:
+        for layer, pairs, layer_steps in zip(x_source.layers, sums.layer_pairs, sums.layer_steps):
+            layers.append(
+                LayerStats(
+                    layer.name, tuple(layer.shape), step_lengths(layer_steps),
+                    _symmetric_distances(pairs), np.sqrt(layer_steps[0]),
+                )
+            )
+    with warnings.catch_warnings():
+        # a zero step is reported once, by the turning angles
+        warnings.filterwarnings("ignore", message=".*Menger curvature.*")
+        menger = menger_curvatures(steps)
+    return TrajectoryStats(
+        distances=_symmetric_distances(sums.pairs),
+        step_norms=step_lengths(steps),
+        turning_angles=turning_angles(steps),
+        menger_curvature=menger,
+        norms=np.sqrt(steps[0]),
+        names=list(x_source.names),
+        layers=layers,
+    )
