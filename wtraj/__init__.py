@@ -20,6 +20,10 @@ _EXPORTS = {
     "TrajectoryStats": "wtraj.stats",
     "open": "wtraj.checkpoints",
     "Checkpoints": "wtraj.checkpoints",
+    "TrajectoryMonitor": "wtraj.monitor",
+    "MonitorMetrics": "wtraj.monitor",
+    "TrajectoryLightningCallback": "wtraj.integrations.lightning",
+    "TrajectoryTrainerCallback": "wtraj.integrations.huggingface",
 }
 
 __all__ = sorted(_EXPORTS)

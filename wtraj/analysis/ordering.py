@@ -22,6 +22,9 @@ from wtraj.analysis._tour import shortest_path_order, window_refine
 # lags (in checkpoints) that the refinement compares; 12 resolves the
 # late-training noise of the toy runs (tau 1.0), larger windows cost O(window^2) per checkpoint
 DEFAULT_WINDOW = 12
+# consecutive steps that differ by more than a factor e^1.1 = 3 start a new
+# phase of training for the direction test
+LOG_PHASE_JUMP = math.log(3.0)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class Direction:
         True when the path as given runs from start to end.
     confidence : float
         In [0.5, 1]: ``Phi(|z|)``, the standard normal CDF of the Mann-Kendall
-        trend statistic of the step lengths. 0.5 means the step lengths show
+        trend statistic of the step lengths within phases (see
+        :func:`segmented_trend_z`). 0.5 means the step lengths show
         no trend (the direction is a guess), 0.975 a trend significant at the
         5 % level (two-sided).
     z : float
@@ -47,24 +51,38 @@ class Direction:
     z: float
 
 
-def mann_kendall_z(values: np.ndarray) -> float:
-    """Mann-Kendall trend statistic ``z`` of ``values`` (n,), with the continuity correction.
+def mann_kendall(values: np.ndarray) -> tuple[int, float]:
+    """Mann-Kendall ``S`` of ``values`` (n,) and its variance under no trend.
 
-    ``S = sum_{i<j} sign(values[j] - values[i])``; under no trend ``S`` is
-    approximately normal with variance ``n (n - 1) (2 n + 5) / 18``. Ties are
-    counted as 0 without the tie correction of the variance. O(n^2) time,
-    O(n) memory.
+    ``S = sum_{i<j} sign(values[j] - values[i])``; with no trend ``S`` is
+    approximately normal with variance ``n (n - 1) (2 n + 5) / 18`` (ties count
+    0, no tie correction). O(n^2) time, O(n) memory.
     """
     n = values.shape[0]
-    if n < 2:
-        return 0.0
     s = 0
     for i in range(n - 1):
         s += int(np.sign(values[i + 1 :] - values[i]).sum())
-    variance = n * (n - 1) * (2 * n + 5) / 18.0
-    if s == 0:
+    return s, n * (n - 1) * (2 * n + 5) / 18.0
+
+
+def segmented_trend_z(log_steps: np.ndarray, jump: float = LOG_PHASE_JUMP) -> float:
+    """Trend ``z`` of log step lengths within phases, summed over phases.
+
+    The steps are cut into phases wherever consecutive steps differ by more
+    than ``exp(jump)`` (a data shift, a learning-rate step); ``S`` and its
+    variance are summed over the phases, so that a new phase's large steps
+    do not read as steps that grow. Continuity-corrected ``z``; 0 without
+    evidence.
+    """
+    cuts = np.flatnonzero(np.abs(np.diff(log_steps)) > jump) + 1
+    s_total, variance_total = 0, 0.0
+    for phase in np.split(log_steps, cuts):
+        s, variance = mann_kendall(phase)
+        s_total += s
+        variance_total += variance
+    if s_total == 0 or variance_total == 0:
         return 0.0
-    return (s - math.copysign(1, s)) / math.sqrt(variance)
+    return (s_total - math.copysign(1, s_total)) / math.sqrt(variance_total)
 
 
 def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
@@ -77,7 +95,7 @@ def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
         A seriation of the checkpoints, N >= 3.
     """
     steps = D[order[:-1], order[1:]]
-    z = mann_kendall_z(np.log(np.maximum(steps, np.finfo(float).tiny)))
+    z = segmented_trend_z(np.log(np.maximum(steps, np.finfo(float).tiny)))
     confidence = 0.5 * (1.0 + math.erf(abs(z) / math.sqrt(2.0)))
     # no trend at all (z == 0) keeps the seriation's own orientation
     return Direction(forward=z <= 0, confidence=confidence, z=z)

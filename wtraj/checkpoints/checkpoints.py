@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import numpy as np
 
 from wtraj._source import COLUMN_ALIGN, Block, Layer
+from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
 from wtraj.checkpoints.progress import progress_bar
 from wtraj.checkpoints.stored import StoredTensor, copy_widened
 
+# rows of a block read at once: two reads in flight kept the disk of the 2-core
+# benchmark machine busier than one, four did no better (bench/RESULTS.md)
+READ_THREADS = 2
 # stored bytes per element, for sizing reads and the progress bar
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
@@ -84,31 +90,34 @@ class Checkpoints:
         """Columns per block buffer: at most ``max_width`` and within the memory budget.
 
         Two buffers are in flight (one read by the caller, one being filled),
-        so each may take half of :attr:`memory_budget`.
+        plus one staging row per checkpoint for values that need widening.
         """
-        itemsize = np.dtype(self.dtype).itemsize
-        budget_width = self.memory_budget // (2 * self.n_checkpoints * itemsize)
-        width = min(int(max_width), budget_width)
+        bytes_per_column = self.n_checkpoints * (
+            2 * np.dtype(self.dtype).itemsize + self._staging_itemsize()
+        )
+        width = min(int(max_width), self.memory_budget // bytes_per_column)
         width = max(COLUMN_ALIGN, width // COLUMN_ALIGN * COLUMN_ALIGN)
         return min(width, max(layer.size for layer in self.layers))
 
-    def blocks(self, max_width: int, progress: bool | None = None) -> Iterator[Block]:
-        """Yield the columns of every tensor, block by block, read on a background thread.
+    def blocks(self, max_width: int, progress: bool | None = False) -> Iterator[Block]:
+        """Yield the columns of every tensor, block by block, read on background threads.
 
         A block never spans two tensors: ``Block.layer`` is the index of its
         tensor in :attr:`layers`, and tensors wider than a block are cut at
         multiples of ``COLUMN_ALIGN`` columns. ``Block.data`` is a C-contiguous
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
-        requested, so use it before asking for the next.
+        requested, so use it before asking for the next. The next block is
+        read while the caller works on this one.
 
         Parameters
         ----------
         max_width : int
             Most columns per block.
         progress : bool or None
-            Show a progress bar: None shows one on a terminal for passes of a
-            GiB or more.
+            Show a progress bar of the bytes read. Off by default, since the
+            wtraj functions draw their own; None shows one on a terminal for
+            passes of a GiB or more.
         """
         width = self.block_width(max_width)
         tasks = [
@@ -116,17 +125,38 @@ class Checkpoints:
             for k, layer in enumerate(self.layers)
             for start in range(0, layer.size, width)
         ]
+        bytes_per_column = [
+            sum(_ITEMSIZE[row[k].dtype] for row in self._tensors) for k in range(len(self.layers))
+        ]
+        staging = np.empty((self.n_checkpoints, width * self._staging_itemsize()), dtype=np.uint8)
+        files = OpenFiles()
+        pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="wtraj-read")
+
+        def fill(buffer: np.ndarray, task: tuple[int, int, int]) -> None:
+            k, start, stop = task
+            rows = range(self.n_checkpoints)
+            for _ in pool.map(
+                lambda i: self._read_row(buffer[i], staging[i], files, i, k, start, stop), rows
+            ):
+                pass
+
+        def new_buffer() -> np.ndarray:
+            return np.empty((self.n_checkpoints, width), dtype=self.dtype)
+
         bar = progress_bar(self.nbytes, progress, f"reading {self.n_checkpoints} checkpoints")
-        bytes_per_column = [sum(_ITEMSIZE[row[k].dtype] for row in self._tensors) for k in range(len(self.layers))]
         try:
-            for (k, start, stop), buffer in prefetched(tasks, self._new_buffer(width), self._fill):
-                yield Block(buffer, 0, stop - start, self.layers[k].offset + start, k)
-                bar.update((stop - start) * bytes_per_column[k])
+            # closing() stops the reader thread before the pool and files go away
+            with closing(prefetched(tasks, new_buffer, fill)) as filled:
+                for (k, start, stop), buffer in filled:
+                    yield Block(buffer, 0, stop - start, self.layers[k].offset + start, k)
+                    bar.update((stop - start) * bytes_per_column[k])
         finally:
+            pool.shutdown(wait=True)
+            files.close()
             bar.close()
 
     def describe(self, row: int, column: int) -> str:
-        """Where element ``(row, column)`` lies: checkpoint, file, tensor and index in the tensor."""
+        """Where element ``(row, column)`` lies: checkpoint, file, tensor and index in it."""
         k = bisect.bisect_right(self._offsets, column) - 1
         layer = self.layers[k]
         tensor = self._tensors[row][k]
@@ -136,17 +166,39 @@ class Checkpoints:
             f"{index} (file {str(tensor.file)!r}, key {tensor.key!r})"
         )
 
-    def _new_buffer(self, width: int):
-        def make() -> np.ndarray:
-            return np.empty((self.n_checkpoints, width), dtype=self.dtype)
+    def _staging_itemsize(self) -> int:
+        """Bytes per element of the staging rows that raw reads needing conversion land in."""
+        staged = [
+            t.values.dtype.itemsize
+            for row in self._tensors
+            for t in row
+            if t.file_offset is not None and t.values.dtype != self.dtype
+        ]
+        return max(staged, default=0)
 
-        return make
-
-    def _fill(self, buffer: np.ndarray, task: tuple[int, int, int]) -> None:
-        k, start, stop = task
-        for i, row in enumerate(self._tensors):
-            tensor = row[k]
-            try:
-                copy_widened(buffer[i, : stop - start], tensor.values[start:stop], tensor.dtype)
-            except OSError as exc:
-                raise OSError(f"{tensor.file}: reading tensor {tensor.key!r} failed: {exc}") from exc
+    def _read_row(
+        self,
+        out: np.ndarray,
+        staging: np.ndarray,
+        files: OpenFiles,
+        i: int,
+        k: int,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Columns ``[start, stop)`` of tensor ``k`` of checkpoint ``i`` into ``out``."""
+        tensor = self._tensors[i][k]
+        out = out[: stop - start]
+        stored = tensor.values.dtype
+        if tensor.file_offset is None:
+            copy_widened(out, tensor.values[start:stop], tensor.dtype)
+            return
+        fd = files.fd(tensor.file)
+        offset = tensor.file_offset + start * stored.itemsize
+        what = f"{tensor.file}: tensor {tensor.key!r}"
+        if stored == out.dtype:
+            read_exactly(fd, out, offset, what)
+            return
+        raw = staging[: (stop - start) * stored.itemsize].view(stored)
+        read_exactly(fd, raw, offset, what)
+        copy_widened(out, raw, tensor.dtype)

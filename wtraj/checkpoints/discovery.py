@@ -25,7 +25,8 @@ FORMAT_OF_SUFFIX = {
     ".npy": "numpy",
     ".npz": "numpy",
 }
-# weight files of a model folder, most preferred first (safetensors over pickles, as in transformers)
+# weight files of a model folder, most preferred first (safetensors before pickles,
+# as transformers does)
 MODEL_FILE_NAMES = (
     "model.safetensors.index.json",
     "model.safetensors",

@@ -70,7 +70,9 @@ def read_safetensors(path: Path) -> dict[str, StoredTensor]:
     try:
         header = json.loads(raw_header)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupted safetensors file: the header is not valid JSON ({exc}).") from exc
+        raise ValueError(
+            f"{path}: corrupted safetensors file: the header is not valid JSON ({exc})."
+        ) from exc
     if not isinstance(header, dict):
         raise ValueError(f"{path}: corrupted safetensors file: the header is not a JSON object.")
     header.pop("__metadata__", None)
@@ -89,7 +91,12 @@ def read_safetensors(path: Path) -> dict[str, StoredTensor]:
     for (dtype_code, shape, (begin, end)), key in entries:
         name, storage = SAFETENSORS_DTYPES[dtype_code]
         tensors[key] = StoredTensor(
-            key=key, shape=shape, dtype=name, file=path, values=data[begin:end].view(storage)
+            key=key,
+            shape=shape,
+            dtype=name,
+            file=path,
+            values=data[begin:end].view(storage),
+            file_offset=data_start + begin,
         )
     return tensors
 
@@ -99,19 +106,27 @@ def _check_entry(
 ) -> tuple[str, tuple[int, ...], tuple[int, int]]:
     where = f"{path}: tensor {key!r}"
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
-        raise ValueError(f"{where}: corrupted header entry (expected dtype, shape and data_offsets; got {entry!r}).")
+        raise ValueError(
+            f"{where}: corrupted header entry (expected dtype, shape and data_offsets; "
+            f"got {entry!r})."
+        )
     dtype_code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if dtype_code not in SAFETENSORS_DTYPES:
         raise ValueError(f"{where}: unknown safetensors dtype {dtype_code!r}.")
     if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
-        raise ValueError(f"{where}: corrupted header: shape must be a list of non-negative integers, got {shape!r}.")
+        raise ValueError(
+            f"{where}: corrupted header: shape must be a list of non-negative integers, "
+            f"got {shape!r}."
+        )
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
         and all(isinstance(o, int) for o in offsets)
         and 0 <= offsets[0] <= offsets[1]
     ):
-        raise ValueError(f"{where}: corrupted header: data_offsets must be [begin, end], got {offsets!r}.")
+        raise ValueError(
+            f"{where}: corrupted header: data_offsets must be [begin, end], got {offsets!r}."
+        )
     begin, end = offsets
     itemsize = SAFETENSORS_DTYPES[dtype_code][1].itemsize
     expected = int(np.prod(shape, dtype=np.int64)) * itemsize
@@ -122,7 +137,7 @@ def _check_entry(
         )
     if end > data_len:
         raise ValueError(
-            f"{where}: truncated or corrupted file: the tensor's data ends at byte {end} of the data "
-            f"region but the file holds only {data_len} bytes of data."
+            f"{where}: truncated or corrupted file: the tensor's data ends at byte {end} of "
+            f"the data region but the file holds only {data_len} bytes of data."
         )
     return dtype_code, tuple(shape), (begin, end)

@@ -21,7 +21,9 @@ class Selection:
     skipped: dict[str, str]
 
 
-def rename(tensors: dict[str, StoredTensor], strip_prefix: Sequence[str], label: str) -> dict[str, StoredTensor]:
+def rename(
+    tensors: dict[str, StoredTensor], strip_prefix: Sequence[str], label: str
+) -> dict[str, StoredTensor]:
     """Key the tensors by their names with leading ``strip_prefix`` es removed (repeatedly).
 
     Raises
@@ -39,8 +41,9 @@ def rename(tensors: dict[str, StoredTensor], strip_prefix: Sequence[str], label:
             name = name[len(prefix) :]
         if name in renamed:
             raise ValueError(
-                f"{label}: tensors {renamed[name].key!r} and {key!r} both become {name!r} once the "
-                f"prefixes {tuple(strip_prefix)} are stripped; pass strip_prefix=() to keep the keys."
+                f"{label}: tensors {renamed[name].key!r} and {key!r} both become {name!r} once "
+                f"the prefixes {tuple(strip_prefix)} are stripped; pass strip_prefix=() to keep "
+                "the keys."
             )
         renamed[name] = tensor
     return renamed
@@ -52,7 +55,7 @@ def select(
     include: str | re.Pattern | None,
     exclude: str | re.Pattern | None,
 ) -> Selection:
-    """Keep the floating tensors matching ``include`` and not ``exclude``, in the first checkpoint's order.
+    """Keep the floating tensors matching ``include``, not ``exclude``, in checkpoint 0's order.
 
     Raises
     ------
@@ -110,8 +113,9 @@ def _check_same_tensors(
     for name, tensor in reference.items():
         if name not in other:
             raise ValueError(
-                f"{label}: has no tensor {name!r}, which {ref_label} holds with shape {tensor.shape}; "
-                "every checkpoint must hold the same tensors (use include=/exclude= to choose)."
+                f"{label}: has no tensor {name!r}, which {ref_label} holds with shape "
+                f"{tensor.shape}; every checkpoint must hold the same tensors (use "
+                "include=/exclude= to choose)."
             )
         if other[name].shape != tensor.shape:
             raise ValueError(

@@ -16,8 +16,8 @@ class StoredTensor:
     """A tensor of one checkpoint, not yet read.
 
     ``values`` is a 1-D sliceable view of the stored elements in C order
-    (a memory map, a slice of one, or a streaming reader): slicing it reads
-    only that range. bfloat16 values are held as their raw ``uint16`` bits,
+    (a memory map, a slice of one, or a streaming reader) with a ``dtype``:
+    slicing it reads only that range. bfloat16 values are held as their raw ``uint16`` bits,
     since NumPy has no bfloat16.
     """
 
@@ -28,6 +28,9 @@ class StoredTensor:
     dtype: str
     file: Path
     values: Any
+    # byte offset of the first element in ``file`` when the values lie there as raw
+    # C-order bytes (safetensors, .npy, stored .npz): they are then read with pread
+    file_offset: int | None = None
 
     @property
     def size(self) -> int:

@@ -1,0 +1,105 @@
+r"""Pairwise sums over one column block, on the GPU.
+
+Same sums as ``kernels/numba/pairwise.py`` (squared differences, absolute
+differences, products). Tiled over pairs (``BLOCK_N x BLOCK_M`` rows) and over
+D: each program sums its split of the columns in ``BLOCK_D`` tiles, in
+float32 within a tile (float64 for float64 input) and float64 across tiles, and writes its own partial
+sums; a second pass adds the splits in a fixed order (deterministic, no atomics).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from wtraj.kernels.triton._launch import check_block, split_columns
+
+OPS = {"sqdiff": 0, "absdiff": 1, "dot": 2}
+
+
+@triton.jit
+def _pairwise_partial_kernel(
+    # pointers
+    x_ptr, y_ptr, partial_ptr,
+    # sizes
+    n_rows, m_rows, width, split_width, x_col0, y_col0,
+    # strides
+    stride_xn, stride_yn, stride_ps, stride_pn,
+    # meta-parameters
+    OP: tl.constexpr, SYMMETRIC: tl.constexpr, FLOAT64: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_s = tl.program_id(2).to(tl.int64)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_n = offs_n < n_rows
+    mask_m = offs_m < m_rows
+    x_rows = x_ptr + offs_n.to(tl.int64)[:, None] * stride_xn  # [BLOCK_N, 1]
+    y_rows = y_ptr + offs_m.to(tl.int64)[:, None] * stride_yn  # [BLOCK_M, 1]
+
+    col_lo = pid_s * split_width
+    col_hi = tl.minimum(col_lo + split_width, width)
+    if SYMMETRIC:
+        # tiles below the diagonal are the mirror of tiles above it: skip their columns
+        col_hi = tl.where(pid_m < pid_n, col_lo, col_hi)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float64)
+    for k0 in range(col_lo, col_hi, BLOCK_D):
+        offs_d = k0 + tl.arange(0, BLOCK_D).to(tl.int64)
+        mask_d = offs_d < col_hi
+        x = tl.load(x_rows + (x_col0 + offs_d)[None, :], mask=mask_n[:, None] & mask_d[None, :],
+                    other=0.0)  # [BLOCK_N, BLOCK_D]
+        y = tl.load(y_rows + (y_col0 + offs_d)[None, :], mask=mask_m[:, None] & mask_d[None, :],
+                    other=0.0)  # [BLOCK_M, BLOCK_D]
+        # tiles are summed in float32, or in float64 for float64 input
+        if FLOAT64:
+            x = x.to(tl.float64)
+            y = y.to(tl.float64)
+        else:
+            x = x.to(tl.float32)
+            y = y.to(tl.float32)
+        if OP == 2:
+            terms = x[:, None, :] * y[None, :, :]
+        else:
+            diff = x[:, None, :] - y[None, :, :]  # [BLOCK_N, BLOCK_M, BLOCK_D]
+            terms = diff * diff if OP == 0 else tl.abs(diff)
+        acc += tl.sum(terms, axis=2).to(tl.float64)
+
+    out_ptrs = partial_ptr + pid_s * stride_ps + offs_n.to(tl.int64)[:, None] * stride_pn + offs_m[None, :]
+    tl.store(out_ptrs, acc, mask=mask_n[:, None] & mask_m[None, :])
+
+
+def _tile_sizes(n_rows, m_rows):
+    block_n = min(16, triton.next_power_of_2(n_rows))
+    block_m = min(16, triton.next_power_of_2(m_rows))
+    # keep the [BLOCK_N, BLOCK_M, BLOCK_D] product at 8192 values per program
+    block_d = max(16, 8192 // (block_n * block_m))
+    return block_n, block_m, block_d
+
+
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
+    """Add one column block's pairwise sums to ``out`` (a float64 tensor on x's device).
+
+    Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`.
+    """
+    check_block(x, "X")
+    symmetric = y is None
+    if symmetric:
+        y, y_start = x, x_start
+    else:
+        check_block(y, "Y")
+    n_rows, m_rows = x.shape[0], y.shape[0]
+    width = x_stop - x_start
+    block_n, block_m, block_d = _tile_sizes(n_rows, m_rows)
+    tiles = triton.cdiv(n_rows, block_n) * triton.cdiv(m_rows, block_m)
+    n_splits, split_width = split_columns(width, tiles, block_d, x.device)
+    partial = torch.zeros((n_splits, n_rows, m_rows), dtype=torch.float64, device=x.device)
+    grid = (triton.cdiv(n_rows, block_n), triton.cdiv(m_rows, block_m), n_splits)
+    _pairwise_partial_kernel[grid](
+        x, y, partial,
+        n_rows, m_rows, width, split_width, x_start, y_start,
+        x.stride(0), y.stride(0), partial.stride(0), partial.stride(1),
+        OP=OPS[op], SYMMETRIC=symmetric, FLOAT64=x.dtype == torch.float64,
+        BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
+    )
+    out += partial.sum(dim=0)

@@ -1,0 +1,99 @@
+"""Shared test set-up: Triton's interpreter without a GPU, hypothesis profiles, walks and tolerances."""
+
+import os
+
+import numpy as np
+import pytest
+
+try:
+    import torch
+
+    HAS_CUDA = torch.cuda.is_available()
+except ImportError:
+    torch = None
+    HAS_CUDA = False
+
+# Without a GPU the Triton kernels run in Triton's interpreter; this must be
+# set before triton is first imported.
+if not HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+try:
+    import triton  # noqa: F401
+
+    HAS_TRITON = torch is not None
+except ImportError:
+    HAS_TRITON = False
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, max_examples=30, deadline=None)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+BACKENDS = ["reference", "numba"] + (["triton"] if HAS_TRITON else [])
+FAST_BACKENDS = [b for b in BACKENDS if b != "reference"]
+
+# Relative tolerance against the float64 truth of the same values, by input dtype.
+TOLERANCE = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-6, "bfloat16": 1e-6}
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_CUDA:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+def random_walk(n, d, step=1e-3, dtype=np.float32, drift=False, seed=0):
+    """A trajectory of n checkpoints in d dimensions whose steps are ``step`` of the norm.
+
+    With ``drift`` every step shares one direction (plus 20% noise), so the
+    path is nearly straight and its turning angles are small.
+    """
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(d)
+    scale = step * np.linalg.norm(start)
+    direction = rng.standard_normal(d)
+    direction /= np.linalg.norm(direction)
+    steps = rng.standard_normal((max(n - 1, 0), d))
+    steps /= np.linalg.norm(steps, axis=1, keepdims=True)
+    if drift:
+        steps = direction + 0.2 * steps
+    steps *= scale
+    walk = np.vstack([start, start + np.cumsum(steps, axis=0)])
+    return walk.astype(dtype)
+
+
+def to_backend(X, backend):
+    """X as the backend takes it: a torch tensor for Triton (on CUDA when there is one)."""
+    if backend != "triton":
+        return X
+    tensor = torch.from_numpy(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) else X
+    return tensor.cuda() if HAS_CUDA else tensor
+
+
+def as_float64(X):
+    """The exact float64 values of X (NumPy or torch, any float dtype)."""
+    if torch is not None and isinstance(X, torch.Tensor):
+        return X.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(X, dtype=np.float64)
+
+
+def assert_close(actual, expected, rtol, atol=0.0, what="value"):
+    """Elementwise |actual - expected| <= atol + rtol |expected|, naming the worst entry."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    error = np.abs(actual - expected)
+    allowed = atol + rtol * np.abs(expected)
+    nan_match = np.isnan(actual) & np.isnan(expected)
+    excess = np.where(nan_match, -np.inf, error - allowed)
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
+    assert excess.size == 0 or excess[worst] <= 0, (
+        f"{what} at {worst}: got {actual[worst]!r}, float64 truth {expected[worst]!r}, "
+        f"relative error {error[worst] / max(abs(expected[worst]), 1e-300):.3e} (rtol {rtol:g}, atol {atol:g})"
+    )

@@ -1,0 +1,75 @@
+"""Backend choice: backend=, WTRAJ_BACKEND, auto, and import wtraj without torch or triton."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import random_walk
+
+import wtraj
+from wtraj._backend import resolve_backend
+
+
+def test_auto_follows_the_data():
+    assert resolve_backend(None, "cpu") == "numba"
+    assert resolve_backend("auto", "cuda") == "triton"
+
+
+def test_environment_override(monkeypatch):
+    monkeypatch.setenv("WTRAJ_BACKEND", "reference")
+    assert resolve_backend(None, "cpu") == "reference"
+    assert resolve_backend("numba", "cpu") == "numba"
+    monkeypatch.setenv("WTRAJ_BACKEND", "fortran")
+    with pytest.raises(ValueError, match="WTRAJ_BACKEND='fortran'"):
+        wtraj.pairwise(random_walk(2, 5))
+
+
+def test_unknown_backend_argument():
+    with pytest.raises(ValueError, match="backend='cuda' is not a backend"):
+        wtraj.pairwise(random_walk(2, 5), backend="cuda")
+
+
+def test_cuda_data_refuses_cpu_backends():
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        resolve_backend("numba", "cuda")
+
+
+def test_reference_and_numba_agree():
+    X = random_walk(6, 4000, 1e-4, seed=51)
+    np.testing.assert_allclose(
+        wtraj.pairwise(X, backend="numba"), wtraj.pairwise(X, backend="reference"), rtol=1e-6
+    )
+
+
+def test_import_without_torch_or_triton():
+    # a fresh interpreter where importing torch or triton fails
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'triton'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np, wtraj\n"
+        "from wtraj import pairwise, curvature, step_norms, trajectory_stats\n"
+        "X = np.random.default_rng(0).standard_normal((4, 100))\n"
+        "assert pairwise(X).shape == (4, 4)\n"
+        "assert 'torch' not in sys.modules and 'triton' not in sys.modules\n"
+        "try:\n"
+        "    pairwise(X, backend='triton')\n"
+        "except (ImportError, ValueError) as e:\n"
+        "    print('refused:', e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"TRITON_INTERPRET": "1", "PATH": ""}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "refused: backend='triton' is not available" in result.stdout
+
+
+def test_public_names():
+    from wtraj import curvature, pairwise, step_norms, trajectory_stats  # noqa: F401
+
+    assert "pairwise" in dir(wtraj)
+    with pytest.raises(AttributeError):
+        wtraj.no_such_function  # noqa: B018

@@ -1,0 +1,407 @@
+"""Tell training runs apart, also runs that share their initialisation.
+
+Runs from one initialisation (or fine-tunes of one parent) share their first
+checkpoints exactly and stay close for a while, so clustering the distances
+puts their early checkpoints together and fails (adjusted Rand index ~ 0 on
+real runs). wtraj separates runs in two stages.
+
+1. **Runs from different initialisations** meet, in the minimum spanning tree
+   of the checkpoints, through an edge between their starts: a long edge
+   from which the steps shrink on both sides (training steps shrink as a run
+   converges). An edge is cut when the runs leaving its two ends (each end's
+   shortest other tree edge, then the longest branch) have their first
+   ``TREND_STEPS`` steps all shorter than the edge by ``LINK_RATIO`` and
+   shrinking (Mann-Kendall trend within phases). A data shift also makes a long edge, but
+   before it the steps shrink *towards* it, so it is never cut.
+2. **Runs that share a start** (one component): the runs are the ``k``
+   chains of least total squared step leaving the root
+   (:mod:`wtraj.analysis._cover`), with the progress of each checkpoint its
+   geodesic distance from the root over the 3-nearest-neighbour graph. ``k``
+   is the one with the least cost: more chains than runs only add jumps from
+   the root, fewer force chains to zigzag between runs. The root is the end
+   of the component's seriation (:func:`wtraj.analysis.ordering.order_nodes`)
+   from which the steps along the chains shrink (pooled Mann-Kendall test).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from wtraj.analysis._cover import chain_cover
+from wtraj.analysis._distances import Nodes, distance_matrix, distinct_nodes, require_nodes
+from wtraj.analysis._tour import nearest_neighbours
+from wtraj.analysis._tree import minimum_spanning_tree, root_tree, tree_adjacency
+from wtraj.analysis.ordering import order_nodes, segmented_trend_z
+
+# a link between runs is at least this many times longer than the first steps beside it
+# (measured on the toy runs: links 2.5x, steps next to a link within a shared start 1.2x)
+LINK_RATIO = 2.0
+# steps read on each side of a candidate link for the trend test
+TREND_STEPS = 10
+# neighbours that define progress (geodesic distance from the root)
+PROGRESS_NEIGHBOURS = 3
+# candidate successors per checkpoint in the chain cover: enough to reach the
+# next checkpoint of the same run past the same-time checkpoints of its siblings
+COVER_NEIGHBOURS = 20
+# the inference of k stops after the cost rose this many times in a row
+PATIENCE = 2
+
+
+def _check_count(n_trajectories: Any, n_rows: int) -> int | None:
+    if n_trajectories is None:
+        return None
+    if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, (int, np.integer)):
+        raise TypeError(
+            f"n_trajectories must be an int or None; got {type(n_trajectories).__name__}."
+        )
+    if not 1 <= n_trajectories <= n_rows:
+        raise ValueError(
+            f"n_trajectories must lie between 1 and the number of checkpoints ({n_rows}); "
+            f"got {n_trajectories}."
+        )
+    return int(n_trajectories)
+
+
+def _run_steps(adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int) -> np.ndarray:
+    """Up to ``TREND_STEPS`` steps of the run that leaves ``start`` on the side away from ``away_from``.
+
+    The run's first step is ``start``'s shortest other tree edge; from there
+    the walk follows the longest branch (in hops) of the tree.
+    """
+    others = [w for w in adjacency[start] if w != away_from]
+    if not others:
+        return np.empty(0)
+    first = min(others, key=lambda w: (D[start, w], w))
+    parent = {first: start}
+    order = [first]
+    for u in order:
+        for w in adjacency[u]:
+            if w != parent[u]:
+                parent[w] = u
+                order.append(w)
+    height = dict.fromkeys(order, 0)
+    deepest_child: dict[int, int] = {}
+    for u in reversed(order[1:]):
+        p = parent[u]
+        if height[u] + 1 > height[p]:
+            height[p] = height[u] + 1
+            deepest_child[p] = u
+    steps = [D[start, first]]
+    u = first
+    while u in deepest_child and len(steps) < TREND_STEPS:
+        w = deepest_child[u]
+        steps.append(D[u, w])
+        u = w
+    return np.asarray(steps)
+
+
+def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Minimum spanning tree edges ``(i, neighbour[i])`` that join runs of different starts.
+
+    Returns
+    -------
+    is_link : ndarray, shape (N,), bool
+        True where the tree edge of node ``i`` is a link between runs.
+    neighbour : ndarray, shape (N,), int64
+        The tree (see :func:`wtraj.analysis._tree.minimum_spanning_tree`).
+    adjacency : list of list of int
+    """
+    neighbour, length = minimum_spanning_tree(np.ascontiguousarray(D))
+    adjacency = tree_adjacency(neighbour)
+    is_link = np.zeros(D.shape[0], dtype=bool)
+    tiny = np.finfo(float).tiny
+    for i in range(1, D.shape[0]):
+        j = int(neighbour[i])
+        sides = [_run_steps(adjacency, D, i, j), _run_steps(adjacency, D, j, i)]
+        if any(steps.shape[0] < 3 for steps in sides):
+            continue
+        if length[i] < LINK_RATIO * max(steps.max() for steps in sides):
+            continue
+        is_link[i] = all(segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides)
+    return is_link, neighbour, adjacency
+
+
+def _components(n: int, neighbour: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(keep & (neighbour >= 0))
+    graph = coo_matrix((np.ones(rows.shape[0]), (rows, neighbour[rows])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return component
+
+
+def geodesic_progress(D: np.ndarray, root: int) -> np.ndarray:
+    """Shortest-path distance from ``root`` over the 3-nearest-neighbour graph.
+
+    Along a run, the path to a later checkpoint passes its predecessors, so
+    progress grows along every run, also where a data shift turns the run
+    back towards its start. Where the neighbour graph falls apart, the
+    minimum spanning tree edges between its pieces join it.
+    """
+    n = D.shape[0]
+    if n == 1:
+        return np.zeros(1)
+    k = min(PROGRESS_NEIGHBOURS, n - 1)
+    rows = np.repeat(np.arange(n), k)
+    cols = nearest_neighbours(D, k).ravel()
+    # the sparse graph reads stored zeros as missing edges; distinct checkpoints have D > 0
+    graph = coo_matrix((D[rows, cols], (rows, cols)), shape=(n, n)).tocsr()
+    n_pieces, piece = connected_components(graph, directed=False)
+    if n_pieces > 1:
+        tree, _ = minimum_spanning_tree(np.ascontiguousarray(D))
+        joins = np.flatnonzero((tree >= 0) & (piece != piece[np.maximum(tree, 0)]))
+        rows = np.concatenate([rows, joins])
+        cols = np.concatenate([cols, tree[joins]])
+        graph = coo_matrix((D[rows, cols], (rows, cols)), shape=(n, n)).tocsr()
+    return dijkstra(graph, directed=False, indices=root)
+
+
+class Rooted:
+    """Chain covers of one component from one candidate root."""
+
+    def __init__(self, D: np.ndarray, root: int, neighbours: np.ndarray | None):
+        self.D = D
+        self.root = root
+        self.progress = geodesic_progress(D, root)
+        self.neighbours = neighbours
+        self._covers: dict[int, tuple[np.ndarray, float]] = {}
+
+    @property
+    def max_chains(self) -> int:
+        return max(1, self.D.shape[0] - 1)
+
+    def cover(self, k: int) -> tuple[np.ndarray, float]:
+        """Chain of each node and the cost, for ``k`` chains (at most ``max_chains``)."""
+        if self.D.shape[0] == 1:
+            return np.zeros(1, dtype=np.int64), 0.0
+        if k not in self._covers:
+            self._covers[k] = chain_cover(self.D, self.progress, self.root, k, self.neighbours)
+        return self._covers[k]
+
+    def best_k(self) -> int:
+        """The number of chains with the least cost (module docstring, stage 2)."""
+        best, best_cost, rises = 1, self.cover(1)[1], 0
+        previous = best_cost
+        for k in range(2, self.max_chains + 1):
+            cost = self.cover(k)[1]
+            if cost < best_cost:
+                best, best_cost = k, cost
+            rises = rises + 1 if cost >= previous else 0
+            previous = cost
+            if rises >= PATIENCE:
+                break
+        return best
+
+    def trend(self, k: int) -> float:
+        """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking)."""
+        chain, _ = self.cover(k)
+        s_total, variance_total = 0.0, 0.0
+        for c in range(k):
+            members = np.flatnonzero(chain == c)
+            members = members[members != self.root]
+            path = np.concatenate([[self.root], members[np.argsort(self.progress[members])]])
+            steps = np.log(np.maximum(self.D[path[:-1], path[1:]], np.finfo(float).tiny))
+            z = segmented_trend_z(steps)
+            # weigh each chain's z by its standard deviation under no trend
+            n = steps.shape[0]
+            sd = np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+            s_total += z * sd
+            variance_total += sd**2
+        return s_total / np.sqrt(variance_total) if variance_total > 0 else 0.0
+
+
+def rooted_component(D: np.ndarray) -> Rooted:
+    """The component's start: whichever end of its seriation the chains' steps shrink from."""
+    n = D.shape[0]
+    neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
+    if n < 3:
+        return Rooted(D, 0, neighbours)
+    order, _ = order_nodes(D)
+    candidates = [Rooted(D, int(order[0]), neighbours), Rooted(D, int(order[-1]), neighbours)]
+    # ties keep the seriation's own choice of start (the first candidate)
+    return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
+
+
+def _split(D: np.ndarray, n_trajectories: int | None):
+    """Components, their chain counts and chain labels for distinct checkpoints."""
+    n = D.shape[0]
+    is_link, neighbour, _ = find_links(D)
+    if n_trajectories is not None and is_link.sum() + 1 > n_trajectories:
+        # fewer runs asked for than starts found: keep only the longest links
+        links = np.flatnonzero(is_link)
+        lengths = D[links, neighbour[links]]
+        keep_links = links[np.argsort(-lengths, kind="stable")[: n_trajectories - 1]]
+        is_link = np.zeros(n, dtype=bool)
+        is_link[keep_links] = True
+    component_of = _components(n, neighbour, ~is_link)
+    members = [np.flatnonzero(component_of == c) for c in range(component_of.max() + 1)]
+    components = [rooted_component(D[np.ix_(m, m)]) for m in members]
+    if n_trajectories is None:
+        counts = [c.best_k() for c in components]
+    else:
+        counts = _allocate(components, n_trajectories)
+    return members, components, counts
+
+
+def _allocate(components: list[Rooted], n_trajectories: int) -> list[int]:
+    """Share ``n_trajectories`` chains among components, each extra one where it saves most."""
+    counts = [1] * len(components)
+    while sum(counts) < n_trajectories:
+        savings = [
+            c.cover(k)[1] - c.cover(k + 1)[1] if k < c.max_chains else -np.inf
+            for c, k in zip(components, counts)
+        ]
+        best = int(np.argmax(savings))
+        if not np.isfinite(savings[best]):
+            raise ValueError(
+                f"n_trajectories={n_trajectories} is more runs than the "
+                f"{sum(c.D.shape[0] for c in components)} distinct checkpoints can form."
+            )
+        counts[best] += 1
+    return counts
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels 0 .. k-1 in order of each label's first row."""
+    values, first = np.unique(labels, return_index=True)
+    rank = np.empty(values.shape[0], dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(values.shape[0])
+    return rank[np.searchsorted(values, labels)]
+
+
+def separate_nodes(D: np.ndarray, n_trajectories: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Run labels and tree parents (roots: -1) of distinct checkpoints."""
+    members, components, counts = _split(D, n_trajectories)
+    n = D.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    parent = np.full(n, -1, dtype=np.int64)
+    offset = 0
+    for m, component, k in zip(members, components, counts):
+        chain, _ = component.cover(k)
+        labels[m] = offset + chain
+        local = _chain_parents(component, chain)
+        parent[m] = np.where(local >= 0, m[np.maximum(local, 0)], -1)
+        offset += k
+    return _renumber(labels), parent
+
+
+def _chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
+    """Parent of each node within its component, as an index into the whole matrix."""
+    D, progress, root = component.D, component.progress, component.root
+    n = D.shape[0]
+    local = np.full(n, -1, dtype=np.int64)
+    rank = np.lexsort((np.arange(n), progress))
+    previous: dict[int, int] = {}
+    for u in rank:
+        u = int(u)
+        if u == root:
+            continue
+        c = int(chain[u])
+        if c in previous:
+            local[u] = previous[c]
+        else:
+            # a run's first checkpoint hangs from the nearest checkpoint that lies
+            # clearly behind it (progress lower by at least half their distance):
+            # the shared start, or the checkpoint a fine-tune branched from
+            behind = progress[u] - progress >= 0.5 * D[u]
+            behind[u] = False
+            behind[root] = True
+            candidates = np.flatnonzero(behind)
+            local[u] = int(candidates[np.argmin(D[u, candidates])])
+        previous[c] = u
+    return local
+
+
+def _prepare(X, n_trajectories, metric, question) -> tuple[Nodes, int | None]:
+    D = distance_matrix(X, metric)
+    n_trajectories = _check_count(n_trajectories, D.shape[0])
+    nodes = distinct_nodes(D)
+    require_nodes(nodes, 2, question)
+    if n_trajectories is not None and n_trajectories > nodes.D.shape[0]:
+        raise ValueError(
+            f"n_trajectories={n_trajectories} but only {nodes.D.shape[0]} of the "
+            f"{nodes.n_rows} checkpoints are distinct."
+        )
+    return nodes, n_trajectories
+
+
+def separate_trajectories(
+    X: Any, n_trajectories: int | None = None, *, metric: str = "euclidean"
+) -> np.ndarray:
+    """Label each checkpoint with the training run it belongs to.
+
+    Parameters
+    ----------
+    X : array_like, path, checkpoint set or ndarray of shape (N, N)
+        Checkpoints of one or more runs, in any order and in any form
+        :func:`wtraj.pairwise` accepts, or their distance matrix with
+        ``metric="precomputed"``.
+    n_trajectories : int, optional
+        Number of runs; inferred when None (see :mod:`wtraj.analysis.separation`).
+    metric : str
+        ``"euclidean"`` (default), another :func:`wtraj.pairwise` metric, or
+        ``"precomputed"``.
+
+    Returns
+    -------
+    ndarray, shape (N,), int64
+        Run labels ``0 .. k-1``, numbered in order of each run's first row.
+        A checkpoint shared by several runs (identical rows, such as the
+        common initialisation) goes to one of them; identical rows share a label.
+
+    Notes
+    -----
+    Time: O(N^2) for the tree and neighbour lists, the seriation of each
+    group of runs that share a start (O(N^2 log N)), and one sparse matching
+    per number of runs tried in such a group. Memory: the N x N matrix.
+    Deterministic.
+
+    Raises
+    ------
+    ValueError
+        ``n_trajectories`` outside ``[1, N]`` or above the number of distinct
+        checkpoints, fewer than 2 distinct checkpoints, or a bad distance matrix.
+    TypeError
+        ``n_trajectories`` is not an int.
+    """
+    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "separate_trajectories")
+    labels, _ = separate_nodes(nodes.D, n_trajectories)
+    return labels[nodes.node_of]
+
+
+def trajectory_tree(
+    X: Any, n_trajectories: int | None = None, *, metric: str = "euclidean"
+) -> np.ndarray:
+    """Parent of each checkpoint in the tree of training runs (-1 at roots).
+
+    Along a run, a checkpoint's parent is the previous checkpoint of that run;
+    the first checkpoint of a run that shares a start hangs from the shared
+    start, or from the checkpoint it branched from (the nearest checkpoint
+    clearly behind it in progress). Each start of its own (a run from a
+    different initialisation) is a root.
+
+    Parameters
+    ----------
+    X, n_trajectories, metric
+        As in :func:`separate_trajectories`.
+
+    Returns
+    -------
+    ndarray, shape (N,), int64
+        Row index of each row's parent, -1 for roots. Identical rows: the
+        first is the tree node, the others have it as parent.
+    """
+    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "trajectory_tree")
+    _, parent = separate_nodes(nodes.D, n_trajectories)
+    return expand_parents(nodes, parent)
+
+
+def expand_parents(nodes: Nodes, parent: np.ndarray) -> np.ndarray:
+    """Parents of rows from parents of distinct nodes (duplicates hang from their first row)."""
+    rows_parent = np.where(parent >= 0, nodes.representative[np.maximum(parent, 0)], -1)
+    result = rows_parent[nodes.node_of]
+    duplicate = np.arange(nodes.n_rows) != nodes.representative[nodes.node_of]
+    result[duplicate] = nodes.representative[nodes.node_of[duplicate]]
+    return result.astype(np.int64)

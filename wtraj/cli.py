@@ -1,0 +1,395 @@
+"""The ``wtraj`` command line: analyze, diff, order and demo.
+
+Every command reads checkpoints with :func:`wtraj.open` and computes with the
+public API; this module only parses arguments, formats results and turns user
+errors into one line on stderr (exit status 1) unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+# exceptions that mean "the input is wrong", reported as one line without a traceback
+USER_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ValueError,
+    TypeError,
+)
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
+DEMO_OUT = "wtraj-demo-report"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (``python -m wtraj`` exits with it)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("wtraj: interrupted; nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"wtraj {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"wtraj {args.command}: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(rerun with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{error.filename}: {error.strerror or text}"
+    return " ".join(text.split())
+
+
+# argument parsing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wtraj",
+        description="Geometry of neural-network training trajectories in weight space.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.set_defaults(command=None)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="distances, step norms, curvature, runs, order, shifts; plots and report.html",
+        description="Analyze checkpoints and write a report folder (metrics.json, CSVs, "
+        "distances.npy, PNG figures, report.html).",
+    )
+    analyze.add_argument("paths", nargs="+", help="run folders and/or checkpoint files")
+    analyze.add_argument("--out", required=True, help="report folder to create")
+    _add_report_options(analyze)
+    _add_reading_options(analyze)
+    analyze.set_defaults(run=_analyze, command="analyze")
+
+    diff = commands.add_parser(
+        "diff",
+        help="how much did the model change between two checkpoints",
+        description="Distance, relative change and cosine similarity of two checkpoints, "
+        "overall and per layer (largest change first).",
+    )
+    diff.add_argument("a", help="first checkpoint (file or model folder)")
+    diff.add_argument("b", help="second checkpoint")
+    diff.add_argument("--top", type=int, default=20, help="layers to list (default 20; 0 = all)")
+    _add_reading_options(diff)
+    diff.set_defaults(run=_diff, command="diff")
+
+    order = commands.add_parser(
+        "order",
+        help="recovered training order of one run's checkpoints, with confidence",
+        description="Recover the training order of the checkpoints of one run from their "
+        "distances alone, and say how sure the direction (which end is the start) is.",
+    )
+    order.add_argument("paths", nargs="+", help="a run folder, or checkpoint files")
+    _add_reading_options(order)
+    order.set_defaults(run=_order, command="order")
+
+    demo = commands.add_parser(
+        "demo",
+        help="`analyze` on the sample checkpoints shipped with wtraj",
+        description="Run `wtraj analyze` on the sample checkpoints in the repository's "
+        "samples/ folder and write the report.",
+    )
+    demo.add_argument("--samples", help="sample folder (default: samples/ next to the package)")
+    demo.add_argument("--out", default=DEMO_OUT, help=f"report folder (default ./{DEMO_OUT})")
+    _add_report_options(demo)
+    _add_reading_options(demo)
+    demo.set_defaults(run=_demo, command="demo")
+    return parser
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--runs", type=int, default=None, help="number of runs (default: inferred)")
+
+
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include", help="only tensors whose name matches this regex")
+    parser.add_argument("--exclude", help="leave out tensors whose name matches this regex")
+    parser.add_argument(
+        "--backend", choices=("auto", "numba", "triton", "reference"), default=None,
+        help="compute backend (default: auto, or WTRAJ_BACKEND)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--memory-budget", default=None, help="bytes for read buffers, e.g. 512MB or 2GiB"
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (also off when not a terminal)"
+    )
+
+
+def _reading(args: argparse.Namespace) -> dict[str, Any]:
+    """The options every command passes to wtraj.open / the API, checked."""
+    from wtraj._memory import resolve_memory_budget
+
+    for name in ("include", "exclude"):
+        pattern = getattr(args, name)
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"--{name} {pattern!r} is not a regular expression: {error}."
+                ) from None
+    budget = None if args.memory_budget is None else resolve_memory_budget(args.memory_budget)
+    return {
+        "include": args.include,
+        "exclude": args.exclude,
+        "backend": args.backend,
+        "memory_budget": budget,
+        "progress": False if args.no_progress else None,
+    }
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(_finite(payload), indent=1, allow_nan=False))
+    else:
+        print(text)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# commands
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    return _analyze_paths(args, [str(p) for p in args.paths])
+
+
+def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
+    from wtraj.report.analysis import analyze
+    from wtraj.report.build import write_report
+    from wtraj.report.writer import OutputFolder
+
+    if args.runs is not None and args.runs < 1:
+        raise ValueError(f"--runs must be a positive number of runs; got {args.runs}.")
+    # refuse an existing --out before the (long) analysis, not after it
+    OutputFolder(args.out, overwrite=args.overwrite)
+    options = _reading(args)
+    analysis = analyze(paths, n_trajectories=args.runs, **options)
+    out = write_report(analysis, args.out, inputs=paths, overwrite=args.overwrite)
+    runs = [
+        {
+            "run": run.label,
+            "n_checkpoints": len(run.order),
+            "first": analysis.names[run.order[0]],
+            "last": analysis.names[run.order[-1]],
+            "direction_confidence": run.direction_confidence,
+            "shifts": [analysis.names[s["checkpoint"]] for s in run.shifts],
+        }
+        for run in analysis.runs
+    ]
+    payload = {
+        "report": str(out / "report.html"),
+        "out": str(out),
+        "n_checkpoints": len(analysis.names),
+        "n_params": analysis.n_params,
+        "runs": runs,
+    }
+    lines = [
+        f"{len(analysis.names)} checkpoints x {analysis.n_params:,} parameters, "
+        f"{len(analysis.runs)} run(s):"
+    ]
+    for run in runs:
+        confidence = run["direction_confidence"]
+        lines.append(
+            f"  run {run['run']}: {run['n_checkpoints']} checkpoints, {run['first']} -> "
+            f"{run['last']} (direction confidence "
+            f"{'n/a' if math.isnan(confidence) else f'{confidence:.3f}'}); shifts: "
+            f"{', '.join(run['shifts']) or 'none'}"
+        )
+    lines.append(f"report: {out / 'report.html'}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import wtraj
+
+    if args.top < 0:
+        raise ValueError(f"--top must be >= 0; got {args.top}.")
+    options = _reading(args)
+    checkpoints = wtraj.open(
+        [args.a, args.b],
+        include=options["include"],
+        exclude=options["exclude"],
+        memory_budget=options["memory_budget"],
+    )
+    stats = wtraj.trajectory_stats(
+        checkpoints,
+        by_layer=True,
+        backend=options["backend"],
+        memory_budget=options["memory_budget"],
+        progress=options["progress"],
+    )
+    overall = _change(stats.distances[0, 1], stats.norms[0], stats.norms[1])
+    layers = [
+        {"name": layer.name, "shape": list(layer.shape), "size": int(np.prod(layer.shape))}
+        | _change(layer.distances[0, 1], layer.norms[0], layer.norms[1])
+        for layer in stats.layers
+    ]
+    layers.sort(key=lambda layer: -layer["distance"])
+    payload = {"a": args.a, "b": args.b, "n_params": int(checkpoints.n_params)} | overall
+    payload["layers"] = layers
+    shown = layers if args.top == 0 else layers[: args.top]
+    lines = [
+        f"{args.a} -> {args.b}: {checkpoints.n_params:,} parameters in {len(layers)} tensors",
+        f"  distance        {overall['distance']:.6g}",
+        f"  relative change {overall['relative_change']:.6g}  (distance / ||a||)",
+        f"  cosine          {overall['cosine']:.9f}",
+        "",
+        _layer_table(shown),
+    ]
+    if len(shown) < len(layers):
+        lines.append(f"  ... {len(layers) - len(shown)} more (--top 0 lists all, --json gives all)")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _change(distance: float, norm_a: float, norm_b: float) -> dict[str, float]:
+    """Distance, relative change and cosine similarity of two vectors from their norms."""
+    distance, norm_a, norm_b = float(distance), float(norm_a), float(norm_b)
+    relative = distance / norm_a if norm_a > 0 else math.nan
+    if norm_a > 0 and norm_b > 0:
+        # law of cosines; the error is ~1e-16 absolute for the similarity itself
+        cosine = (norm_a**2 + norm_b**2 - distance**2) / (2 * norm_a * norm_b)
+        cosine = min(1.0, max(-1.0, cosine))
+    else:
+        cosine = math.nan
+    return {"distance": distance, "relative_change": relative, "cosine": cosine,
+            "norm_a": norm_a, "norm_b": norm_b}  # fmt: skip
+
+
+def _layer_table(layers: list[dict]) -> str:
+    width = max([len("layer")] + [len(layer["name"]) for layer in layers])
+    header = (
+        f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cosine':>11}"
+    )
+    rows = [header, "  " + "-" * (len(header) - 2)]
+    for layer in layers:
+        shape = "x".join(str(s) for s in layer["shape"]) or "scalar"
+        rows.append(
+            f"  {layer['name']:<{width}}  {shape:>16}  {layer['distance']:>12.6g}  "
+            f"{layer['relative_change']:>10.4g}  {layer['cosine']:>11.8f}"
+        )
+    return "\n".join(rows)
+
+
+def _order(args: argparse.Namespace) -> int:
+    import wtraj
+    from wtraj.report.analysis import discover_checkpoints
+
+    options = _reading(args)
+    files, names, _ = discover_checkpoints([str(p) for p in args.paths])
+    if len(files) < 3:
+        raise ValueError(
+            f"{args.paths[0]}: found {len(files)} checkpoint(s); recovering an order with a "
+            "direction needs at least 3."
+        )
+    checkpoints = wtraj.open(
+        files,
+        include=options["include"],
+        exclude=options["exclude"],
+        memory_budget=options["memory_budget"],
+    )
+    D = wtraj.pairwise(
+        checkpoints,
+        backend=options["backend"],
+        memory_budget=options["memory_budget"],
+        progress=options["progress"],
+    )
+    order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
+    order = [int(i) for i in order]
+    steps = [math.nan] + [float(D[a, b]) for a, b in zip(order[:-1], order[1:], strict=True)]
+    payload = {
+        "order": order,
+        "names": [names[i] for i in order],
+        "direction_confidence": float(confidence),
+        "step_norms": steps,
+        "input_order_kept": order == sorted(order),
+    }
+    lines = [
+        f"recovered order of {len(order)} checkpoints (direction confidence {confidence:.3f}):"
+    ]
+    width = max(len(n) for n in names)
+    for position, (row, step) in enumerate(zip(order, steps, strict=True)):
+        step_text = "" if math.isnan(step) else f"step {step:.6g}"
+        lines.append(f"  {position:>4}  {names[row]:<{width}}  (input #{row})  {step_text}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def default_samples() -> Path:
+    """samples/ in the repository: the folder next to the installed ``wtraj`` package."""
+    import wtraj
+
+    return Path(wtraj.__file__).resolve().parent.parent / "samples"
+
+
+def demo_inputs(samples: Path) -> list[str]:
+    """The run folders of a sample folder: its subfolders holding checkpoints, or itself."""
+    from wtraj.checkpoints.discovery import discover
+
+    if not samples.is_dir():
+        raise FileNotFoundError(
+            f"{samples}: sample checkpoints not found; they ship in the repository's samples/ "
+            "folder (run from a clone, or pass --samples PATH)."
+        )
+    runs = []
+    for folder in sorted(p for p in samples.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            if len(discover(folder)) >= 2:
+                runs.append(str(folder))
+        except ValueError:
+            continue
+    return runs or [str(samples)]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    samples = Path(args.samples) if args.samples else default_samples()
+    return _analyze_paths(args, demo_inputs(samples))
+
+
+__all__ = ["main"]

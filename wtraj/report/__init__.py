@@ -1,0 +1,8 @@
+"""The visual report of ``wtraj analyze``: embedding, figures, HTML page and atomic output.
+
+- :mod:`wtraj.report.embedding`: classical MDS of a distance matrix (no N×D data needed);
+- :mod:`wtraj.report.plots`: the figures, from arrays, with matplotlib's Agg backend;
+- :mod:`wtraj.report.html`: one self-contained ``report.html`` with the figures embedded;
+- :mod:`wtraj.report.writer`: an output folder built aside and renamed into place when complete;
+- :mod:`wtraj.report.analysis`: the whole ``analyze`` job from checkpoints to that folder.
+"""
