@@ -95,5 +95,6 @@ def assert_close(actual, expected, rtol, atol=0.0, what="value"):
     worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
     assert excess.size == 0 or excess[worst] <= 0, (
         f"{what} at {worst}: got {actual[worst]!r}, float64 truth {expected[worst]!r}, "
-        f"relative error {error[worst] / max(abs(expected[worst]), 1e-300):.3e} (rtol {rtol:g}, atol {atol:g})"
+        f"relative error {error[worst] / max(abs(expected[worst]), 1e-300):.3e} "
+        f"(rtol {rtol:g}, atol {atol:g})"
     )

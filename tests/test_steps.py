@@ -4,7 +4,16 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, FAST_BACKENDS, HAS_CUDA, TOLERANCE, assert_close, random_walk, to_backend, torch
+from conftest import (
+    BACKENDS,
+    FAST_BACKENDS,
+    HAS_CUDA,
+    TOLERANCE,
+    assert_close,
+    random_walk,
+    to_backend,
+    torch,
+)
 from truth import menger_truth, turning_angle_truth
 
 import wtraj

@@ -244,7 +244,9 @@ def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
         )
     _check_float(X, name)
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(X.shape)}): it needs at least one checkpoint and one parameter.")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(X.shape)}): it needs at least one checkpoint and one parameter."
+        )
     return ArraySource(X, name, widen_half)
 
 
@@ -255,7 +257,9 @@ def _rows_source(rows: Sequence[Any], name: str, widen_half: bool) -> RowsSource
         if not (isinstance(row, np.ndarray) or is_torch_tensor(row)):
             raise TypeError(f"{name}[{i}] must be a 1-D array or tensor; got {type(row).__name__}.")
         if row.ndim != 1:
-            raise ValueError(f"{name}[{i}] must be 1-D (a flattened checkpoint). (Shape was {tuple(row.shape)}.)")
+            raise ValueError(
+                f"{name}[{i}] must be 1-D (a flattened checkpoint). (Shape was {tuple(row.shape)}.)"
+            )
         _check_float(row, f"{name}[{i}]")
     first = rows[0]
     for i, row in enumerate(rows[1:], start=1):

@@ -1,7 +1,6 @@
 """Numba CPU kernels: parallel over both cores, vectorised inner loops."""
 
 import numpy as np
-
 from wtraj.kernels.numba.pairwise import pairwise_block
 from wtraj.kernels.numba.steps import steps_block
 

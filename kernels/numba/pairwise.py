@@ -22,7 +22,6 @@ shared out and each ``out[i, j]`` has a single writer.
 import numba
 import numpy as np
 from numba import prange
-
 from wtraj.kernels.numba._common import FASTMATH, N_CHUNKS, TILE, accumulator_zero, host_array
 
 # Above this many rows (squared: pairs) the column-chunk partials

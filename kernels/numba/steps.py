@@ -20,7 +20,6 @@ unless its three terms are accurate to far better than float32.
 import numba
 import numpy as np
 from numba import prange
-
 from wtraj.kernels.numba._common import FASTMATH, N_CHUNKS, TILE, host_array
 
 # Rows of ``out``: what each accumulates.

@@ -10,7 +10,6 @@ sums; a second pass adds the splits in a fixed order (deterministic, no atomics)
 import torch
 import triton
 import triton.language as tl
-
 from wtraj.kernels.triton._launch import check_block, split_columns
 
 OPS = {"sqdiff": 0, "absdiff": 1, "dot": 2}

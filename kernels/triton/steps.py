@@ -9,7 +9,6 @@ Its partial sums go to its own slot and a second pass adds the slots.
 import torch
 import triton
 import triton.language as tl
-
 from wtraj.kernels.triton._launch import check_block, split_columns
 
 BLOCK_D = 1024
