@@ -5,7 +5,8 @@ bfloat16) into a temporary folder, and for each dtype measures, with the page
 cache dropped before every run (when allowed) and each run in a fresh process:
 
 - ``read``: the floor, every file read sequentially into one reused 16 MiB buffer;
-- ``blocks``: wtraj's reader alone, every block of ``wtraj.open(folder)`` produced;
+- ``blocks``: wtraj's reader alone, every block of ``wtraj.open(folder)`` produced
+  (``blocks-1``: the same with one reading thread, ``WTRAJ_READ_THREADS=1``);
 - ``stats``: ``wtraj.trajectory_stats(folder)``, the full computation.
 
 It reports wall time, GB/s of checkpoint bytes, the ratio to the read floor,
@@ -89,8 +90,7 @@ def write_checkpoints(folder: Path, n: int, n_params: int, dtype: str) -> np.nda
     shapes = model_shapes(n_params)
     base = {k: rng.random(s, dtype=np.float32) * 2 - 1 for k, s in shapes.items()}
     directions = [
-        {k: (rng.random(s, dtype=np.float32) - 0.5) * 0.1 for k, s in shapes.items()}
-        for _ in range(2)
+        {k: (rng.random(s, dtype=np.float32) - 0.5) * 0.1 for k, s in shapes.items()} for _ in range(2)
     ]
     gram = np.zeros((2, 2))
     for k in shapes:
@@ -103,9 +103,7 @@ def write_checkpoints(folder: Path, n: int, n_params: int, dtype: str) -> np.nda
     for i in range(n):
         state = {
             k: torch.from_numpy(
-                base[k]
-                + np.float32(c[i, 0]) * directions[0][k]
-                + np.float32(c[i, 1]) * directions[1][k]
+                base[k] + np.float32(c[i, 0]) * directions[0][k] + np.float32(c[i, 1]) * directions[1][k]
             ).to(torch_dtype)
             for k in shapes
         }
@@ -133,8 +131,14 @@ def read_anon_kib(pid: int) -> int:
 
 def run_worker(kind: str, folder: Path) -> dict:
     """Run one measurement in a fresh process, sampling its RssAnon from here."""
+    env = dict(os.environ)
+    if kind == "blocks-1":
+        env["WTRAJ_READ_THREADS"] = "1"
     child = subprocess.Popen(
-        [sys.executable, __file__, "--worker", kind, str(folder)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--worker", kind, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     peak = 0
     while child.poll() is None:
@@ -171,7 +175,7 @@ def worker(kind: str, folder: Path) -> None:
         warm_up = np.random.default_rng(0).random((len(files), 100_000), dtype=np.float32)
         wtraj.trajectory_stats(warm_up)
         start = time.perf_counter()
-        if kind == "blocks":
+        if kind.startswith("blocks"):
             source = wtraj.open(folder)
             for _block in source.blocks(_max_width(source, None, None)):
                 pass
@@ -202,7 +206,7 @@ def main() -> None:
             exact = write_checkpoints(folder, n, n_params, dtype)
             print(f"# wrote {dtype} in {time.perf_counter() - start:.0f} s")
             floor = None
-            for kind in ("read", "blocks", "stats", "read"):
+            for kind in ("read", "blocks", "blocks-1", "stats", "read"):
                 cold = drop_caches()
                 result = run_worker(kind, folder)
                 gbps = result["bytes"] / result["seconds"] / 1e9
@@ -237,10 +241,7 @@ def main() -> None:
                 )
             for row in rows:
                 if row[0] == dtype and row[1] != "read":
-                    print(
-                        f"# {dtype} {row[1]}: {row[4] / floor:.0%} of the read floor "
-                        f"({floor:.3f} GB/s)"
-                    )
+                    print(f"# {dtype} {row[1]}: {row[4] / floor:.0%} of the read floor ({floor:.3f} GB/s)")
             shutil.rmtree(folder)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -45,9 +45,7 @@ def to_torch(state: dict[str, np.ndarray], dtype=None) -> dict:
     return tensors if dtype is None else {k: t.to(dtype) for k, t in tensors.items()}
 
 
-def write_sharded_safetensors(
-    folder: Path, state: dict[str, np.ndarray], n_shards: int = 2
-) -> Path:
+def write_sharded_safetensors(folder: Path, state: dict[str, np.ndarray], n_shards: int = 2) -> Path:
     """A Hugging Face style sharded checkpoint: shard files plus model.safetensors.index.json."""
     from safetensors.numpy import save_file
 

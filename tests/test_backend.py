@@ -61,8 +61,13 @@ def test_import_without_torch_or_triton():
         "except (ImportError, ValueError) as e:\n"
         "    print('refused:', e)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"TRITON_INTERPRET": "1", "PATH": ""}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"TRITON_INTERPRET": "1", "PATH": ""},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "refused: backend='triton' is not available" in result.stdout
 

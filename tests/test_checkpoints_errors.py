@@ -33,9 +33,7 @@ def test_different_shapes_name_the_tensor_and_both_shapes(tmp_path):
 def test_missing_tensor_is_named(tmp_path):
     second = make_state(1)
     del second["bn.bias"]
-    with pytest.raises(
-        ValueError, match=r"b\.safetensors.*no tensor 'bn\.bias'.*a\.safetensors.*\(4,\)"
-    ):
+    with pytest.raises(ValueError, match=r"b\.safetensors.*no tensor 'bn\.bias'.*a\.safetensors.*\(4,\)"):
         wtraj.open(two_checkpoints(tmp_path, second))
 
 
@@ -104,9 +102,7 @@ def test_index_pointing_to_a_missing_shard(tmp_path):
     for i in range(2):
         write_sharded_safetensors(tmp_path / f"checkpoint-{i}", make_state(i))
     (tmp_path / "checkpoint-1" / "model-00002-of-00002.safetensors").unlink()
-    with pytest.raises(
-        ValueError, match=r"checkpoint-1.*index\.json.*missing shard 'model-00002-of-00002"
-    ):
+    with pytest.raises(ValueError, match=r"checkpoint-1.*index\.json.*missing shard 'model-00002-of-00002"):
         wtraj.open(tmp_path)
 
 
@@ -140,9 +136,7 @@ def test_trainer_checkpoint_without_weights(tmp_path):
 def test_folder_with_mixed_formats(tmp_path):
     save_file(make_state(0), str(tmp_path / "epoch1.safetensors"))
     torch.save(to_torch(make_state(1)), tmp_path / "epoch2.pt")
-    with pytest.raises(
-        ValueError, match=r"mixes checkpoint formats.*epoch1\.safetensors.*epoch2\.pt"
-    ):
+    with pytest.raises(ValueError, match=r"mixes checkpoint formats.*epoch1\.safetensors.*epoch2\.pt"):
         wtraj.open(tmp_path)
 
 
@@ -231,9 +225,7 @@ class _Config:
 
 
 def test_nothing_left_after_filtering(tmp_path):
-    with pytest.raises(
-        ValueError, match=r"a\.safetensors.*no floating-point tensor.*include='nomatch'"
-    ):
+    with pytest.raises(ValueError, match=r"a\.safetensors.*no floating-point tensor.*include='nomatch'"):
         wtraj.open(two_checkpoints(tmp_path), include="nomatch")
 
 

@@ -148,9 +148,7 @@ def test_torch_wrappers_and_prefixes(tmp_path, wrap):
 
 def test_prefix_stripping_can_be_turned_off(tmp_path):
     for i in range(2):
-        torch.save(
-            {"module." + k: v for k, v in to_torch(make_state(i)).items()}, tmp_path / f"{i}.pt"
-        )
+        torch.save({"module." + k: v for k, v in to_torch(make_state(i)).items()}, tmp_path / f"{i}.pt")
     ck = wtraj.open(tmp_path, strip_prefix=())
     assert all(layer.name.startswith("module.") for layer in ck.layers)
 
@@ -252,9 +250,7 @@ def test_describe_names_checkpoint_tensor_and_index(tmp_path):
     ck = wtraj.open(tmp_path)
     k = next(i for i, layer in enumerate(ck.layers) if layer.name == "fc.weight")
     text = ck.describe(2, ck.layers[k].offset + 2 * 37 + 5)
-    assert text.startswith(
-        "checkpoint 2 ('epoch2.safetensors'), tensor 'fc.weight' at index (2, 5)"
-    )
+    assert text.startswith("checkpoint 2 ('epoch2.safetensors'), tensor 'fc.weight' at index (2, 5)")
     assert "epoch2.safetensors" in text
 
 

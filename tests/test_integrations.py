@@ -47,9 +47,7 @@ def test_lightning_callback_logs_through_the_trainers_logger(tmp_path):
     class Tiny(pl.LightningModule):
         def __init__(self):
             super().__init__()
-            self.net = torch.nn.Sequential(
-                torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
-            )
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -87,9 +85,7 @@ def test_lightning_callback_logs_through_the_trainers_logger(tmp_path):
 
 def test_huggingface_callback_reaches_tensorboard(tmp_path):
     pytest.importorskip("transformers", reason="transformers is not installed")
-    pytest.importorskip(
-        "accelerate", reason="accelerate (needed by transformers.Trainer) is not installed"
-    )
+    pytest.importorskip("accelerate", reason="accelerate (needed by transformers.Trainer) is not installed")
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -140,9 +136,7 @@ def test_huggingface_callback_reaches_tensorboard(tmp_path):
 def test_tensorboard_loop_example(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
     pytest.importorskip("sklearn", reason="the example trains on scikit-learn's digits")
-    spec = importlib.util.spec_from_file_location(
-        "tensorboard_loop", EXAMPLES / "tensorboard_loop.py"
-    )
+    spec = importlib.util.spec_from_file_location("tensorboard_loop", EXAMPLES / "tensorboard_loop.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     final = example.main(["--logdir", str(tmp_path), "--epochs", "1"])

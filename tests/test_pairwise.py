@@ -32,8 +32,12 @@ def check_metric(actual, X, Y, metric, rtol):
     expected = pairwise_truth(as_float64(X), None if Y is None else as_float64(Y), metric)
     if metric == "inner":
         # a dot product's error is relative to |a||b|, not to a.b (which may be 0)
-        scale = np.sqrt(np.outer(np.diag(pairwise_truth(as_float64(X), None, "inner")),
-                                 np.diag(pairwise_truth(as_float64(X if Y is None else Y), None, "inner"))))
+        scale = np.sqrt(
+            np.outer(
+                np.diag(pairwise_truth(as_float64(X), None, "inner")),
+                np.diag(pairwise_truth(as_float64(X if Y is None else Y), None, "inner")),
+            )
+        )
         error = np.abs(actual - expected)
         assert (error <= rtol * scale).all(), f"inner: worst error {np.max(error / scale):.3e} of |a||b|"
         return
@@ -100,9 +104,7 @@ def test_half_precision_is_computed_wide(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(
-    "n,d", [(1, 5), (2, 1), (2, 4097), (3, 8191), (5, 12289)], ids=lambda v: str(v)
-)
+@pytest.mark.parametrize("n,d", [(1, 5), (2, 1), (2, 4097), (3, 8191), (5, 12289)], ids=lambda v: str(v))
 def test_edge_shapes(backend, n, d):
     n, d = _shape(backend, n, d)
     X = random_walk(n, d, 1e-3, np.float32, seed=6)
@@ -125,8 +127,15 @@ def test_non_contiguous_inputs(backend):
     wide = random_walk(n, 2 * d, 1e-4, np.float32, seed=8)
     X = wide[:, ::2]
     assert not X.flags.c_contiguous
-    check_metric(wtraj.pairwise(to_backend(np.ascontiguousarray(X), backend) if backend == "triton"
-                                else X, backend=backend), X, None, "euclidean", TOLERANCE["float32"])
+    check_metric(
+        wtraj.pairwise(
+            to_backend(np.ascontiguousarray(X), backend) if backend == "triton" else X, backend=backend
+        ),
+        X,
+        None,
+        "euclidean",
+        TOLERANCE["float32"],
+    )
     transposed = torch.from_numpy(np.ascontiguousarray(wide[:, :d].T)).t()
     assert not transposed.is_contiguous()
     data = transposed.cuda() if (backend == "triton" and HAS_CUDA) else transposed

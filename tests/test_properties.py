@@ -35,8 +35,9 @@ def test_cross_pairs_with_itself_equal_the_self_pairs(X):
 def test_power_of_two_scaling_is_exact(X, exponent):
     # scaling by 2**k changes no rounding, so distances scale exactly
     scale = np.float32(2.0**exponent)
-    np.testing.assert_allclose(wtraj.pairwise(X * scale), wtraj.pairwise(X) * float(scale),
-                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        wtraj.pairwise(X * scale), wtraj.pairwise(X) * float(scale), rtol=1e-12, atol=0
+    )
 
 
 @given(matrices)

@@ -41,9 +41,7 @@ def test_mds_equals_pca_of_the_data():
         sign = np.sign(pca[:, k] @ emb.coordinates[:, k])
         np.testing.assert_allclose(emb.coordinates[:, k], sign * pca[:, k], atol=1e-9)
     variance = singular**2
-    np.testing.assert_allclose(
-        emb.explained_variance_ratio, variance[:3] / variance.sum(), rtol=1e-9
-    )
+    np.testing.assert_allclose(emb.explained_variance_ratio, variance[:3] / variance.sum(), rtol=1e-9)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -56,9 +54,7 @@ def test_mds_reproduces_distances_of_low_dimensional_points(n, dim, seed):
     X = np.random.default_rng(seed).standard_normal((n, dim))
     D = cdist(X, X)
     emb = classical_mds(D, n_components=max(dim, 1))
-    np.testing.assert_allclose(
-        cdist(emb.coordinates, emb.coordinates), D, atol=1e-8 * (1 + D.max())
-    )
+    np.testing.assert_allclose(cdist(emb.coordinates, emb.coordinates), D, atol=1e-8 * (1 + D.max()))
     assert emb.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-9)
 
 
@@ -107,7 +103,8 @@ def test_steps_figure_has_labelled_axes_legend_and_shift_marks():
                 steps,
                 np.full(len(rows) - 2, 0.5),
                 np.arange(len(rows)),
-                (5,) if i == 1 else (),
+                shifts=(5,) if i == 1 else (),
+                slowdowns=(8,) if i == 2 else (),
             )
         )
     figure = plots.steps_figure(curves)
@@ -120,14 +117,17 @@ def test_steps_figure_has_labelled_axes_legend_and_shift_marks():
         "run 0",
         "run 2",
         "detected shift",
+        "detected slowdown",
         "checkpoint position",
     ):
         assert expected in text
     ax_step = figure.axes[0]
     assert ax_step.get_yscale() == "log"
-    # the shift of run 1 is drawn on every time axis
+    # the shift of run 1 (dashed) and the slowdown of run 2 (dotted) on every time axis
     for ax in figure.axes:
-        assert any(list(line.get_xdata()) == [5, 5] for line in ax.get_lines())
+        marks = {(line.get_xdata()[0], line.get_linestyle()) for line in ax.get_lines()
+                 if list(line.get_xdata()) in ([5, 5], [8, 8])}  # fmt: skip
+        assert marks == {(5, "--"), (8, ":")}
     width, height = _png_size(plots.png_bytes(figure))
     assert width >= 800 and height >= 800
 
@@ -188,9 +188,7 @@ def test_run_colors_distinct():
 
 
 def test_html_page_is_self_contained_and_escaped():
-    png = plots.png_bytes(
-        plots.steps_figure([plots.RunCurve("r", np.ones(3), np.ones(2), np.arange(4.0))])
-    )
+    png = plots.png_bytes(plots.steps_figure([plots.RunCurve("r", np.ones(3), np.ones(2), np.arange(4.0))]))
     page = html.render(
         "title <x>",
         "meta & more",

@@ -40,7 +40,5 @@ def menger_truth(X):
     c = np.linalg.norm(X[2:] - X[:-2], axis=1)
     s = np.sort(np.stack([a, b, c]), axis=0)[::-1]
     p, q, r = s
-    area = 0.25 * np.sqrt(
-        np.maximum((p + (q + r)) * (r - (p - q)) * (r + (p - q)) * (p + (q - r)), 0.0)
-    )
+    area = 0.25 * np.sqrt(np.maximum((p + (q + r)) * (r - (p - q)) * (r + (p - q)) * (p + (q - r)), 0.0))
     return 4 * area / (a * b * c)

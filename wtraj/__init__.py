@@ -24,6 +24,12 @@ _EXPORTS = {
     "MonitorMetrics": "wtraj.monitor",
     "TrajectoryLightningCallback": "wtraj.integrations.lightning",
     "TrajectoryTrainerCallback": "wtraj.integrations.huggingface",
+    "order_checkpoints": "wtraj.analysis",
+    "separate_trajectories": "wtraj.analysis",
+    "trajectory_tree": "wtraj.analysis",
+    "detect_shifts": "wtraj.analysis",
+    "ShiftEvent": "wtraj.analysis",
+    "assign": "wtraj.analysis",
 }
 
 __all__ = sorted(_EXPORTS)

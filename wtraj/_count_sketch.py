@@ -38,13 +38,15 @@ class HashTables:
         generator = torch.Generator().manual_seed(int(seed))
         self.width = int(width)
         self.generator_seed = int(seed)
-        self.rows = torch.randint(self.width, (CHUNK,), generator=generator).to(device)
-        signs = torch.randint(2, (CHUNK,), generator=generator).to(torch.float64) * 2 - 1
-        self.signs = signs.to(device)
+        # int32 rows and float32 signs: half the bytes a sketch update reads per element
+        rows = torch.randint(self.width, (CHUNK,), generator=generator)
+        signs = torch.randint(2, (CHUNK,), generator=generator) * 2 - 1
+        self.rows = rows.to(device=device, dtype=torch.int32)
+        self.signs = signs.to(device=device, dtype=torch.float32)
 
     @property
     def nbytes(self) -> int:
-        return self.rows.numel() * self.rows.element_size() + self.signs.numel() * 8
+        return self.rows.numel() * self.rows.element_size() + self.signs.numel() * 4
 
 
 class CountSketch:
@@ -76,8 +78,11 @@ class CountSketch:
             return
         generator = torch.Generator().manual_seed(int(seed))
         n_chunks = -(-self.size // CHUNK)
-        self._rows_high = torch.randint(self.width, (n_chunks,), generator=generator).tolist()
-        self._signs_high = (torch.randint(2, (n_chunks,), generator=generator) * 2 - 1).tolist()
+        rows_high = torch.randint(self.width, (n_chunks,), generator=generator)
+        signs_high = torch.randint(2, (n_chunks,), generator=generator) * 2 - 1
+        self._rows_high = rows_high.tolist()
+        self._signs_high = signs_high.tolist()
+        self._kernel_high = (rows_high.numpy(), signs_high.to(torch.float64).numpy())
 
     def empty(self) -> Any:
         """A zero float64 sketch on this sketch's device."""
@@ -91,13 +96,36 @@ class CountSketch:
         ``start`` must be a multiple of :data:`CHUNK` and ``values`` at most
         :data:`CHUNK` long: :meth:`chunks` yields exactly such ranges.
         """
+        import torch
+
         if self.exact:
             sketch[start : start + values.numel()] += values
             return
         q = start // CHUNK
         n = values.numel()
-        rows = (self._tables.rows[:n] + self._rows_high[q]).remainder_(self.width)
-        sketch.index_add_(0, rows, values * self._tables.signs[:n] * self._signs_high[q])
+        # bucket (T1[r] + T2[q]) mod k: add by T1 into a k-vector, then rotate it by T2[q]
+        # (k elements) instead of computing n bucket indices
+        partial = torch.zeros(self.width, dtype=torch.float64, device=self.device)
+        partial.index_add_(0, self._tables.rows[:n], values * self._tables.signs[:n])
+        shift = self._rows_high[q]
+        if self._signs_high[q] < 0:
+            partial.neg_()
+        sketch[shift:] += partial[: self.width - shift]
+        sketch[:shift] += partial[self.width - shift :]
+
+    def kernel_tables(self) -> tuple:
+        """``(exact, rows_low, signs_low, rows_high, signs_high, width)`` as NumPy arrays,
+        the hash arguments of the kernels in :mod:`wtraj._monitor_kernel`."""
+        import numpy as np
+
+        if self.exact:
+            empty_rows, empty_signs = np.zeros(1, np.int32), np.zeros(1, np.float32)
+            return True, empty_rows, empty_signs, empty_rows, empty_signs, self.width
+        tables = self._tables
+        rows_high, signs_high = self._kernel_high
+        if tables.rows.device.type != "cpu":
+            raise ValueError("the numba kernels need the hash tables on the CPU.")
+        return False, tables.rows.numpy(), tables.signs.numpy(), rows_high, signs_high, self.width
 
     def chunks(self) -> range:
         """Start offsets of the chunks :meth:`add_chunk` accepts."""

@@ -131,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--runs", type=int, default=None, help="number of runs (default: inferred)")
+    parser.add_argument(
+        "--runs-from", choices=("recovered", "inputs"), default="recovered",
+        help="recovered: find the runs from the distances (default); "
+        "inputs: each input path is one run",
+    )  # fmt: skip
 
 
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
@@ -140,9 +145,7 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         "--backend", choices=("auto", "numba", "triton", "reference"), default=None,
         help="compute backend (default: auto, or WTRAJ_BACKEND)",
     )  # fmt: skip
-    parser.add_argument(
-        "--memory-budget", default=None, help="bytes for read buffers, e.g. 512MB or 2GiB"
-    )
+    parser.add_argument("--memory-budget", default=None, help="bytes for read buffers, e.g. 512MB or 2GiB")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars (also off when not a terminal)"
@@ -159,9 +162,7 @@ def _reading(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 re.compile(pattern)
             except re.error as error:
-                raise ValueError(
-                    f"--{name} {pattern!r} is not a regular expression: {error}."
-                ) from None
+                raise ValueError(f"--{name} {pattern!r} is not a regular expression: {error}.") from None
     budget = None if args.memory_budget is None else resolve_memory_budget(args.memory_budget)
     return {
         "include": args.include,
@@ -206,7 +207,7 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     # refuse an existing --out before the (long) analysis, not after it
     OutputFolder(args.out, overwrite=args.overwrite)
     options = _reading(args)
-    analysis = analyze(paths, n_trajectories=args.runs, **options)
+    analysis = analyze(paths, n_trajectories=args.runs, runs_from=args.runs_from, **options)
     out = write_report(analysis, args.out, inputs=paths, overwrite=args.overwrite)
     runs = [
         {
@@ -215,7 +216,10 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
             "first": analysis.names[run.order[0]],
             "last": analysis.names[run.order[-1]],
             "direction_confidence": run.direction_confidence,
-            "shifts": [analysis.names[s["checkpoint"]] for s in run.shifts],
+            "events": [
+                {"kind": s["kind"], "checkpoint": analysis.names[s["checkpoint"]], "score": s["score"]}
+                for s in run.shifts
+            ],
         }
         for run in analysis.runs
     ]
@@ -227,16 +231,15 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
         "runs": runs,
     }
     lines = [
-        f"{len(analysis.names)} checkpoints x {analysis.n_params:,} parameters, "
-        f"{len(analysis.runs)} run(s):"
+        f"{len(analysis.names)} checkpoints x {analysis.n_params:,} parameters, {len(analysis.runs)} run(s):"
     ]
     for run in runs:
         confidence = run["direction_confidence"]
         lines.append(
             f"  run {run['run']}: {run['n_checkpoints']} checkpoints, {run['first']} -> "
             f"{run['last']} (direction confidence "
-            f"{'n/a' if math.isnan(confidence) else f'{confidence:.3f}'}); shifts: "
-            f"{', '.join(run['shifts']) or 'none'}"
+            f"{'n/a' if math.isnan(confidence) else f'{confidence:.3f}'}); events: "
+            + (", ".join(f"{e['kind']} at {e['checkpoint']}" for e in run["events"]) or "none")
         )
     lines.append(f"report: {out / 'report.html'}")
     _emit(args, payload, "\n".join(lines))
@@ -304,9 +307,7 @@ def _change(distance: float, norm_a: float, norm_b: float) -> dict[str, float]:
 
 def _layer_table(layers: list[dict]) -> str:
     width = max([len("layer")] + [len(layer["name"]) for layer in layers])
-    header = (
-        f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cosine':>11}"
-    )
+    header = f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cosine':>11}"
     rows = [header, "  " + "-" * (len(header) - 2)]
     for layer in layers:
         shape = "x".join(str(s) for s in layer["shape"]) or "scalar"
@@ -350,9 +351,7 @@ def _order(args: argparse.Namespace) -> int:
         "step_norms": steps,
         "input_order_kept": order == sorted(order),
     }
-    lines = [
-        f"recovered order of {len(order)} checkpoints (direction confidence {confidence:.3f}):"
-    ]
+    lines = [f"recovered order of {len(order)} checkpoints (direction confidence {confidence:.3f}):"]
     width = max(len(n) for n in names)
     for position, (row, step) in enumerate(zip(order, steps, strict=True)):
         step_text = "" if math.isnan(step) else f"step {step:.6g}"

@@ -17,8 +17,8 @@ distance from init      estimated                      estimated
 distance from reference estimated                      estimated
 parameter norm          exact                          exact
 extra memory            2 copies of the parameters     ``4 · 8 · min(size, k)`` bytes per
-                        in their own dtype + sketches  tensor + hash tables (``k`` =
-                                                       ``sketch_dim``), independent of D
+                        in their own dtype, sketches   tensor (``k`` = ``sketch_dim``) and
+                        and hash tables                the hash tables, independent of D
 ======================  =============================  ==================================
 
 "Exact" means: differences of the stored values taken directly, element by
@@ -32,10 +32,18 @@ is ``arccos`` of a float64 cosine, resolved to about 1e-7 rad near zero.
 tensor (:mod:`wtraj._count_sketch`). Squared distances are unbiased with
 relative standard deviation at most ``sqrt(2 / k)`` per tensor (k = 4096: 2.2 %
 on the squared distance, about 1.1 % on the distance); the whole-model estimate
-sums independent per-tensor estimates, so its relative error is no larger.
+is the sum of the per-tensor ones, and since standard deviations add at most
+linearly, its relative standard deviation obeys the same bound. The hash
+tables take 2 MiB (:class:`wtraj._count_sketch.HashTables`), shared by all tensors.
 Estimated cosines (turning angle in sketch mode) are off by about
 ``sqrt((1 + cos²) / k)``. Tensors with at most ``k`` elements are kept whole in
 float64 instead of sketched, so every quantity on them is exact.
+
+Speed: float32/float64 parameters on the CPU are read by one fused numba pass
+per tensor (:mod:`wtraj._monitor_kernel`: about 4-7 ns per parameter, see
+``bench/bench_monitor.py``); CUDA and half-precision parameters by torch
+operations on chunks of :data:`wtraj._count_sketch.CHUNK` elements, on their
+device. Both compute the same float64 sums.
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ from typing import Any
 from wtraj._count_sketch import CHUNK, CountSketch, HashTables
 
 MODES = ("snapshot", "sketch")
+# "auto": the one-pass numba kernel for float32/float64 CPU tensors, torch for the rest
+BACKENDS = ("auto", "torch")
 # quantities the count sketch estimates, per mode (the rest is exact)
 ESTIMATED = {
     "snapshot": ("distance_from_init", "distance_from_reference"),
@@ -151,6 +161,11 @@ class TrajectoryMonitor:
     include, exclude : str, optional
         Regular expressions (``re.search``) on parameter names: follow only
         names matching ``include`` and not matching ``exclude``.
+    backend : {"auto", "torch"}
+        ``"auto"`` reads float32/float64 CPU tensors with one fused numba pass
+        (:mod:`wtraj._monitor_kernel`) and everything else (CUDA, half
+        precision) with torch operations; ``"torch"`` always uses torch. Both
+        compute the same float64 sums.
 
     Raises
     ------
@@ -180,13 +195,17 @@ class TrajectoryMonitor:
         seed: int = 0,
         include: str | None = None,
         exclude: str | None = None,
+        backend: str = "auto",
     ):
         import torch
 
-        if mode not in MODES:
+        if backend not in BACKENDS:
             raise ValueError(
-                f"mode={mode!r} is not a monitor mode; choose one of {', '.join(MODES)}."
+                f"backend={backend!r} is not a monitor backend; choose one of {', '.join(BACKENDS)}."
             )
+        self.backend = backend
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not a monitor mode; choose one of {', '.join(MODES)}.")
         if not isinstance(sketch_dim, int) or sketch_dim < 1:
             raise ValueError(f"sketch_dim must be a positive integer; got {sketch_dim!r}.")
         self.mode = mode
@@ -238,9 +257,7 @@ class TrajectoryMonitor:
             items = list(self._model.items())
             for name, value in items:
                 if not isinstance(value, torch.Tensor):
-                    raise TypeError(
-                        f"model[{name!r}] must be a torch tensor; got {type(value).__name__}."
-                    )
+                    raise TypeError(f"model[{name!r}] must be a torch tensor; got {type(value).__name__}.")
         else:
             raise TypeError(
                 "model must be a torch.nn.Module or a mapping from names to tensors; "
@@ -283,19 +300,12 @@ class TrajectoryMonitor:
 
     def _sketch_all(self, params: list[Any]) -> tuple[list[Any], float]:
         """Sketch every tensor; also return the exact squared norm of all of them."""
-        import torch
-
-        sketches = []
-        norm_sq = torch.zeros((), dtype=torch.float64, device=self._device)
+        sketches, norm_sq = [], 0.0
         for p, sketch in zip(params, self._sketches, strict=True):
-            flat = p.detach().reshape(-1)
-            out = sketch.empty()
-            for start in sketch.chunks():
-                values = flat[start : start + CHUNK].to(self._device).double()
-                norm_sq += values.square().sum()
-                sketch.add_chunk(out, values, start)
+            out, norm = self._sketch_tensor(p, sketch)
             sketches.append(out)
-        return sketches, norm_sq.item()
+            norm_sq += float(norm)
+        return sketches, norm_sq
 
     # public API
 
@@ -326,7 +336,8 @@ class TrajectoryMonitor:
             ``{"snapshots": ..., "sketches": ..., "hash_tables": ..., "total": ...}``.
             In snapshot mode ``snapshots`` is at most twice the bytes of the
             monitored parameters; ``sketches`` is at most
-            ``4 · 8 · sum(min(size, sketch_dim))`` over the tensors in either mode.
+            ``4 · 8 · sum(min(size, sketch_dim))`` over the tensors in either mode;
+            ``hash_tables`` is 2 MiB.
         """
         snapshots = 0
         sketches: dict[int, Any] = {}
@@ -438,33 +449,21 @@ class TrajectoryMonitor:
     # the passes
 
     def _snapshot_pass(self, params: list[Any]) -> tuple:
-        import torch
-
         step_sq, dot, norm_sq, current_sketch = [], [], [], []
         before = self._before_previous
         new_before = []
         for i, p in enumerate(params):
             flat = p.detach().reshape(-1)
             sketch = self._sketches[i]
-            acc = torch.zeros(3, dtype=torch.float64, device=self._device)
             cur_sketch = sketch.empty()
-            previous = self._previous[i]
-            for start in sketch.chunks():
-                stop = start + CHUNK
-                cur = flat[start:stop].to(self._device).double()
-                prev = previous[start:stop].double()
-                diff = cur - prev
-                acc[0] += diff.square().sum()
-                if before is not None:
-                    acc[1] += ((prev - before[i][start:stop].double()) * diff).sum()
-                acc[2] += cur.square().sum()
-                sketch.add_chunk(cur_sketch, cur, start)
-                # the oldest snapshot is no longer needed: reuse its memory for the newest
-                if before is not None:
-                    before[i][start:stop].copy_(flat[start:stop])
-            step_sq.append(acc[0])
-            dot.append(acc[1])
-            norm_sq.append(acc[2])
+            oldest = None if before is None else before[i]
+            if self._numba_ok(flat, self._previous[i]):
+                sums = self._snapshot_tensor_numba(flat, self._previous[i], oldest, sketch, cur_sketch)
+            else:
+                sums = self._snapshot_tensor_torch(flat, self._previous[i], oldest, sketch, cur_sketch)
+            step_sq.append(sums[0])
+            dot.append(sums[1])
+            norm_sq.append(sums[2])
             current_sketch.append(cur_sketch)
             if before is None:
                 new_before.append(self._copy(p))
@@ -473,29 +472,86 @@ class TrajectoryMonitor:
         has_dot = before is not None
         return step_sq, dot if has_dot else None, norm_sq, current_sketch
 
+    def _numba_ok(self, flat: Any, snapshot: Any) -> bool:
+        """Whether the one-pass numba kernel can read these tensors in place."""
+        if self.backend == "torch":
+            return False
+        return (
+            flat.device.type == "cpu"
+            and snapshot.device.type == "cpu"
+            and flat.dtype == snapshot.dtype
+            and str(flat.dtype) in _NUMBA_DTYPES
+            and flat.is_contiguous()
+        )
+
+    def _snapshot_tensor_numba(self, flat, previous, oldest, sketch, cur_sketch) -> tuple:
+        import torch
+
+        from wtraj._monitor_kernel import snapshot_step
+
+        has_before = oldest is not None
+        # an unused stand-in keeps the kernel's signature (and its compiled version) fixed
+        before = oldest.numpy() if has_before else previous.numpy()[:0]
+        sums = snapshot_step(
+            flat.numpy(), previous.numpy(), before, has_before, cur_sketch.numpy(),
+            *sketch.kernel_tables(),
+        )  # fmt: skip
+        return tuple(torch.tensor(v, dtype=torch.float64) for v in sums)
+
+    def _snapshot_tensor_torch(self, flat, previous, oldest, sketch, cur_sketch) -> tuple:
+        import torch
+
+        acc = torch.zeros(3, dtype=torch.float64, device=self._device)
+        for start in sketch.chunks():
+            stop = start + CHUNK
+            # float64 copies: differences of float16/bfloat16/float32 values are exact
+            cur = flat[start:stop].to(self._device).double()
+            prev = previous[start:stop].double()
+            diff = cur - prev
+            acc[0] += torch.dot(diff, diff)
+            if oldest is not None:
+                acc[1] += torch.dot(prev - oldest[start:stop].double(), diff)
+            acc[2] += torch.dot(cur, cur)
+            sketch.add_chunk(cur_sketch, cur, start)
+            # the oldest snapshot is no longer needed: reuse its memory for the newest
+            if oldest is not None:
+                oldest[start:stop].copy_(flat[start:stop])
+        return acc[0], acc[1], acc[2]
+
     def _sketch_pass(self, params: list[Any]) -> tuple:
         import torch
 
         step_sq, dot, norm_sq, current_sketch = [], [], [], []
         before = self._before_previous_sketch
         for i, p in enumerate(params):
-            flat = p.detach().reshape(-1)
-            sketch = self._sketches[i]
-            cur_sketch = sketch.empty()
-            norm = torch.zeros((), dtype=torch.float64, device=self._device)
-            for start in sketch.chunks():
-                cur = flat[start : start + CHUNK].to(self._device).double()
-                norm += cur.square().sum()
-                sketch.add_chunk(cur_sketch, cur, start)
+            cur_sketch, norm = self._sketch_tensor(p, self._sketches[i])
             diff = cur_sketch - self._previous_sketch[i]
-            step_sq.append(diff.square().sum())
+            step_sq.append(torch.dot(diff, diff))
             if before is not None:
-                dot.append(((self._previous_sketch[i] - before[i]) * diff).sum())
+                dot.append(torch.dot(self._previous_sketch[i] - before[i], diff))
             norm_sq.append(norm)
             current_sketch.append(cur_sketch)
         self._before_previous_sketch = self._previous_sketch
         self._previous_sketch = current_sketch
         return step_sq, dot if before is not None else None, norm_sq, current_sketch
+
+    def _sketch_tensor(self, p: Any, sketch: CountSketch) -> tuple[Any, Any]:
+        """The float64 sketch of one tensor and its exact squared norm (a 0-d tensor)."""
+        import torch
+
+        flat = p.detach().reshape(-1)
+        out = sketch.empty()
+        if self._numba_ok(flat, flat):
+            from wtraj._monitor_kernel import sketch_step
+
+            norm = sketch_step(flat.numpy(), out.numpy(), *sketch.kernel_tables())
+            return out, torch.tensor(norm, dtype=torch.float64)
+        norm = torch.zeros((), dtype=torch.float64, device=self._device)
+        for start in sketch.chunks():
+            values = flat[start : start + CHUNK].to(self._device).double()
+            norm += torch.dot(values, values)
+            sketch.add_chunk(out, values, start)
+        return out, norm
 
     def _metrics(self, step_sq, dot, norm_sq, current_sketch) -> MonitorMetrics:
         import torch
@@ -542,6 +598,9 @@ class TrajectoryMonitor:
             layers=layers,
         )
 
+
+# dtypes the numba kernels read in place (torch dtype names)
+_NUMBA_DTYPES = ("torch.float32", "torch.float64")
 
 _NO_STEP = (
     "the monitor has no step yet: call mon.step() after optimizer.step() at least once "

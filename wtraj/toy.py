@@ -120,14 +120,19 @@ def build_model(model: str = "mlp", hidden: int = 32):
     # named layers, so that state_dict keys read "fc1.weight", "conv1.bias", ...
     if model == "mlp":
         layers = [
-            ("flatten", nn.Flatten()), ("fc1", nn.Linear(64, hidden)), ("relu", nn.ReLU()),
+            ("flatten", nn.Flatten()),
+            ("fc1", nn.Linear(64, hidden)),
+            ("relu", nn.ReLU()),
             ("fc2", nn.Linear(hidden, 10)),
         ]
         return nn.Sequential(OrderedDict(layers))
     if model == "cnn":
         layers = [
-            ("conv1", nn.Conv2d(1, 8, kernel_size=3, padding=1)), ("relu", nn.ReLU()),
-            ("pool", nn.MaxPool2d(2)), ("flatten", nn.Flatten()), ("fc1", nn.Linear(8 * 4 * 4, 10)),
+            ("conv1", nn.Conv2d(1, 8, kernel_size=3, padding=1)),
+            ("relu", nn.ReLU()),
+            ("pool", nn.MaxPool2d(2)),
+            ("flatten", nn.Flatten()),
+            ("fc1", nn.Linear(8 * 4 * 4, 10)),
         ]
         return nn.Sequential(OrderedDict(layers))
     raise ValueError(f"model must be one of {MODELS}; got {model!r}.")
@@ -147,9 +152,9 @@ def _one_thread() -> Iterator[None]:
 
 
 def _flatten(module) -> np.ndarray:
-    return np.concatenate(
-        [t.detach().reshape(-1).numpy() for t in module.state_dict().values()]
-    ).astype(np.float32)
+    return np.concatenate([t.detach().reshape(-1).numpy() for t in module.state_dict().values()]).astype(
+        np.float32
+    )
 
 
 def _load_flat(module, flat: np.ndarray) -> None:
@@ -159,8 +164,7 @@ def _load_flat(module, flat: np.ndarray) -> None:
     expected = sum(t.numel() for t in state.values())
     if flat.shape != (expected,):
         raise ValueError(
-            f"start must be a flat vector of {expected} weights for this model; "
-            f"got shape {flat.shape}."
+            f"start must be a flat vector of {expected} weights for this model; got shape {flat.shape}."
         )
     offset = 0
     for name, tensor in state.items():
@@ -229,9 +233,18 @@ def train_run(
         raise ValueError(f"shift must be one of {SHIFTS}; got {shift!r}.")
     lr_steps = dict(lr_steps or {})
     config = dict(
-        model=model, init_seed=init_seed, data_seed=data_seed, n_checkpoints=n_checkpoints,
-        steps_per_checkpoint=steps_per_checkpoint, batch_size=batch_size, lr=lr,
-        momentum=momentum, hidden=hidden, lr_steps=lr_steps, shift_at=shift_at, shift=shift,
+        model=model,
+        init_seed=init_seed,
+        data_seed=data_seed,
+        n_checkpoints=n_checkpoints,
+        steps_per_checkpoint=steps_per_checkpoint,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=momentum,
+        hidden=hidden,
+        lr_steps=lr_steps,
+        shift_at=shift_at,
+        shift=shift,
         from_start=start is not None,
     )
     images, labels = load_digits_data()

@@ -61,9 +61,7 @@ def chain_cover(
     by_progress = np.lexsort((np.arange(n), progress))
     rank[by_progress] = np.arange(n)
     later = rank[neighbours] > rank[:, None]
-    pred = np.concatenate(
-        [np.repeat(np.arange(n), neighbours.shape[1])[later.ravel()], by_progress[:-1]]
-    )
+    pred = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1])[later.ravel()], by_progress[:-1]])
     succ = np.concatenate([neighbours.ravel()[later.ravel()], by_progress[1:]])
     keep = (pred != root) & (succ != root) & (rank[succ] > rank[pred])
     # the next checkpoint in progress order may also be a neighbour: one edge each

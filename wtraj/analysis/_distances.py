@@ -71,8 +71,7 @@ def check_distance_matrix(D: Any, *, name: str = "X") -> np.ndarray:
         D = D.detach().cpu().numpy()
     if not isinstance(D, np.ndarray):
         raise TypeError(
-            f'{name} with metric="precomputed" must be a NumPy array of distances; '
-            f"got {type(D).__name__}."
+            f'{name} with metric="precomputed" must be a NumPy array of distances; got {type(D).__name__}.'
         )
     if not (np.issubdtype(D.dtype, np.floating) or np.issubdtype(D.dtype, np.integer)):
         raise TypeError(f'{name} with metric="precomputed" must be numeric; got dtype {D.dtype}.')
@@ -99,9 +98,7 @@ def check_distance_matrix(D: Any, *, name: str = "X") -> np.ndarray:
     asymmetry = np.abs(D - D.T)
     if (asymmetry > SYMMETRY_RTOL * scale).any():
         i, j = np.unravel_index(int(np.argmax(asymmetry)), D.shape)
-        raise ValueError(
-            f"{name} is not symmetric: [{i}, {j}] = {D[i, j]} but [{j}, {i}] = {D[j, i]}."
-        )
+        raise ValueError(f"{name} is not symmetric: [{i}, {j}] = {D[i, j]} but [{j}, {i}] = {D[j, i]}.")
     return D
 
 

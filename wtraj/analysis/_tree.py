@@ -1,4 +1,4 @@
-"""Minimum spanning tree and its long-path decomposition, on a dense distance matrix."""
+"""Minimum spanning tree of a dense distance matrix (Prim, O(N^2))."""
 
 from __future__ import annotations
 
@@ -44,55 +44,3 @@ def tree_adjacency(neighbour: np.ndarray) -> list[list[int]]:
     for row in adjacency:
         row.sort()
     return adjacency
-
-
-def root_tree(adjacency: list[list[int]], root: int) -> tuple[np.ndarray, np.ndarray]:
-    """Parents (root: -1) and a breadth-first visiting order of the tree rooted at ``root``."""
-    n = len(adjacency)
-    parent = np.full(n, -1, dtype=np.int64)
-    seen = np.zeros(n, dtype=bool)
-    seen[root] = True
-    visit = [root]
-    for u in visit:
-        for v in adjacency[u]:
-            if not seen[v]:
-                seen[v] = True
-                parent[v] = u
-                visit.append(v)
-    return parent, np.asarray(visit, dtype=np.int64)
-
-
-def long_paths(parent: np.ndarray, visit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Long-path decomposition of a rooted tree.
-
-    Every node continues the path of the child with the longest way down to
-    a leaf (in nodes; ties go to the lower index), so the tree splits into
-    disjoint root-to-leaf-ward paths, the longest first.
-
-    Returns
-    -------
-    path_of : ndarray, shape (N,), int64
-        Path id of each node; path ids are in decreasing order of length.
-    path_length : ndarray, shape (n_paths,), int64
-        Nodes on each path.
-    """
-    n = parent.shape[0]
-    height = np.ones(n, dtype=np.int64)
-    heavy = np.full(n, -1, dtype=np.int64)
-    for u in visit[::-1]:
-        p = parent[u]
-        if p >= 0 and (
-            height[u] + 1 > height[p] or (height[u] + 1 == height[p] and u < heavy[p])
-        ):
-            height[p] = height[u] + 1
-            heavy[p] = u
-    tops = [int(u) for u in visit if parent[u] < 0 or heavy[parent[u]] != u]
-    # longest paths first; ties by the top node's index, for determinism
-    tops.sort(key=lambda u: (-height[u], u))
-    path_of = np.full(n, -1, dtype=np.int64)
-    for k, top in enumerate(tops):
-        u = top
-        while u >= 0:
-            path_of[u] = k
-            u = heavy[u]
-    return path_of, height[np.asarray(tops, dtype=np.int64)]

@@ -10,17 +10,23 @@ real runs). wtraj separates runs in two stages.
    from which the steps shrink on both sides (training steps shrink as a run
    converges). An edge is cut when the runs leaving its two ends (each end's
    shortest other tree edge, then the longest branch) have their first
-   ``TREND_STEPS`` steps all shorter than the edge by ``LINK_RATIO`` and
-   shrinking (Mann-Kendall trend within phases). A data shift also makes a long edge, but
-   before it the steps shrink *towards* it, so it is never cut.
+   ``RATIO_STEPS`` steps all shorter than the edge by ``LINK_RATIO`` and their
+   first ``TREND_STEPS`` steps shrinking (Mann-Kendall trend within phases),
+   or when it is ``GAP_RATIO`` times longer than those steps (a plain gap).
+   A data shift also makes a long edge, but before it the steps shrink
+   *towards* it, so it is not cut.
 2. **Runs that share a start** (one component): the runs are the ``k``
    chains of least total squared step leaving the root
    (:mod:`wtraj.analysis._cover`), with the progress of each checkpoint its
-   geodesic distance from the root over the 3-nearest-neighbour graph. ``k``
-   is the one with the least cost: more chains than runs only add jumps from
-   the root, fewer force chains to zigzag between runs. The root is the end
-   of the component's seriation (:func:`wtraj.analysis.ordering.order_nodes`)
-   from which the steps along the chains shrink (pooled Mann-Kendall test).
+   geodesic distance from the root over the 3-nearest-neighbour graph.
+   Along true runs the steps shrink; a chain that zigzags between runs
+   alternates short hops across and long steps along, and shows no trend.
+   So ``k`` is the fewest chains whose pooled Mann-Kendall trend of step
+   length is at least ``TREND_SHARE`` of the strongest trend found over
+   ``k = 1, 2, ...`` (tried until the cost rose ``PATIENCE`` times in a row),
+   and the root is, among both ends of the component's seriation
+   (:func:`wtraj.analysis.ordering.order_nodes`) and the checkpoint farthest
+   from its nearest neighbour, the one with the strongest trend.
 """
 
 from __future__ import annotations
@@ -34,14 +40,20 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from wtraj.analysis._cover import chain_cover
 from wtraj.analysis._distances import Nodes, distance_matrix, distinct_nodes, require_nodes
 from wtraj.analysis._tour import nearest_neighbours
-from wtraj.analysis._tree import minimum_spanning_tree, root_tree, tree_adjacency
+from wtraj.analysis._tree import minimum_spanning_tree, tree_adjacency
 from wtraj.analysis.ordering import order_nodes, segmented_trend_z
 
 # a link between runs is at least this many times longer than the first steps beside it
 # (measured on the toy runs: links 2.5x, steps next to a link within a shared start 1.2x)
 LINK_RATIO = 2.0
+# a gap this many times longer than the steps beside it separates runs
+# whatever the steps do (no data shift measured on the toy runs exceeds 3x)
+GAP_RATIO = 10.0
 # steps read on each side of a candidate link for the trend test
 TREND_STEPS = 10
+# first steps on each side that a link must be longer than (a later data
+# shift may make a longer step)
+RATIO_STEPS = 3
 # neighbours that define progress (geodesic distance from the root)
 PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover: enough to reach the
@@ -49,15 +61,16 @@ PROGRESS_NEIGHBOURS = 3
 COVER_NEIGHBOURS = 20
 # the inference of k stops after the cost rose this many times in a row
 PATIENCE = 2
+# the fewest chains whose steps shrink at least this share as clearly (pooled
+# Mann-Kendall z) as the best number of chains tried
+TREND_SHARE = 0.9
 
 
 def _check_count(n_trajectories: Any, n_rows: int) -> int | None:
     if n_trajectories is None:
         return None
     if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, (int, np.integer)):
-        raise TypeError(
-            f"n_trajectories must be an int or None; got {type(n_trajectories).__name__}."
-        )
+        raise TypeError(f"n_trajectories must be an int or None; got {type(n_trajectories).__name__}.")
     if not 1 <= n_trajectories <= n_rows:
         raise ValueError(
             f"n_trajectories must lie between 1 and the number of checkpoints ({n_rows}); "
@@ -116,12 +129,21 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     tiny = np.finfo(float).tiny
     for i in range(1, D.shape[0]):
         j = int(neighbour[i])
+        # cheap test first: longer than each end's own first step (shortest other edge)
+        if any(
+            len(adjacency[a]) < 2 or length[i] < LINK_RATIO * min(D[a, w] for w in adjacency[a] if w != b)
+            for a, b in ((i, j), (j, i))
+        ):
+            continue
         sides = [_run_steps(adjacency, D, i, j), _run_steps(adjacency, D, j, i)]
         if any(steps.shape[0] < 3 for steps in sides):
             continue
-        if length[i] < LINK_RATIO * max(steps.max() for steps in sides):
+        largest_step = max(steps[:RATIO_STEPS].max() for steps in sides)
+        if length[i] < LINK_RATIO * largest_step:
             continue
-        is_link[i] = all(segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides)
+        is_link[i] = length[i] >= GAP_RATIO * largest_step or all(
+            segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides
+        )
     return is_link, neighbour, adjacency
 
 
@@ -181,18 +203,21 @@ class Rooted:
         return self._covers[k]
 
     def best_k(self) -> int:
-        """The number of chains with the least cost (module docstring, stage 2)."""
-        best, best_cost, rises = 1, self.cover(1)[1], 0
-        previous = best_cost
+        """The number of runs (module docstring, stage 2)."""
+        trends = {1: self.trend(1)}
+        previous = self.cover(1)[1]
+        rises = 0
         for k in range(2, self.max_chains + 1):
             cost = self.cover(k)[1]
-            if cost < best_cost:
-                best, best_cost = k, cost
+            trends[k] = self.trend(k)
             rises = rises + 1 if cost >= previous else 0
             previous = cost
             if rises >= PATIENCE:
                 break
-        return best
+        strongest = min(trends.values())
+        if strongest >= 0:
+            return min(trends, key=lambda k: (trends[k], k))
+        return min(k for k, z in trends.items() if z <= TREND_SHARE * strongest)
 
     def trend(self, k: int) -> float:
         """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking)."""
@@ -213,13 +238,22 @@ class Rooted:
 
 
 def rooted_component(D: np.ndarray) -> Rooted:
-    """The component's start: whichever end of its seriation the chains' steps shrink from."""
+    """The component's start: the candidate the chains' steps shrink from the most.
+
+    Candidates: both ends of the component's seriation and the checkpoint
+    farthest from its nearest neighbour.
+    """
     n = D.shape[0]
     neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
     if n < 3:
         return Rooted(D, 0, neighbours)
     order, _ = order_nodes(D)
-    candidates = [Rooted(D, int(order[0]), neighbours), Rooted(D, int(order[-1]), neighbours)]
+    # where runs share a start, their seriation may zigzag between them and
+    # miss the start; the start is also the checkpoint farthest from its
+    # nearest neighbour (the first step of training is among the longest)
+    isolated = int(np.argmax(D[np.arange(n), neighbours[:, 0]]))
+    starts = dict.fromkeys([int(order[0]), int(order[-1]), isolated])
+    candidates = [Rooted(D, start, neighbours) for start in starts]
     # ties keep the seriation's own choice of start (the first candidate)
     return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
 
@@ -288,29 +322,35 @@ def separate_nodes(D: np.ndarray, n_trajectories: int | None) -> tuple[np.ndarra
 
 
 def _chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
-    """Parent of each node within its component, as an index into the whole matrix."""
+    """Parent of each node of a component, as an index into the component (root: -1).
+
+    Each chain is put in training order by seriation (with the root, which
+    fixes its direction); a chain's first checkpoint hangs from the nearest
+    checkpoint clearly behind it (progress lower by at least half their
+    distance): the shared start, or the checkpoint a fine-tune branched from.
+    """
     D, progress, root = component.D, component.progress, component.root
-    n = D.shape[0]
-    local = np.full(n, -1, dtype=np.int64)
-    rank = np.lexsort((np.arange(n), progress))
-    previous: dict[int, int] = {}
-    for u in rank:
-        u = int(u)
-        if u == root:
+    local = np.full(D.shape[0], -1, dtype=np.int64)
+    for c in np.unique(chain):
+        members = np.flatnonzero(chain == c)
+        members = members[members != root]
+        if members.shape[0] == 0:
             continue
-        c = int(chain[u])
-        if c in previous:
-            local[u] = previous[c]
+        with_root = np.concatenate([[root], members])
+        if with_root.shape[0] >= 3:
+            order = with_root[order_nodes(D[np.ix_(with_root, with_root)])[0]]
+            if order[-1] == root:
+                order = order[::-1]
+            order = order[order != root]
         else:
-            # a run's first checkpoint hangs from the nearest checkpoint that lies
-            # clearly behind it (progress lower by at least half their distance):
-            # the shared start, or the checkpoint a fine-tune branched from
-            behind = progress[u] - progress >= 0.5 * D[u]
-            behind[u] = False
-            behind[root] = True
-            candidates = np.flatnonzero(behind)
-            local[u] = int(candidates[np.argmin(D[u, candidates])])
-        previous[c] = u
+            order = members
+        head = int(order[0])
+        behind = progress[head] - progress >= 0.5 * D[head]
+        behind[head] = False
+        behind[root] = True
+        candidates = np.flatnonzero(behind)
+        local[head] = int(candidates[np.argmin(D[head, candidates])])
+        local[order[1:]] = order[:-1]
     return local
 
 
@@ -371,9 +411,7 @@ def separate_trajectories(
     return labels[nodes.node_of]
 
 
-def trajectory_tree(
-    X: Any, n_trajectories: int | None = None, *, metric: str = "euclidean"
-) -> np.ndarray:
+def trajectory_tree(X: Any, n_trajectories: int | None = None, *, metric: str = "euclidean") -> np.ndarray:
     """Parent of each checkpoint in the tree of training runs (-1 at roots).
 
     Along a run, a checkpoint's parent is the previous checkpoint of that run;

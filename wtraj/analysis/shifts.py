@@ -9,8 +9,9 @@ compared with the median of the ``baseline`` steps before it:
   (default 10^0.5 = 3.2x). Ordinary training never does this: its steps
   shrink, early epochs included (the first steps are the longest, and have
   no earlier steps to be compared with).
-- ``kind="slowdown"``: the median of the step and the ``baseline - 1`` steps
-  after it is at least ``10 ** threshold`` times shorter (a lasting drop),
+- ``kind="slowdown"``: the step, and the median of it and the ``baseline - 1``
+  steps after it, are at least ``10 ** threshold`` times shorter than the
+  median of the ``baseline`` steps before it that were not shifts (a lasting drop),
   which is what a learning-rate decay does; reported, not a shift.
 
 Consecutive flagged steps of one kind are one event.
@@ -57,8 +58,9 @@ class ShiftEvent:
     kind : str
         ``"shift"`` or ``"slowdown"``.
     score : float
-        ``log10(step / median of the baseline steps before it)``: positive for
-        shifts, negative for slowdowns.
+        For shifts ``log10(step / median of the baseline steps before it)``
+        (positive); for slowdowns the larger (weaker) of the log10 ratios of
+        the step and of the median after to the median before (negative).
     turning_angle : float
         Angle in radians between the step before and the step at the event
         (0 = straight on, pi = back); NaN when there is no step before.
@@ -93,18 +95,22 @@ def run_events(
     """
     steps = D[order[:-1], order[1:]]
     flagged = []
+    ordinary = [float(steps[0])]
     for i in range(1, steps.shape[0]):
         reference = float(np.median(steps[max(0, i - baseline) : i]))
         score = math.log10(steps[i] / reference)
         if score >= threshold:
             flagged.append((i, "shift", score))
             continue
+        ordinary.append(float(steps[i]))
         # a slowdown must last: the median of this and the next steps drops
+        # below the steps before, leaving out the long steps of a shift
         following = steps[i : i + baseline]
+        calm = float(np.median(ordinary[-baseline - 1 : -1]))
         if following.shape[0] >= 2:
-            lasting = math.log10(float(np.median(following)) / reference)
-            if lasting <= -threshold:
-                flagged.append((i, "slowdown", max(score, lasting)))
+            drop = max(math.log10(steps[i] / calm), math.log10(float(np.median(following)) / calm))
+            if drop <= -threshold:
+                flagged.append((i, "slowdown", drop))
     events: list[tuple[int, str, float, float]] = []
     previous = None
     for i, kind, score in flagged:

@@ -72,9 +72,7 @@ def open(
         strip_prefix = (strip_prefix,)
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
     if budget <= 0:
-        raise ValueError(
-            f"memory_budget must be a positive number of bytes; got {memory_budget!r}."
-        )
+        raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}.")
     locations = discover(paths)
     labels = [str(loc.path) for loc in locations]
     tensors = [

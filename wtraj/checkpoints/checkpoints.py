@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -15,9 +16,9 @@ from wtraj.checkpoints.prefetch import prefetched
 from wtraj.checkpoints.progress import progress_bar
 from wtraj.checkpoints.stored import StoredTensor, copy_widened
 
-# rows of a block read at once: two reads in flight kept the disk of the 2-core
-# benchmark machine busier than one, four did no better (bench/RESULTS.md)
-READ_THREADS = 2
+# rows of a block read at once (WTRAJ_READ_THREADS overrides): two reads in flight
+# keep a disk busier than one (bench/RESULTS.md); fast NVMe arrays may want more
+DEFAULT_READ_THREADS = 2
 # stored bytes per element, for sizing reads and the progress bar
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
@@ -92,9 +93,7 @@ class Checkpoints:
         Two buffers are in flight (one read by the caller, one being filled),
         plus one staging row per checkpoint for values that need widening.
         """
-        bytes_per_column = self.n_checkpoints * (
-            2 * np.dtype(self.dtype).itemsize + self._staging_itemsize()
-        )
+        bytes_per_column = self.n_checkpoints * (2 * np.dtype(self.dtype).itemsize + self._staging_itemsize())
         width = min(int(max_width), self.memory_budget // bytes_per_column)
         width = max(COLUMN_ALIGN, width // COLUMN_ALIGN * COLUMN_ALIGN)
         return min(width, max(layer.size for layer in self.layers))
@@ -130,7 +129,7 @@ class Checkpoints:
         ]
         staging = np.empty((self.n_checkpoints, width * self._staging_itemsize()), dtype=np.uint8)
         files = OpenFiles()
-        pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="wtraj-read")
+        pool = ThreadPoolExecutor(read_threads(), thread_name_prefix="wtraj-read")
 
         def fill(buffer: np.ndarray, task: tuple[int, int, int]) -> None:
             k, start, stop = task
@@ -202,3 +201,11 @@ class Checkpoints:
         raw = staging[: (stop - start) * stored.itemsize].view(stored)
         read_exactly(fd, raw, offset, what)
         copy_widened(out, raw, tensor.dtype)
+
+
+def read_threads() -> int:
+    """Threads reading the rows of a block: ``WTRAJ_READ_THREADS`` or 2."""
+    value = os.environ.get("WTRAJ_READ_THREADS", str(DEFAULT_READ_THREADS))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"WTRAJ_READ_THREADS must be a positive integer; got {value!r}.")
+    return int(value)

@@ -48,7 +48,6 @@ def read_exactly(fd: int, out: np.ndarray, offset: int, what: str) -> None:
         n = os.preadv(fd, [view[done:]], offset + done)
         if n == 0:
             raise ValueError(
-                f"{what}: the file ended {len(view) - done} bytes early "
-                "(truncated while being read?)."
+                f"{what}: the file ended {len(view) - done} bytes early (truncated while being read?)."
             )
         done += n

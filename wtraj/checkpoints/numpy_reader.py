@@ -28,16 +28,10 @@ def read_npy(path: Path) -> dict[str, StoredTensor]:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(
-            f"{path}: not a readable .npy file (truncated or corrupted?): {exc}"
-        ) from exc
+        raise ValueError(f"{path}: not a readable .npy file (truncated or corrupted?): {exc}") from exc
     _check_layout(path, NPY_TENSOR_NAME, array.dtype, array.ndim, np.isfortran(array))
     values = array.reshape(-1)
-    return {
-        NPY_TENSOR_NAME: _stored(
-            path, NPY_TENSOR_NAME, array.shape, array.dtype, values, array.offset
-        )
-    }
+    return {NPY_TENSOR_NAME: _stored(path, NPY_TENSOR_NAME, array.shape, array.dtype, values, array.offset)}
 
 
 def read_npz(path: Path) -> dict[str, StoredTensor]:
@@ -45,9 +39,7 @@ def read_npz(path: Path) -> dict[str, StoredTensor]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(
-            f"{path}: not a readable .npz archive (truncated or corrupted?): {exc}"
-        ) from exc
+        raise ValueError(f"{path}: not a readable .npz archive (truncated or corrupted?): {exc}") from exc
     tensors = {}
     with archive, path.open("rb") as raw:
         for info in archive.infolist():
@@ -86,9 +78,7 @@ def _mapped_member(path: Path, raw, info: zipfile.ZipInfo, name: str) -> StoredT
     return _stored(path, name, shape, dtype, values, array_start)
 
 
-def _streamed_member(
-    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
-) -> StoredTensor:
+def _streamed_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> StoredTensor:
     try:
         with archive.open(info) as member:
             shape, fortran, dtype = _read_npy_header(path, name, member)

@@ -22,9 +22,7 @@ def progress_bar(total_bytes: int, progress: bool | None, description: str) -> A
     description : str
         Label at the left of the bar.
     """
-    show = (
-        progress if progress is not None else sys.stderr.isatty() and total_bytes >= AUTO_MIN_BYTES
-    )
+    show = progress if progress is not None else sys.stderr.isatty() and total_bytes >= AUTO_MIN_BYTES
     if not show:
         return _NoBar()
     try:

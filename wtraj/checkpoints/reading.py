@@ -46,9 +46,7 @@ def read_sharded(index_path: Path) -> dict[str, StoredTensor]:
         raise ValueError(f"{index_path}: corrupted shard index (not valid JSON: {exc}).") from exc
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
-        raise ValueError(
-            f"{index_path}: corrupted shard index: no 'weight_map' of tensor -> shard file."
-        )
+        raise ValueError(f"{index_path}: corrupted shard index: no 'weight_map' of tensor -> shard file.")
     shards: dict[str, list[str]] = {}
     for key, shard in weight_map.items():
         shards.setdefault(shard, []).append(key)

@@ -57,8 +57,7 @@ def read_safetensors(path: Path) -> dict[str, StoredTensor]:
         prefix = f.read(8)
         if len(prefix) < 8:
             raise ValueError(
-                f"{path}: not a safetensors file (only {file_size} bytes; the header length "
-                "alone takes 8)."
+                f"{path}: not a safetensors file (only {file_size} bytes; the header length alone takes 8)."
             )
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > MAX_HEADER_BYTES or 8 + header_len > file_size:
@@ -107,16 +106,14 @@ def _check_entry(
     where = f"{path}: tensor {key!r}"
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise ValueError(
-            f"{where}: corrupted header entry (expected dtype, shape and data_offsets; "
-            f"got {entry!r})."
+            f"{where}: corrupted header entry (expected dtype, shape and data_offsets; got {entry!r})."
         )
     dtype_code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if dtype_code not in SAFETENSORS_DTYPES:
         raise ValueError(f"{where}: unknown safetensors dtype {dtype_code!r}.")
     if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
         raise ValueError(
-            f"{where}: corrupted header: shape must be a list of non-negative integers, "
-            f"got {shape!r}."
+            f"{where}: corrupted header: shape must be a list of non-negative integers, got {shape!r}."
         )
     if not (
         isinstance(offsets, list)
@@ -124,9 +121,7 @@ def _check_entry(
         and all(isinstance(o, int) for o in offsets)
         and 0 <= offsets[0] <= offsets[1]
     ):
-        raise ValueError(
-            f"{where}: corrupted header: data_offsets must be [begin, end], got {offsets!r}."
-        )
+        raise ValueError(f"{where}: corrupted header: data_offsets must be [begin, end], got {offsets!r}.")
     begin, end = offsets
     itemsize = SAFETENSORS_DTYPES[dtype_code][1].itemsize
     expected = int(np.prod(shape, dtype=np.int64)) * itemsize

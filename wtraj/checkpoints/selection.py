@@ -80,9 +80,7 @@ def select(
     names = [n for n, t in reference.items() if t.is_float and t.size > 0]
     kept = set(names)
     skipped = {
-        n: f"{t.dtype} (empty)" if t.is_float else t.dtype
-        for n, t in reference.items()
-        if n not in kept
+        n: f"{t.dtype} (empty)" if t.is_float else t.dtype for n, t in reference.items() if n not in kept
     }
     if not names:
         everything = ", ".join(list(checkpoints[0])[:8])
@@ -101,8 +99,7 @@ def select(
         for tensor in row:
             if not tensor.is_float:
                 raise ValueError(
-                    f"{labels[i]}: tensor {tensor.key!r} is {tensor.dtype} but floating point in "
-                    f"{labels[0]}."
+                    f"{labels[i]}: tensor {tensor.key!r} is {tensor.dtype} but floating point in {labels[0]}."
                 )
     return Selection(layers, tensors, skipped)
 

@@ -17,8 +17,8 @@ class StoredTensor:
 
     ``values`` is a 1-D sliceable view of the stored elements in C order
     (a memory map, a slice of one, or a streaming reader) with a ``dtype``:
-    slicing it reads only that range. bfloat16 values are held as their raw ``uint16`` bits,
-    since NumPy has no bfloat16.
+    slicing it reads only that range. bfloat16 values are held as their raw
+    ``uint16`` bits, since NumPy has no bfloat16.
     """
 
     # the key in the file, before any prefix was stripped

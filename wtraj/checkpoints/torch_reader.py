@@ -36,9 +36,7 @@ def read_torch(path: Path) -> dict[str, StoredTensor]:
     try:
         import torch
     except ImportError as exc:
-        raise ImportError(
-            f"{path}: reading PyTorch checkpoints needs torch (pip install torch)."
-        ) from exc
+        raise ImportError(f"{path}: reading PyTorch checkpoints needs torch (pip install torch).") from exc
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:

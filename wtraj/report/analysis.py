@@ -26,6 +26,8 @@ import numpy as np
 
 from wtraj.report.embedding import Embedding, classical_mds
 
+RUNS_FROM = ("recovered", "inputs")
+
 
 @dataclass(frozen=True)
 class Run:
@@ -47,7 +49,8 @@ class Run:
         True when step norms and angles come from the float64 path sums
         (the recovered order follows the input order).
     shifts : list of dict
-        Detected shifts: ``{"position": ..., "checkpoint": row, "score": ...}``.
+        Events of :func:`wtraj.detect_shifts`: ``{"position": ..., "checkpoint": row,
+        "kind": "shift" or "slowdown", "score": ...}``.
     layer_relative_change : ndarray, shape (n_layers, n-1)
         ``||Δθ_l|| / ||θ_l||`` per layer and step (the norm before the step).
     """
@@ -75,6 +78,8 @@ class Analysis:
     layer_shapes: list[tuple[int, ...]]
     stats: Any
     labels: np.ndarray
+    # "recovered" (separate_trajectories) or "inputs" (one run per input path)
+    runs_from: str
     tree_parent: np.ndarray | None
     runs: list[Run]
     embedding: Embedding
@@ -122,6 +127,7 @@ def analyze(
     backend: str | None = None,
     memory_budget: int | None = None,
     n_trajectories: int | None = None,
+    runs_from: str = "recovered",
     progress: bool | None = None,
 ) -> Analysis:
     """Distances, step norms, curvature, runs, order, shifts and embedding of checkpoints.
@@ -136,6 +142,10 @@ def analyze(
         Passed to :func:`wtraj.trajectory_stats`.
     n_trajectories : int, optional
         Number of runs; inferred by :func:`wtraj.separate_trajectories` when None.
+    runs_from : {"recovered", "inputs"}
+        ``"recovered"``: runs found by :func:`wtraj.separate_trajectories`
+        from the distances alone; ``"inputs"``: each input path is one run
+        (for run folders whose grouping is known).
 
     Returns
     -------
@@ -149,6 +159,10 @@ def analyze(
     """
     import wtraj
 
+    if runs_from not in RUNS_FROM:
+        raise ValueError(f"runs_from={runs_from!r}: choose one of {', '.join(RUNS_FROM)}.")
+    if runs_from == "inputs" and n_trajectories is not None:
+        raise ValueError("give either a number of runs or runs_from='inputs', not both.")
     files, names, groups = discover_checkpoints(paths)
     if len(files) < 2:
         raise ValueError(
@@ -160,11 +174,14 @@ def analyze(
         checkpoints, by_layer=True, backend=backend, memory_budget=memory_budget, progress=progress
     )
     D = stats.distances
-    labels = _run_labels(D, n_trajectories)
-    tree = wtraj.trajectory_tree(D, metric="precomputed") if len(files) >= 2 else None
-    runs = [
-        _run(label, np.flatnonzero(labels == label), stats) for label in np.unique(labels).tolist()
-    ]
+    if runs_from == "inputs":
+        inputs = list(dict.fromkeys(groups))
+        labels = np.array([inputs.index(g) for g in groups], dtype=np.int64)
+    else:
+        labels = _run_labels(D, n_trajectories)
+    tree = wtraj.trajectory_tree(D, metric="precomputed")
+    runs = [_run(label, np.flatnonzero(labels == label), stats) for label in np.unique(labels).tolist()]
+    runs = _with_shifts(runs, D, labels)
     return Analysis(
         names=names,
         groups=groups,
@@ -173,6 +190,7 @@ def analyze(
         layer_shapes=[tuple(layer.shape) for layer in checkpoints.layers],
         stats=stats,
         labels=labels,
+        runs_from=runs_from,
         tree_parent=None if tree is None else np.asarray(tree),
         runs=runs,
         embedding=classical_mds(D, 3),
@@ -185,9 +203,7 @@ def _run_labels(D: np.ndarray, n_trajectories: int | None) -> np.ndarray:
 
     if n_trajectories == 1:
         return np.zeros(D.shape[0], dtype=np.int64)
-    return np.asarray(
-        wtraj.separate_trajectories(D, n_trajectories, metric="precomputed"), dtype=np.int64
-    )
+    return np.asarray(wtraj.separate_trajectories(D, n_trajectories, metric="precomputed"), dtype=np.int64)
 
 
 def _run(label: int, rows: np.ndarray, stats: Any) -> Run:
@@ -197,22 +213,16 @@ def _run(label: int, rows: np.ndarray, stats: Any) -> Run:
     sub = D[np.ix_(rows, rows)]
     distinct = _n_distinct(sub)
     if distinct >= 3:
-        local, confidence = wtraj.order_checkpoints(
-            sub, metric="precomputed", return_confidence=True
-        )
+        local, confidence = wtraj.order_checkpoints(sub, metric="precomputed", return_confidence=True)
         order = rows[np.asarray(local)]
     else:
         order, confidence = rows, math.nan
     steps, angles, exact = _path_along(order, stats)
-    ordered = D[np.ix_(order, order)]
-    shifts = _shifts(ordered, order) if distinct >= 3 else []
     change = np.empty((len(stats.layers), max(len(order) - 1, 0)))
     for i, layer in enumerate(stats.layers):
         before = layer.norms[order[:-1]]
         with np.errstate(divide="ignore", invalid="ignore"):
-            change[i] = np.where(
-                before > 0, layer.distances[order[:-1], order[1:]] / before, np.nan
-            )
+            change[i] = np.where(before > 0, layer.distances[order[:-1], order[1:]] / before, np.nan)
     return Run(
         label=int(label),
         order=order,
@@ -221,7 +231,7 @@ def _run(label: int, rows: np.ndarray, stats: Any) -> Run:
         turning_angles=angles,
         distance_from_start=D[order[0], order],
         exact_path=exact,
-        shifts=shifts,
+        shifts=[],
         layer_relative_change=change,
     )
 
@@ -251,14 +261,28 @@ def _path_along(order: np.ndarray, stats: Any) -> tuple[np.ndarray, np.ndarray, 
     return np.array(steps, dtype=float), angles, False
 
 
-def _shifts(ordered: np.ndarray, order: np.ndarray) -> list[dict]:
-    """Shifts of one run, from its distance matrix in recovered order."""
+def _with_shifts(runs: list[Run], D: np.ndarray, labels: np.ndarray) -> list[Run]:
+    """The runs with their shift and slowdown events from :func:`wtraj.detect_shifts`."""
+    import dataclasses
+
     import wtraj
 
-    events = wtraj.detect_shifts(ordered, metric="precomputed")
-    shifts = []
-    for position, score in events:
-        shifts.append(
-            {"position": int(position), "checkpoint": int(order[position]), "score": float(score)}
-        )
-    return shifts
+    # detect_shifts needs two steps to compare in some run: at least 4 distinct checkpoints
+    if _n_distinct(D) < 4:
+        return runs
+    events = wtraj.detect_shifts(D, labels, metric="precomputed")
+    updated = []
+    for run in runs:
+        position_of = {int(row): position for position, row in enumerate(run.order)}
+        shifts = [
+            {
+                "position": position_of[int(event.index)],
+                "checkpoint": int(event.index),
+                "kind": event.kind,
+                "score": float(event.score),
+            }
+            for event in events
+            if int(event.index) in position_of
+        ]
+        updated.append(dataclasses.replace(run, shifts=shifts))
+    return updated

@@ -75,10 +75,11 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
     """File name -> (PNG bytes, caption, alt text)."""
     labels = [run_label(analysis, i) for i in range(len(analysis.runs))]
     orders = [run.order for run in analysis.runs]
-    shifts = [[s["position"] for s in run.shifts] for run in analysis.runs]
+    shifts = [_positions(run, "shift") for run in analysis.runs]
+    slowdowns = [_positions(run, "slowdown") for run in analysis.runs]
     curves = [
-        plots.RunCurve(label, run.step_norms, run.turning_angles, run.distance_from_start, s)
-        for label, run, s in zip(labels, analysis.runs, shifts, strict=True)
+        plots.RunCurve(label, run.step_norms, run.turning_angles, run.distance_from_start, shift, slowdown)
+        for label, run, shift, slowdown in zip(labels, analysis.runs, shifts, slowdowns, strict=True)
     ]
     emb = analysis.embedding
     figures = {
@@ -86,7 +87,7 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
             plots.steps_figure(curves),
             "Step norm (log scale), turning angle between consecutive steps, and distance from "
             "the first checkpoint, along each run's recovered order. Dashed lines: detected "
-            "shifts.",
+            "shifts (the step length jumps); dotted: slowdowns (it drops).",
             "step norm, turning angle and distance from start per run",
         ),
         "distances.png": (
@@ -96,17 +97,13 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
             "pairwise distance heatmap",
         ),
         "embedding_2d.png": (
-            plots.embedding_figure(
-                emb.coordinates, emb.explained_variance_ratio, orders, labels, 2
-            ),
+            plots.embedding_figure(emb.coordinates, emb.explained_variance_ratio, orders, labels, 2),
             "Classical MDS of the distance matrix (the PCA of the checkpoints, computed from "
             "distances only): each run a line, light to dark from first to last checkpoint.",
             "2-D embedding of all trajectories",
         ),
         "embedding_3d.png": (
-            plots.embedding_figure(
-                emb.coordinates, emb.explained_variance_ratio, orders, labels, 3
-            ),
+            plots.embedding_figure(emb.coordinates, emb.explained_variance_ratio, orders, labels, 3),
             "The same embedding in its first three axes.",
             "3-D embedding of all trajectories",
         ),
@@ -116,15 +113,19 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
                 [run.layer_relative_change for run in analysis.runs],
                 labels,
                 shifts,
+                slowdowns,
             ),
             "Relative change of each layer (tensor) per step, ‖Δθₗ‖ / ‖θₗ‖, log colour scale; "
-            "blank cells are steps where the layer did not change. Dashed lines: detected shifts.",
+            "blank cells are steps where the layer did not change. Dashed / dotted lines: shifts / "
+            "slowdowns.",
             "per-layer change heatmap",
         ),
     }
-    return {
-        name: (plots.png_bytes(fig), caption, alt) for name, (fig, caption, alt) in figures.items()
-    }
+    return {name: (plots.png_bytes(fig), caption, alt) for name, (fig, caption, alt) in figures.items()}
+
+
+def _positions(run, kind: str) -> list[int]:
+    return [event["position"] for event in run.shifts if event["kind"] == kind]
 
 
 def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> dict:
@@ -145,6 +146,7 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
             "n_layers": len(analysis.layer_names),
             "skipped_tensors": analysis.skipped_tensors,
         },
+        "runs_from": analysis.runs_from,
         "checkpoints": [
             {
                 "index": i,
@@ -152,9 +154,7 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
                 "input": analysis.groups[i],
                 "run": run_of[i],
                 "norm": float(stats.norms[i]),
-                "tree_parent": None
-                if analysis.tree_parent is None
-                else int(analysis.tree_parent[i]),
+                "tree_parent": None if analysis.tree_parent is None else int(analysis.tree_parent[i]),
             }
             for i, name in enumerate(analysis.names)
         ],
@@ -220,7 +220,7 @@ def _number(x: float) -> str:
 def _steps_csv(analysis: Analysis) -> str:
     rows = []
     for run in analysis.runs:
-        shift_score = {s["position"]: s["score"] for s in run.shifts}
+        event_at = {s["position"]: s for s in run.shifts}
         for position, row in enumerate(run.order):
             step = run.step_norms[position - 1] if position >= 1 else math.nan
             has_angle = 1 <= position <= len(run.turning_angles)
@@ -234,13 +234,13 @@ def _steps_csv(analysis: Analysis) -> str:
                     _number(step),
                     _number(angle),
                     _number(run.distance_from_start[position]),
-                    int(position in shift_score),
-                    _number(shift_score.get(position, math.nan)),
+                    event_at[position]["kind"] if position in event_at else "",
+                    _number(event_at[position]["score"] if position in event_at else math.nan),
                 ]
             )
     header = [
         "run", "position", "checkpoint", "name", "step_norm", "turning_angle_deg",
-        "distance_from_start", "shift", "shift_score",
+        "distance_from_start", "event", "event_score",
     ]  # fmt: skip
     return _csv(header, rows)
 
@@ -277,7 +277,15 @@ def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:
             ["checkpoints", str(n)],
             ["parameters per checkpoint", f"{analysis.n_params:,}"],
             ["layers (tensors)", str(len(analysis.layer_names))],
-            ["recovered runs", str(len(analysis.runs))],
+            [
+                "runs",
+                f"{len(analysis.runs)} "
+                + (
+                    "(recovered from the distances)"
+                    if analysis.runs_from == "recovered"
+                    else "(one per input path)"
+                ),
+            ],
             [
                 "variance in 2 / 3 MDS axes",
                 "{:.1f} % / {:.1f} %".format(
@@ -297,14 +305,14 @@ def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:
                 "—" if math.isnan(run.direction_confidence) else f"{run.direction_confidence:.3f}",
                 f"{np.nansum(run.step_norms):.4g}",
                 f"{run.distance_from_start[-1]:.4g}",
-                ", ".join(analysis.names[s["checkpoint"]] for s in run.shifts) or "none",
+                ", ".join(f"{s['kind']} at {analysis.names[s['checkpoint']]}" for s in run.shifts) or "none",
                 ", ".join(inputs_of_run),
             ]
         )
     runs = html.Table(
         [
             "run", "first", "last", "direction confidence", "path length",
-            "start → end distance", "shifts at", "input paths",
+            "start → end distance", "events", "input paths",
         ],
         run_rows,
         numeric=(3, 4, 5),

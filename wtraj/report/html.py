@@ -80,9 +80,7 @@ def _table(table: Table) -> str:
     body = []
     for row in table.rows:
         cells = "".join(
-            f'<td class="num">{html.escape(c)}</td>'
-            if i in table.numeric
-            else f"<td>{html.escape(c)}</td>"
+            f'<td class="num">{html.escape(c)}</td>' if i in table.numeric else f"<td>{html.escape(c)}</td>"
             for i, c in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")

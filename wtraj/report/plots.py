@@ -3,7 +3,8 @@
 No function here reads checkpoints or runs the analysis: each takes the arrays
 it draws, so figures can be made from any result (and tested on small arrays).
 Time axes are checkpoint positions along a run's recovered order; detected
-shifts are drawn on every one of them as dashed vertical lines.
+events are drawn on every one of them as vertical lines: dashed for shifts
+(the step length jumps), dotted for slowdowns (it drops, e.g. a learning-rate decay).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from matplotlib.lines import Line2D
 WIDTH = 6.8
 DPI = 150
 SHIFT_STYLE = {"linestyle": "--", "linewidth": 1.0, "alpha": 0.8}
+SLOWDOWN_STYLE = {"linestyle": ":", "linewidth": 1.2, "alpha": 0.8}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class RunCurve:
         ``||θ_i - θ_0||``.
     shifts : sequence of int
         Positions (0..n-1) of the checkpoints where a shift was detected.
+    slowdowns : sequence of int
+        Positions of detected slowdowns.
     """
 
     label: str
@@ -48,6 +52,7 @@ class RunCurve:
     turning_angles: np.ndarray
     distance_from_start: np.ndarray
     shifts: Sequence[int] = field(default_factory=tuple)
+    slowdowns: Sequence[int] = field(default_factory=tuple)
 
 
 def run_colors(n_runs: int) -> list[tuple[float, float, float]]:
@@ -74,13 +79,20 @@ def save_png(figure: Figure, path: str | Path) -> bytes:
     return data
 
 
-def _mark_shifts(ax, positions: Sequence[float], color) -> None:
-    for x in positions:
+def _mark_events(ax, shifts: Sequence[int], slowdowns: Sequence[int], color) -> None:
+    for x in shifts:
         ax.axvline(x, color=color, **SHIFT_STYLE)
+    for x in slowdowns:
+        ax.axvline(x, color=color, **SLOWDOWN_STYLE)
 
 
-def _shift_legend_entry() -> Line2D:
-    return Line2D([], [], color="0.3", label="detected shift", **SHIFT_STYLE)
+def _event_legend_entries(any_shift: bool, any_slowdown: bool) -> list[Line2D]:
+    entries = []
+    if any_shift:
+        entries.append(Line2D([], [], color="0.3", label="detected shift", **SHIFT_STYLE))
+    if any_slowdown:
+        entries.append(Line2D([], [], color="0.3", label="detected slowdown", **SLOWDOWN_STYLE))
+    return entries
 
 
 def steps_figure(runs: Sequence[RunCurve]) -> Figure:
@@ -99,22 +111,18 @@ def steps_figure(runs: Sequence[RunCurve]) -> Figure:
     figure = Figure(figsize=(WIDTH, 7.0), layout="constrained")
     ax_step, ax_angle, ax_dist = figure.subplots(3, 1, sharex=True)
     colors = run_colors(len(runs))
-    any_shift = False
     for run, color in zip(runs, colors, strict=True):
         steps = np.asarray(run.step_norms, dtype=float)
         if steps.size:
             positive = np.where(steps > 0, steps, np.nan)
-            ax_step.plot(
-                np.arange(1, steps.size + 1), positive, "o-", ms=3, color=color, label=run.label
-            )
+            ax_step.plot(np.arange(1, steps.size + 1), positive, "o-", ms=3, color=color, label=run.label)
         angles = np.degrees(np.asarray(run.turning_angles, dtype=float))
         if angles.size:
             ax_angle.plot(np.arange(1, angles.size + 1), angles, "o-", ms=3, color=color)
         dist = np.asarray(run.distance_from_start, dtype=float)
         ax_dist.plot(np.arange(dist.size), dist, "o-", ms=3, color=color)
         for ax in (ax_step, ax_angle, ax_dist):
-            _mark_shifts(ax, run.shifts, color)
-        any_shift = any_shift or len(run.shifts) > 0
+            _mark_events(ax, run.shifts, run.slowdowns, color)
     if np.any([np.any(np.asarray(r.step_norms) > 0) for r in runs]):
         ax_step.set_yscale("log")
     ax_step.set_ylabel("step norm\n‖θᵢ − θᵢ₋₁‖ (L2)")
@@ -128,18 +136,13 @@ def steps_figure(runs: Sequence[RunCurve]) -> Figure:
     for ax in (ax_step, ax_angle, ax_dist):
         ax.grid(True, alpha=0.3)
     handles, _ = ax_step.get_legend_handles_labels()
-    if any_shift:
-        handles.append(_shift_legend_entry())
-    ax_step.legend(
-        handles=handles, fontsize="small", loc="best", ncols=2 if len(handles) > 5 else 1
-    )
+    handles += _event_legend_entries(any(len(r.shifts) for r in runs), any(len(r.slowdowns) for r in runs))
+    ax_step.legend(handles=handles, fontsize="small", loc="best", ncols=2 if len(handles) > 5 else 1)
     ax_step.set_title("Trajectory geometry per run")
     return figure
 
 
-def distance_heatmap_figure(
-    D: np.ndarray, runs: Sequence[np.ndarray], run_labels: Sequence[str]
-) -> Figure:
+def distance_heatmap_figure(D: np.ndarray, runs: Sequence[np.ndarray], run_labels: Sequence[str]) -> Figure:
     """The pairwise distance matrix, rows and columns grouped by run and in recovered order.
 
     Parameters
@@ -211,9 +214,7 @@ def embedding_figure(
         points = coordinates[np.asarray(run, dtype=int), :dims]
         ax.plot(*points.T, "-", color=color, linewidth=1.2, alpha=0.8, label=label)
         ax.scatter(*points.T, c=_run_shades(color, len(points)), s=18, edgecolors="none")
-        ax.scatter(
-            *points[0], marker="o", s=70, facecolors="none", edgecolors=color, linewidths=1.5
-        )
+        ax.scatter(*points[0], marker="o", s=70, facecolors="none", edgecolors=color, linewidths=1.5)
         ax.scatter(*points[-1], marker="*", s=120, color=color, edgecolors="black", linewidths=0.5)
     axis_labels = [
         f"MDS {i + 1} ({100 * explained_variance_ratio[i]:.1f} % of variance)" for i in range(dims)
@@ -237,15 +238,12 @@ def embedding_figure(
             markersize=8,
             label="first checkpoint",
         ),
-        Line2D(
-            [], [], marker="*", linestyle="", color="0.2", markersize=10, label="last checkpoint"
-        ),
+        Line2D([], [], marker="*", linestyle="", color="0.2", markersize=10, label="last checkpoint"),
     ]
     ax.legend(handles=handles, fontsize="small", loc="best", ncols=2 if len(handles) > 6 else 1)
     shown = 100 * float(np.sum(explained_variance_ratio[:dims]))
     ax.set_title(
-        f"Trajectories in weight space: classical MDS of the distances ({dims}-D, "
-        f"{shown:.1f} % of variance)",
+        f"Trajectories in weight space: classical MDS of the distances ({dims}-D, {shown:.1f} % of variance)",
         fontsize="small" if dims == 3 else "medium",
     )
     return figure
@@ -256,6 +254,7 @@ def layer_change_figure(
     relative_changes: Sequence[np.ndarray],
     run_labels: Sequence[str],
     shifts: Sequence[Sequence[int]],
+    slowdowns: Sequence[Sequence[int]] | None = None,
     max_layers: int = 40,
 ) -> Figure:
     """Per-layer relative change ``‖Δθ_l‖ / ‖θ_l‖`` per step, one heatmap per run.
@@ -268,6 +267,8 @@ def layer_change_figure(
     run_labels : sequence of str
     shifts : sequence of sequences of int
         Per run, shift positions (checkpoint indices along the run).
+    slowdowns : sequence of sequences of int, optional
+        Per run, slowdown positions.
     max_layers : int
         With more layers, only the ``max_layers`` that changed most in total are shown.
     """
@@ -288,7 +289,10 @@ def layer_change_figure(
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
     fontsize = 7 if len(names) > 20 else 8
     image = None
-    for ax, change, label, run_shifts in zip(axes, changes, run_labels, shifts, strict=True):
+    if slowdowns is None:
+        slowdowns = [()] * len(changes)
+    panels = zip(axes, changes, run_labels, shifts, slowdowns, strict=True)
+    for ax, change, label, run_shifts, run_slowdowns in panels:
         if change.shape[1] == 0:
             ax.text(
                 0.5,
@@ -312,10 +316,8 @@ def layer_change_figure(
         ax.set_title(label, fontsize="medium", loc="left")
         ax.set_ylabel("layer (tensor)")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        _mark_shifts(ax, run_shifts, "cyan")
-    axes[-1].set_xlabel(
-        "checkpoint position along the recovered training order (step arriving there)"
-    )
+        _mark_events(ax, run_shifts, run_slowdowns, "cyan")
+    axes[-1].set_xlabel("checkpoint position along the recovered training order (step arriving there)")
     if image is not None:
         colorbar = figure.colorbar(image, ax=list(axes), shrink=0.9)
         colorbar.set_label("relative change per step ‖Δθₗ‖ / ‖θₗ‖")

@@ -1,0 +1,182 @@
+"""Quality of trajectory analysis on real training runs: the figures in bench/RESULTS.md.
+
+Trains tiny networks on scikit-learn's digits with :mod:`wtraj.toy` (CPU,
+25 epochs, a checkpoint per epoch), for each of ``--repeats`` sets of seeds:
+
+- six runs from different initialisations: three plain MLPs, one with the
+  images inverted after epoch 12, one with them rotated after epoch 14, one
+  with the learning rate cut 10x after epoch 12;
+- a small CNN;
+- two and three runs from one shared initialisation (different data order).
+
+It then shuffles the checkpoints and measures, against the known truth:
+ordering (Kendall's tau, direction, confidence), separation (adjusted Rand
+index, shared initialisation rows left out), shift detection (found within
+one checkpoint, false flags), and assignment of held-out checkpoints and of
+an unseen run's checkpoints. Prints a markdown table.
+
+Run: ``python bench/analysis_quality.py [--repeats 2]`` (about a minute per repeat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from scipy.stats import kendalltau
+from sklearn.metrics import adjusted_rand_score
+
+import wtraj
+from wtraj import toy
+
+COMMON = dict(n_checkpoints=25, batch_size=64, lr=0.2)
+SHIFT_AT = {"shift_invert": 12, "shift_rotate": 14}
+LR_STEP_AT = 12
+
+
+def run_set(offset: int) -> dict[str, toy.TrainedRun]:
+    """The runs of one repeat; ``offset`` moves every seed."""
+    s = 100 * offset
+    configs = {
+        "mlp_a": dict(init_seed=s, data_seed=s),
+        "mlp_b": dict(init_seed=s + 1, data_seed=s + 1),
+        "mlp_c": dict(init_seed=s + 2, data_seed=s + 2),
+        "shift_invert": dict(init_seed=s + 3, data_seed=s + 3, shift_at=12),
+        "shift_rotate": dict(init_seed=s + 4, data_seed=s + 4, shift_at=14, shift="rotate"),
+        "lr_step": dict(init_seed=s + 5, data_seed=s + 5, lr_steps={LR_STEP_AT: 0.1}),
+        "cnn": dict(model="cnn", init_seed=s + 6, data_seed=s + 6),
+        "sibling_1": dict(init_seed=s, data_seed=s + 50),
+        "sibling_2": dict(init_seed=s, data_seed=s + 51),
+    }
+    return {name: toy.train_run(**COMMON, **config) for name, config in configs.items()}
+
+
+def shuffle(X: np.ndarray, seed: int):
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    X = np.asarray(X[permutation], dtype=np.float64)
+    return cdist(X, X), permutation
+
+
+def shared_rows(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    _, inverse = np.unique(X, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return np.array([np.unique(truth[inverse == inverse[i]]).shape[0] > 1 for i in range(len(X))])
+
+
+def ordering(runs, rows):
+    for name, run in runs.items():
+        D, permutation = shuffle(run.weights, seed=len(name))
+        order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
+        tau = kendalltau(permutation[order], np.arange(D.shape[0])).statistic
+        rows["ordering"].append((name, tau, confidence))
+
+
+def separation(runs, rows):
+    sets = {
+        "different inits (6 runs)": ["mlp_a", "mlp_b", "mlp_c", "shift_invert", "shift_rotate", "lr_step"],
+        "shared init (2 runs)": ["mlp_a", "sibling_1"],
+        "shared init (3 runs)": ["mlp_a", "sibling_1", "sibling_2"],
+        "2 shared + 2 different": ["mlp_a", "sibling_1", "mlp_b", "shift_invert"],
+    }
+    for label, names in sets.items():
+        X = np.concatenate([runs[n].weights for n in names])
+        truth = np.repeat(np.arange(len(names)), [runs[n].weights.shape[0] for n in names])
+        D, permutation = shuffle(X, seed=7)
+        truth = truth[permutation]
+        shared = shared_rows(X[permutation], truth)
+        for given in (None, len(names)):
+            labels = wtraj.separate_trajectories(D, given, metric="precomputed")
+            score = adjusted_rand_score(truth[~shared], labels[~shared])
+            rows["separation"].append((label, given, labels.max() + 1, score))
+
+
+def shifts(runs, rows):
+    for name, run in runs.items():
+        D, permutation = shuffle(run.weights, seed=3)
+        events = wtraj.detect_shifts(D, metric="precomputed")
+        found = sorted(int(permutation[e.index]) for e in events if e.kind == "shift")
+        slow = sorted(int(permutation[e.index]) for e in events if e.kind == "slowdown")
+        expected = SHIFT_AT.get(name)
+        rows["shifts"].append((name, None if expected is None else expected + 1, found, slow))
+
+
+def assignment(runs, rows):
+    known = ["mlp_a", "mlp_b", "shift_invert"]
+    held = [3, 9, 13, 20, 24]
+    kept = np.setdiff1d(np.arange(26), held)
+    X = np.concatenate([runs[n].weights[kept] for n in known]).astype(np.float64)
+    labels = np.repeat(np.arange(len(known)), kept.shape[0])
+    D = cdist(X, X)
+    correct = total = 0
+    for run_label, name in enumerate(known):
+        assigned, _ = wtraj.assign(cdist(runs[name].weights[held], X), D, labels, metric="precomputed")
+        correct += int(np.sum(assigned == run_label))
+        total += len(held)
+    rows["assign"].append(("held-out checkpoints of known runs", correct, total))
+    for name in ("mlp_c", "lr_step", "sibling_1"):
+        assigned, _ = wtraj.assign(cdist(runs[name].weights, X), D, labels, metric="precomputed")
+        rows["assign"].append((f"unseen run {name} -> -1", int(np.sum(assigned == -1)), assigned.shape[0]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    rows = {"ordering": [], "separation": [], "shifts": [], "assign": []}
+    started = time.perf_counter()
+    for offset in range(args.repeats):
+        runs = run_set(offset)
+        ordering(runs, rows)
+        separation(runs, rows)
+        shifts(runs, rows)
+        assignment(runs, rows)
+    elapsed = time.perf_counter() - started
+    print(
+        f"wtraj analysis quality, {date.today()}, {platform.machine()}, "
+        f"{args.repeats} seed sets, {elapsed:.0f} s\n"
+    )
+    taus = np.array([t for _, t, _ in rows["ordering"]])
+    confidences = np.array([c for _, _, c in rows["ordering"]])
+    print("| task | case | target | measured |")
+    print("|---|---|---|---|")
+    print(
+        f"| ordering | {len(taus)} shuffled runs (MLP, CNN, shifts, LR step) | tau >= 0.99, "
+        f"right direction | min tau {taus.min():.4f}, mean {taus.mean():.4f}; "
+        f"{int(np.sum(taus > 0))}/{len(taus)} right direction; "
+        f"confidence min {confidences.min():.3f} |"
+    )
+    for label in dict.fromkeys(r[0] for r in rows["separation"]):
+        for given in (None, "k"):
+            scores = [
+                s for lab, g, _, s in rows["separation"] if lab == label and (g is None) == (given is None)
+            ]
+            counts = [
+                k for lab, g, k, _ in rows["separation"] if lab == label and (g is None) == (given is None)
+            ]
+            mode = "k inferred" if given is None else "k given"
+            target = "1.0" if "different" in label else ">= 0.95"
+            print(
+                f"| separation | {label}, {mode} | ARI {target} | "
+                f"ARI {', '.join(f'{s:.3f}' for s in scores)} (k found {counts}) |"
+            )
+    hits = [(n, e, f) for n, e, f, _ in rows["shifts"] if e is not None]
+    found = sum(1 for _, e, f in hits if len(f) == 1 and abs(f[0] - e) <= 1)
+    false = sum(len(f) for _, e, f, _ in rows["shifts"] if e is None)
+    clean = sum(1 for _, e, _, _ in rows["shifts"] if e is None)
+    lr = [(s, n) for n, _, _, s in rows["shifts"] if n == "lr_step"]
+    lr_found = sum(1 for s, _ in lr if any(abs(x - (LR_STEP_AT + 1)) <= 1 for x in s))
+    print(f"| shifts | induced data shifts | found within +-1 | {found}/{len(hits)} |")
+    print(f"| shifts | runs without a shift | no flag | {false} false flags on {clean} runs |")
+    print(f"| shifts | learning-rate step 10x | reported as slowdown | {lr_found}/{len(lr)} |")
+    for label in dict.fromkeys(r[0] for r in rows["assign"]):
+        good = sum(c for lab, c, _ in rows["assign"] if lab == label)
+        total = sum(t for lab, _, t in rows["assign"] if lab == label)
+        print(f"| assignment | {label} | all | {good}/{total} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""order_checkpoints: training order and direction of shuffled checkpoints of real runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_fixtures import RUNS, distances, run, shuffled, weights
+from scipy.stats import kendalltau
+
+import wtraj
+from wtraj import toy
+from wtraj.analysis.ordering import mann_kendall, segmented_trend_z
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_recovers_order_and_direction_of_real_runs(name):
+    D, permutation = shuffled(distances(weights(name)), seed=1)
+    order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
+    tau = kendalltau(permutation[order], np.arange(D.shape[0])).statistic
+    # tau >= 0.99 with the right direction: at most one swapped neighbour pair in 26
+    assert tau >= 0.99, f"{name}: tau {tau:.4f}, order {permutation[order]}"
+    assert 0.9 <= confidence <= 1.0, f"{name}: confidence {confidence}"
+
+
+def test_orders_data_directly_through_pairwise():
+    X = weights("shift_invert")
+    permutation = np.random.default_rng(3).permutation(X.shape[0])
+    order = wtraj.order_checkpoints(X[permutation])
+    np.testing.assert_array_equal(permutation[order], np.arange(X.shape[0]))
+
+
+def test_orders_a_folder_of_checkpoint_files(tmp_path):
+    # files are written in training order; reading them back must give that order
+    toy.save_run(run("init1"), tmp_path / "run")
+    order = wtraj.order_checkpoints(tmp_path / "run")
+    np.testing.assert_array_equal(order, np.arange(26))
+
+
+def test_same_input_same_result():
+    D, _ = shuffled(distances(weights("cnn")), seed=5)
+    first = wtraj.order_checkpoints(D, metric="precomputed")
+    second = wtraj.order_checkpoints(D.copy(), metric="precomputed")
+    np.testing.assert_array_equal(first, second)
+
+
+def test_long_synthetic_trajectory_with_shrinking_steps():
+    rng = np.random.default_rng(0)
+    n, d = 400, 50
+    drift = np.zeros(d)
+    drift[0] = 1.0
+    sizes = 1.0 / np.sqrt(1.0 + np.arange(n) / 20.0)
+    steps = sizes[:, None] * (drift + 0.3 * rng.standard_normal((n, d)) / np.sqrt(d))
+    X = np.cumsum(steps, axis=0)
+    D, permutation = shuffled(distances(X), seed=2)
+    order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
+    assert kendalltau(permutation[order], np.arange(n)).statistic >= 0.999
+    assert confidence > 0.99
+
+
+def test_duplicates_are_placed_next_to_each_other():
+    X = weights("init0").astype(np.float64)
+    # checkpoint 7 saved three times
+    X = np.concatenate([X, X[[7, 7]]])
+    order = wtraj.order_checkpoints(distances(X), metric="precomputed")
+    position = {row: i for i, row in enumerate(order)}
+    assert sorted(position[r] for r in (7, 26, 27)) == [position[7], position[7] + 1, position[7] + 2]
+    assert [r for r in order if r < 26] == list(range(26))
+
+
+def test_mann_kendall_counts_pairs():
+    s, variance = mann_kendall(np.array([3.0, 2.0, 1.0]))
+    assert s == -3 and variance == pytest.approx(3 * 2 * 11 / 18)
+    # a jump starts a new phase: shrinking steps on both sides read as shrinking
+    steps = np.log(np.array([4.0, 3.0, 2.0, 1.0, 40.0, 30.0, 20.0, 10.0]))
+    assert segmented_trend_z(steps) < -2
+
+
+@pytest.mark.parametrize(
+    "D, message",
+    [
+        (np.zeros((3, 4)), "square"),
+        (np.array([[0.0, 1.0, 2.0], [1.5, 0.0, 1.0], [2.0, 1.0, 0.0]]), "symmetric"),
+        (np.array([[0.0, np.nan, 2.0], [np.nan, 0.0, 1.0], [2.0, 1.0, 0.0]]), "non-finite"),
+        (np.array([[0.0, -1.0, 2.0], [-1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]), "negative"),
+        (np.array([[1.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]), "diagonal"),
+    ],
+    ids=["not-square", "not-symmetric", "nan", "negative", "diagonal"],
+)
+def test_bad_distance_matrix(D, message):
+    with pytest.raises(ValueError, match=message):
+        wtraj.order_checkpoints(D, metric="precomputed")
+
+
+def test_too_few_distinct_checkpoints():
+    X = np.ones((5, 10), dtype=np.float32)
+    X[3:] = 2.0
+    with pytest.raises(ValueError, match="at least 3 distinct checkpoints; got 5"):
+        wtraj.order_checkpoints(X)
+
+
+def test_bad_arguments():
+    D = distances(weights("init0")[:5])
+    with pytest.raises(ValueError, match="window"):
+        wtraj.order_checkpoints(D, metric="precomputed", window=0)
+    with pytest.raises(TypeError, match="NumPy array of distances"):
+        wtraj.order_checkpoints(D.tolist(), metric="precomputed")
+    with pytest.raises(TypeError, match="metric"):
+        wtraj.order_checkpoints(D, metric=None)

@@ -1,0 +1,130 @@
+"""separate_trajectories and trajectory_tree on real runs: different and shared initialisations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_fixtures import ari, distances, shared_rows, shuffled, stack, weights
+
+import wtraj
+from wtraj.analysis.separation import find_links
+
+DIFFERENT_INITS = ["init0", "init1", "init2", "shift_invert", "shift_rotate", "lr_step"]
+SHARED_INIT = ["init0", "sibling"]
+MIXED = ["init0", "sibling", "init1", "shift_invert"]
+
+
+def separate(names, seed=0, **kwargs):
+    X, truth = stack(names)
+    D, permutation = shuffled(distances(X), seed)
+    labels = wtraj.separate_trajectories(D, metric="precomputed", **kwargs)
+    return labels, truth[permutation], shared_rows(X, truth)[permutation]
+
+
+def test_different_initialisations_are_separated_exactly():
+    labels, truth, _ = separate(DIFFERENT_INITS)
+    assert labels.max() + 1 == len(DIFFERENT_INITS)
+    assert ari(truth, labels) == 1.0
+
+
+def test_shared_initialisation():
+    labels, truth, shared = separate(SHARED_INIT, seed=4)
+    assert labels.max() + 1 == 2
+    assert shared.sum() == 2
+    assert ari(truth, labels, exclude=shared) >= 0.95
+    # the shared start is one checkpoint: its two rows get one label
+    assert np.unique(labels[shared]).shape[0] == 1
+
+
+def test_plain_clustering_fails_on_a_shared_initialisation():
+    # the case this module exists for: hierarchical clustering mixes the two runs
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    X, truth = stack(SHARED_INIT)
+    tree = linkage(squareform(distances(X), checks=False), "single")
+    assert ari(truth, fcluster(tree, 2, "maxclust")) < 0.5
+
+
+def test_mixed_shared_and_different_initialisations():
+    labels, truth, shared = separate(MIXED, seed=2)
+    assert labels.max() + 1 == len(MIXED)
+    assert ari(truth, labels, exclude=shared) >= 0.95
+
+
+def test_given_number_of_runs():
+    labels, truth, _ = separate(DIFFERENT_INITS[:3], n_trajectories=3)
+    assert ari(truth, labels) == 1.0
+    labels, _, _ = separate(DIFFERENT_INITS[:3], n_trajectories=2)
+    assert labels.max() + 1 == 2
+
+
+def test_one_run_is_one_trajectory_and_data_input_works():
+    labels = wtraj.separate_trajectories(weights("shift_rotate"))
+    np.testing.assert_array_equal(labels, 0)
+
+
+def test_a_data_shift_is_not_a_link_between_runs():
+    is_link, _, _ = find_links(distances(weights("shift_rotate")))
+    assert not is_link.any()
+
+
+def test_tree_of_different_initialisations_has_one_root_per_run():
+    X, truth = stack(DIFFERENT_INITS[:3])
+    parent = wtraj.trajectory_tree(distances(X), metric="precomputed")
+    roots = np.flatnonzero(parent < 0)
+    assert sorted(truth[roots]) == [0, 1, 2]
+    # along each run the parent is the previous checkpoint
+    time = np.concatenate([np.arange(26)] * 3)
+    children = parent >= 0
+    assert np.all(truth[parent[children]] == truth[children])
+    assert np.mean(time[parent[children]] == time[children] - 1) >= 0.95
+
+
+def test_tree_of_a_shared_initialisation_branches_at_the_start():
+    X, truth = stack(SHARED_INIT)
+    parent = wtraj.trajectory_tree(distances(X), metric="precomputed")
+    # rows 0 and 26 are the shared initialisation: one node, the other row hangs from it
+    assert parent[0] == -1 and parent[26] == 0
+    time = np.concatenate([np.arange(26)] * 2)
+    children = np.flatnonzero(parent >= 0)
+    children = children[children != 26]
+    # every checkpoint hangs from an earlier one; >= 95 % from the previous epoch
+    assert np.all(time[parent[children]] < time[children])
+    assert np.mean(time[parent[children]] == time[children] - 1) >= 0.95
+    # both runs leave the shared start
+    first = [c for c in children if parent[c] == 0]
+    assert sorted(truth[first]) == [0, 1]
+
+
+def test_identical_rows_share_a_label():
+    X, _ = stack(["init0", "init1"])
+    X = np.concatenate([X, X[[10, 40]]])
+    labels = wtraj.separate_trajectories(distances(X), metric="precomputed")
+    assert labels[52] == labels[10] and labels[53] == labels[40]
+    assert labels[10] != labels[40]
+
+
+def test_same_input_same_result():
+    first, _, _ = separate(MIXED, seed=7)
+    second, _, _ = separate(MIXED, seed=7)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_bad_input():
+    D = distances(weights("init0")[:6])
+    with pytest.raises(ValueError, match="n_trajectories must lie between 1 and the number"):
+        wtraj.separate_trajectories(D, 7, metric="precomputed")
+    with pytest.raises(ValueError, match="n_trajectories must lie between"):
+        wtraj.separate_trajectories(D, 0, metric="precomputed")
+    with pytest.raises(TypeError, match="n_trajectories"):
+        wtraj.separate_trajectories(D, True, metric="precomputed")
+    twice = np.zeros((4, 4))
+    twice[:2, 2:] = twice[2:, :2] = 1.0
+    # four rows, two distinct checkpoints: three runs cannot be formed
+    with pytest.raises(ValueError, match="only 2 of the 4 checkpoints are distinct"):
+        wtraj.separate_trajectories(twice, 3, metric="precomputed")
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        wtraj.trajectory_tree(np.zeros((3, 3)), metric="precomputed")
+    with pytest.raises(ValueError, match="square"):
+        wtraj.trajectory_tree(np.zeros((3, 2)), metric="precomputed")

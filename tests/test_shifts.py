@@ -1,0 +1,88 @@
+"""detect_shifts on real runs: data shifts found, ordinary training and learning-rate steps not flagged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from analysis_fixtures import LR_STEP_AT, NO_SHIFT, SHIFT_AT, distances, shuffled, stack, weights
+
+import wtraj
+from wtraj.analysis.shifts import ShiftEvent, run_events, turning_angle
+
+
+def events_in_time(name, seed=0):
+    """Events of one shuffled run, with indices mapped back to epochs."""
+    D, permutation = shuffled(distances(weights(name)), seed)
+    events = wtraj.detect_shifts(D, metric="precomputed")
+    return [(int(permutation[e.index]), e) for e in events]
+
+
+@pytest.mark.parametrize("name", sorted(SHIFT_AT))
+def test_data_shift_is_found_within_one_checkpoint(name):
+    found = [(epoch, e) for epoch, e in events_in_time(name) if e.kind == "shift"]
+    assert len(found) == 1, found
+    epoch, event = found[0]
+    # the first checkpoint trained on the new data is SHIFT_AT + 1
+    assert abs(epoch - (SHIFT_AT[name] + 1)) <= 1
+    assert event.score >= 0.5
+    assert event.turning_angle > math.radians(60)
+
+
+@pytest.mark.parametrize("name", NO_SHIFT)
+def test_no_shift_flagged_on_ordinary_training(name):
+    assert [e for _, e in events_in_time(name, seed=3) if e.kind == "shift"] == []
+
+
+def test_learning_rate_step_is_reported_as_a_slowdown():
+    slowdowns = [(epoch, e) for epoch, e in events_in_time("lr_step") if e.kind == "slowdown"]
+    assert len(slowdowns) == 1
+    epoch, event = slowdowns[0]
+    assert abs(epoch - (LR_STEP_AT + 1)) <= 1
+    assert event.score <= -0.5
+
+
+def test_shifts_of_several_runs_are_reported_per_run():
+    X, truth = stack(["init1", "shift_invert", "shift_rotate"])
+    events = [e for e in wtraj.detect_shifts(X) if e.kind == "shift"]
+    assert len(events) == 2
+    assert all(isinstance(e, ShiftEvent) for e in events)
+    runs = {int(truth[e.index]) for e in events}
+    assert runs == {1, 2}
+    # one label per run, as given by separate_trajectories
+    labels = wtraj.separate_trajectories(X)
+    assert sorted(e.run for e in events) == sorted({labels[e.index] for e in events})
+
+
+def test_given_labels_are_used():
+    X, truth = stack(["init1", "shift_invert"])
+    events = wtraj.detect_shifts(distances(X), truth, metric="precomputed")
+    shifts = [e for e in events if e.kind == "shift"]
+    assert [(e.run, e.index) for e in shifts] == [(1, 26 + SHIFT_AT["shift_invert"] + 1)]
+
+
+def test_consecutive_long_steps_are_one_event():
+    # one checkpoint every unit along a line, then two long steps, then short ones
+    position = np.concatenate([np.arange(8.0), [30.0, 50.0], 50.0 + np.arange(1, 6)])
+    D = np.abs(position[:, None] - position[None, :])
+    events = run_events(D, np.arange(position.shape[0]), 0.5, 3)
+    assert [(p, kind) for p, kind, _, _ in events] == [(8, "shift")]
+
+
+def test_turning_angle_from_distances():
+    assert turning_angle(1.0, 1.0, 2.0) == pytest.approx(0.0)
+    assert turning_angle(1.0, 1.0, math.sqrt(2.0)) == pytest.approx(math.pi / 2)
+    assert math.isnan(turning_angle(0.0, 1.0, 1.0))
+
+
+def test_bad_input():
+    D = distances(weights("init0")[:8])
+    with pytest.raises(ValueError, match="at least 4 distinct checkpoints"):
+        wtraj.detect_shifts(D[:3, :3], metric="precomputed")
+    with pytest.raises(ValueError, match="labels must be an int array of shape"):
+        wtraj.detect_shifts(D, np.zeros(5, dtype=int), metric="precomputed")
+    with pytest.raises(ValueError, match="threshold"):
+        wtraj.detect_shifts(D, metric="precomputed", threshold=0)
+    with pytest.raises(ValueError, match="baseline"):
+        wtraj.detect_shifts(D, metric="precomputed", baseline=0)
