@@ -82,6 +82,15 @@ def test_a_stream_of_blocks_gives_the_in_memory_result():
     assert_close(total, whole.distances**2, 1e-6, 1e-300)
 
 
+def test_tensor_cut_stream_equals_the_array_to_float64_rounding():
+    # pairwise and stats without by_layer re-cut the stream on the column grid
+    X = random_walk(7, 30000, 1e-6, seed=36)
+    source = ChoppedSource(X, [1, 1000, 1001, 17777, 20480])
+    assert_close(wtraj.pairwise(source), wtraj.pairwise(X), 1e-12, 1e-300)
+    assert_close(wtraj.pairwise(source, memory_budget=3 * 8 * 7 * 8192), wtraj.pairwise(X), 1e-12, 1e-300)
+    assert_close(wtraj.trajectory_stats(source).distances, wtraj.pairwise(X), 1e-12, 1e-300)
+
+
 def test_small_memory_budget_gives_the_same_result():
     X = random_walk(6, 50000, 1e-6, seed=34)
     whole = wtraj.pairwise(X)

@@ -18,7 +18,7 @@ import numpy as np
 from wtraj._backend import resolve_backend
 from wtraj._dtypes import is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
-from wtraj._source import Block, Source, as_source
+from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
 
 _BACKEND_MODULES = {
     "numba": "wtraj.kernels.numba",
@@ -111,7 +111,13 @@ def accumulate(
     pairs_acc = steps_acc = y_steps_acc = None
     max_width = _max_width(x_source, y_source, memory_budget)
 
-    blocks = _progress(_paired_blocks(x_source, y_source, max_width), x_source, y_source, progress)
+    x_blocks = x_source.blocks(max_width)
+    y_blocks = y_source.blocks(max_width) if y_source else None
+    if pair_op and not by_layer:
+        # float32 tile sums must group the same columns whatever the source
+        x_blocks = _on_grid(x_blocks, x_source, max_width)
+        y_blocks = _on_grid(y_blocks, y_source, max_width) if y_source else None
+    blocks = _progress(_paired_blocks(x_blocks, y_blocks), x_source, y_source, progress)
     for x_block, y_block in blocks:
         slot = _slot(x_block, x_source, by_layer)
         if pairs_acc is None:
@@ -168,19 +174,51 @@ def _max_width(x_source: Source, y_source: Source | None, memory_budget) -> int:
     return max(1, budget // (3 * 8 * rows))
 
 
+def _on_grid(blocks: Iterator[Block], source: Source, max_width: int) -> Iterator[Block]:
+    """Re-cut a stream of blocks so that every block starts on the COLUMN_ALIGN grid.
+
+    The pairwise kernels sum tiles from the start of each block in float32;
+    on the grid, a checkpoint source (cut at tensor boundaries) and an
+    in-memory array tile the same columns and agree to float64 rounding.
+    Blocks already on the grid pass through; others are gathered into a
+    staging buffer of at most ``max_width`` columns.
+    """
+    width = max(COLUMN_ALIGN, max_width // COLUMN_ALIGN * COLUMN_ALIGN)
+    staging, filled, offset = None, 0, 0
+    for block in blocks:
+        last = block.offset + block.width == source.n_params
+        if filled == 0 and block.offset % COLUMN_ALIGN == 0 and (last or block.width % COLUMN_ALIGN == 0):
+            yield Block(block.data, block.start, block.stop, block.offset)
+            offset = block.offset + block.width
+            continue
+        done = 0
+        while done < block.width:
+            if staging is None:
+                staging = empty_rows_like(block.data, source.n_checkpoints, width)
+            take = min(width - filled, block.width - done)
+            start = block.start + done
+            copy_columns(staging[:, filled:], block.data[:, start : start + take])
+            filled += take
+            done += take
+            if filled == width or (last and done == block.width):
+                yield Block(staging, 0, filled, offset)
+                offset += filled
+                filled = 0
+
+
 def _paired_blocks(
-    x_source: Source, y_source: Source | None, max_width: int
+    x_blocks: Iterator[Block], y_blocks: Iterator[Block] | None
 ) -> Iterator[tuple[Block, Block | None]]:
     """Blocks of X, each with the block of Y that covers the same columns.
 
     Two sources may cut their columns differently (a checkpoint source cuts at
     tensor boundaries): each yielded pair is the overlap of the current blocks.
     """
-    if y_source is None:
-        for block in x_source.blocks(max_width):
+    if y_blocks is None:
+        for block in x_blocks:
             yield block, None
         return
-    x_iter, y_iter = x_source.blocks(max_width), y_source.blocks(max_width)
+    x_iter, y_iter = x_blocks, y_blocks
     x_block, y_block = next(x_iter, None), next(y_iter, None)
     while x_block is not None and y_block is not None:
         lo = max(x_block.offset, y_block.offset)

@@ -135,9 +135,9 @@ class ArraySource:
                 buffer = (
                     _widen_buffer(self.n_checkpoints, width, self.data)
                     if self._widen
-                    else _empty_like_rows(self.data, self.n_checkpoints, width)
+                    else empty_rows_like(self.data, self.n_checkpoints, width)
                 )
-            _copy_columns(buffer, self.data[:, start:stop])
+            copy_columns(buffer, self.data[:, start:stop])
             yield Block(buffer, 0, stop - start, start, layer=0)
 
 
@@ -170,12 +170,12 @@ class RowsSource:
         buffer = (
             _widen_buffer(self.n_checkpoints, width, first)
             if self._widen
-            else _empty_like_rows(first, self.n_checkpoints, width)
+            else empty_rows_like(first, self.n_checkpoints, width)
         )
         for start in range(0, self.n_params, width):
             stop = min(start + width, self.n_params)
             for i, row in enumerate(self.rows):
-                _copy_columns(buffer[i : i + 1], row[None, start:stop])
+                copy_columns(buffer[i : i + 1], row[None, start:stop])
             yield Block(buffer, 0, stop - start, start, layer=0)
 
 
@@ -184,7 +184,7 @@ def _rows_contiguous(data: Any) -> bool:
     return data.shape[-1] <= 1 or stride == 1
 
 
-def _empty_like_rows(data: Any, n_rows: int, width: int) -> Any:
+def empty_rows_like(data: Any, n_rows: int, width: int) -> Any:
     """An uninitialised (n_rows, width) buffer of ``data``'s dtype, device and array type."""
     if is_torch_tensor(data):
         import torch
@@ -193,7 +193,7 @@ def _empty_like_rows(data: Any, n_rows: int, width: int) -> Any:
     return np.empty((n_rows, width), dtype=data.dtype)
 
 
-def _copy_columns(buffer: Any, columns: Any) -> None:
+def copy_columns(buffer: Any, columns: Any) -> None:
     width = columns.shape[1]
     if is_torch_tensor(buffer):
         buffer[:, :width].copy_(columns)
