@@ -158,7 +158,7 @@ def main() -> None:
                 k for lab, g, k, _ in rows["separation"] if lab == label and (g is None) == (given is None)
             ]
             mode = "k inferred" if given is None else "k given"
-            target = "1.0" if "different" in label else ">= 0.95"
+            target = "1.0" if label.startswith("different") else ">= 0.95"
             print(
                 f"| separation | {label}, {mode} | ARI {target} | "
                 f"ARI {', '.join(f'{s:.3f}' for s in scores)} (k found {counts}) |"

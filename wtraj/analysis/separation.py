@@ -79,11 +79,15 @@ def _check_count(n_trajectories: Any, n_rows: int) -> int | None:
     return int(n_trajectories)
 
 
-def _run_steps(adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int) -> np.ndarray:
+def _run_steps(
+    adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int, limit: float
+) -> np.ndarray:
     """Up to ``TREND_STEPS`` steps of the run that leaves ``start`` on the side away from ``away_from``.
 
     The run's first step is ``start``'s shortest other tree edge; from there
-    the walk follows the longest branch (in hops) of the tree.
+    the walk follows the longest branch (in hops) of the tree, without
+    crossing edges of ``limit`` or longer (links to further runs; a link
+    candidate's steps must be shorter than that anyway).
     """
     others = [w for w in adjacency[start] if w != away_from]
     if not others:
@@ -93,7 +97,7 @@ def _run_steps(adjacency: list[list[int]], D: np.ndarray, start: int, away_from:
     order = [first]
     for u in order:
         for w in adjacency[u]:
-            if w != parent[u]:
+            if w != parent[u] and D[u, w] < limit:
                 parent[w] = u
                 order.append(w)
     height = dict.fromkeys(order, 0)
@@ -135,15 +139,17 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
             for a, b in ((i, j), (j, i))
         ):
             continue
-        sides = [_run_steps(adjacency, D, i, j), _run_steps(adjacency, D, j, i)]
-        if any(steps.shape[0] < 3 for steps in sides):
+        sides = [
+            _run_steps(adjacency, D, i, j, length[i] / LINK_RATIO),
+            _run_steps(adjacency, D, j, i, length[i] / LINK_RATIO),
+        ]
+        if any(steps.shape[0] == 0 for steps in sides):
             continue
         largest_step = max(steps[:RATIO_STEPS].max() for steps in sides)
-        if length[i] < LINK_RATIO * largest_step:
-            continue
-        is_link[i] = length[i] >= GAP_RATIO * largest_step or all(
-            segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides
-        )
+        if length[i] >= GAP_RATIO * largest_step:
+            is_link[i] = True
+        elif length[i] >= LINK_RATIO * largest_step and all(s.shape[0] >= 3 for s in sides):
+            is_link[i] = all(segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides)
     return is_link, neighbour, adjacency
 
 

@@ -4,5 +4,6 @@
 - :mod:`wtraj.report.plots`: the figures, from arrays, with matplotlib's Agg backend;
 - :mod:`wtraj.report.html`: one self-contained ``report.html`` with the figures embedded;
 - :mod:`wtraj.report.writer`: an output folder built aside and renamed into place when complete;
-- :mod:`wtraj.report.analysis`: the whole ``analyze`` job from checkpoints to that folder.
+- :mod:`wtraj.report.analysis`: the ``analyze`` job, from checkpoint paths to every number;
+- :mod:`wtraj.report.build`: those numbers written as files, figures and the page.
 """

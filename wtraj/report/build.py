@@ -82,6 +82,7 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
         for label, run, shift, slowdown in zip(labels, analysis.runs, shifts, slowdowns, strict=True)
     ]
     emb = analysis.embedding
+    grouping = "recovered run" if analysis.runs_from == "recovered" else "input path"
     figures = {
         "steps.png": (
             plots.steps_figure(curves),
@@ -91,9 +92,9 @@ def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
             "step norm, turning angle and distance from start per run",
         ),
         "distances.png": (
-            plots.distance_heatmap_figure(analysis.stats.distances, orders, labels),
-            "Euclidean distances between all checkpoints, grouped by recovered run (white lines) "
-            "and ordered earliest first within each run.",
+            plots.distance_heatmap_figure(analysis.stats.distances, orders, labels, grouping),
+            f"Euclidean distances between all checkpoints, grouped by {grouping} (white lines) "
+            "and in recovered order, earliest first, within each group.",
             "pairwise distance heatmap",
         ),
         "embedding_2d.png": (

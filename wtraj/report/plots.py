@@ -142,7 +142,12 @@ def steps_figure(runs: Sequence[RunCurve]) -> Figure:
     return figure
 
 
-def distance_heatmap_figure(D: np.ndarray, runs: Sequence[np.ndarray], run_labels: Sequence[str]) -> Figure:
+def distance_heatmap_figure(
+    D: np.ndarray,
+    runs: Sequence[np.ndarray],
+    run_labels: Sequence[str],
+    grouping: str = "recovered run",
+) -> Figure:
     """The pairwise distance matrix, rows and columns grouped by run and in recovered order.
 
     Parameters
@@ -153,6 +158,8 @@ def distance_heatmap_figure(D: np.ndarray, runs: Sequence[np.ndarray], run_label
         Checkpoint indices of each recovered run, earliest first.
     run_labels : sequence of str
         One label per run.
+    grouping : str
+        What the groups are, for the axis labels ("recovered run", "input folder").
     """
     permutation = np.concatenate([np.asarray(r, dtype=int) for r in runs])
     grouped = D[np.ix_(permutation, permutation)]
@@ -169,8 +176,8 @@ def distance_heatmap_figure(D: np.ndarray, runs: Sequence[np.ndarray], run_label
     if len(runs) <= 20:
         ax.set_xticks(centres, run_labels, rotation=30, ha="right", fontsize="small")
         ax.set_yticks(centres, run_labels, fontsize="small")
-    ax.set_xlabel("checkpoints grouped by recovered run, earliest first")
-    ax.set_ylabel("checkpoints grouped by recovered run, earliest first")
+    ax.set_xlabel(f"checkpoints grouped by {grouping}, earliest first")
+    ax.set_ylabel(f"checkpoints grouped by {grouping}, earliest first")
     ax.set_title("Pairwise distances between checkpoints")
     return figure
 
