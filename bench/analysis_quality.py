@@ -161,7 +161,7 @@ def main() -> None:
             target = "1.0" if label.startswith("different") else ">= 0.95"
             print(
                 f"| separation | {label}, {mode} | ARI {target} | "
-                f"ARI {', '.join(f'{s:.3f}' for s in scores)} (k found {counts}) |"
+                f"ARI {', '.join(f'{s:.3f}' for s in scores)} (k found {[int(c) for c in counts]}) |"
             )
     hits = [(n, e, f) for n, e, f, _ in rows["shifts"] if e is not None]
     found = sum(1 for _, e, f in hits if len(f) == 1 and abs(f[0] - e) <= 1)

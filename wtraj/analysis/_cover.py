@@ -16,9 +16,8 @@ Squared steps are what separates runs that run side by side: with ``A_t,
 B_t`` two runs and ``delta_t = A_t - B_t``, crossing from one run to the other
 between ``t`` and ``t + 1`` adds ``2 <delta_t, delta_t+1>`` to the cost,
 positive while the difference between the runs persists; and a chain that
-skips checkpoints pays more than one that visits them. Since every chain
-must leave the root, an extra chain only adds a jump: the cost is least at
-the true number of runs, which is how the number is inferred.
+skips checkpoints pays more than one that visits them. The number of chains
+is chosen by the caller (:mod:`wtraj.analysis.separation`).
 """
 
 from __future__ import annotations

@@ -150,11 +150,12 @@ def order_checkpoints(
        for ``k = 1 .. window``; lag ``a`` then counts ``a`` times in a move's
        cost change, so a checkpoint is placed by its distances to checkpoints
        farther back and ahead, which SGD noise perturbs the least.
-    2. The start is the end from which step lengths shrink (Mann-Kendall
-       trend test on the logarithms of the steps along the path); the
-       confidence is ``Phi(|z|)``. Runs whose steps grow (a learning-rate
-       warm-up over the whole run) are reported backwards with a confidence
-       that says so.
+    2. The start is the end from which step lengths shrink: a Mann-Kendall
+       trend test on the logarithms of the steps along the path, within the
+       phases between jumps of more than 3x (a data shift, a learning-rate
+       step), pooled; the confidence is ``Phi(|z|)``. Runs whose steps grow
+       throughout (a learning-rate warm-up over the whole run) come out
+       backwards, with a confidence that says the evidence is weak.
     3. Identical checkpoints (zero distance) are placed next to each other,
        in row order.
 
