@@ -15,6 +15,9 @@ FASTMATH = {"reassoc", "contract"}
 # TILE/32 terms in float32: relative error below 1e-7 for positive terms.
 TILE = 1024
 
+# The kernels are compiled with nogil=True: a checkpoint reader's prefetch
+# threads keep reading the next block while a kernel runs.
+
 # Fixed number of column chunks: results must not depend on the thread count.
 N_CHUNKS = 64
 

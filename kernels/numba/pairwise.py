@@ -141,7 +141,7 @@ def _build(term, zero):
             acc[i + 1, j] += tile_sum(x, i + 1, xk0, y, j, yk0, width)
             j += 1
 
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_columns(x, x_start, y, y_start, width, symmetric, out):
         n = x.shape[0]
         n_tiles = (width + TILE - 1) // TILE
@@ -159,7 +159,7 @@ def _build(term, zero):
         for c in range(n_chunks):
             out += partial[c]
 
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_rows(x, x_start, y, y_start, width, symmetric, out):
         n = x.shape[0]
         # with symmetric pairs, row p shares an item with row n-1-p so that

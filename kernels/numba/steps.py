@@ -61,7 +61,7 @@ def _row_sums(x, i, k0, k1, partial):
     partial[SKIP2, i] += skip2
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def _steps_by_columns(x, start, stop, out):
     n = x.shape[0]
     n_tiles = (stop - start + TILE - 1) // TILE
