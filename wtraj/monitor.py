@@ -487,7 +487,7 @@ class TrajectoryMonitor:
     def _snapshot_tensor_numba(self, flat, previous, oldest, sketch, cur_sketch) -> tuple:
         import torch
 
-        from wtraj._monitor_kernel import snapshot_step
+        from wtraj.kernels.numba.monitor import snapshot_step
 
         has_before = oldest is not None
         # an unused stand-in keeps the kernel's signature (and its compiled version) fixed
@@ -542,7 +542,7 @@ class TrajectoryMonitor:
         flat = p.detach().reshape(-1)
         out = sketch.empty()
         if self._numba_ok(flat, flat):
-            from wtraj._monitor_kernel import sketch_step
+            from wtraj.kernels.numba.monitor import sketch_step
 
             norm = sketch_step(flat.numpy(), out.numpy(), *sketch.kernel_tables())
             return out, torch.tensor(norm, dtype=torch.float64)
