@@ -7,6 +7,7 @@ import pytest
 from analysis_fixtures import ari, distances, shared_rows, shuffled, stack, weights
 
 import wtraj
+from wtraj import toy
 from wtraj.analysis.separation import find_links
 
 DIFFERENT_INITS = ["init0", "init1", "init2", "shift_invert", "shift_rotate", "lr_step"]
@@ -67,6 +68,26 @@ def test_one_run_is_one_trajectory_and_data_input_works():
 def test_a_data_shift_is_not_a_link_between_runs():
     is_link, _, _ = find_links(distances(weights("shift_rotate")))
     assert not is_link.any()
+
+
+@pytest.mark.parametrize(("n_checkpoints", "shift_at"), [(12, 7), (10, 6)])
+def test_a_short_run_with_a_data_shift_among_different_initialisations(n_checkpoints, shift_at):
+    # toy defaults (lr 0.1): the shifted run's steps grow again after the
+    # shift, and its jump is as long as its first steps; it used to be mixed
+    # with another run (12, 7) or cut into pieces (10, 6)
+    runs = [
+        toy.train_run(init_seed=0, data_seed=0, n_checkpoints=n_checkpoints),
+        toy.train_run(init_seed=1, data_seed=1, n_checkpoints=n_checkpoints, shift_at=shift_at),
+        toy.train_run(init_seed=2, data_seed=2, n_checkpoints=n_checkpoints),
+    ]
+    truth = np.repeat(np.arange(3), n_checkpoints + 1)
+    D, permutation = shuffled(distances(np.concatenate([r.weights for r in runs])), seed=1)
+    labels = wtraj.separate_trajectories(D, metric="precomputed")
+    assert labels.max() + 1 == 3
+    assert ari(truth[permutation], labels) == 1.0
+    # the shifted run alone is one run
+    alone = wtraj.separate_trajectories(distances(runs[1].weights), metric="precomputed")
+    np.testing.assert_array_equal(alone, 0)
 
 
 def test_tree_of_different_initialisations_has_one_root_per_run():

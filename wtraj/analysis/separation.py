@@ -11,30 +11,40 @@ real runs). wtraj separates runs in two stages.
    converges). An edge is cut when the runs leaving its two ends (each end's
    shortest other tree edge, then the longest branch) have their first
    ``RATIO_STEPS`` steps all shorter than the edge by ``LINK_RATIO`` and their
-   first ``TREND_STEPS`` steps shrinking (Mann-Kendall trend within phases),
-   or when it is ``GAP_RATIO`` times longer than those steps (a plain gap).
-   A data shift also makes a long edge, but before it the steps shrink
-   *towards* it, so it is not cut.
+   first ``TREND_STEPS`` steps shrinking (Mann-Kendall trend within phases
+   pooled, or within the first phase alone: after a data shift a run's steps
+   may grow again), or when it is ``GAP_RATIO`` times longer than those steps
+   (a plain gap). A data shift also makes a long edge, but before it the
+   steps shrink *towards* it, so it is not cut.
 2. **Runs that share a start** (one component): the runs are the ``k``
    chains of least total squared step leaving the root
    (:mod:`wtraj.analysis._cover`), with the progress of each checkpoint its
    geodesic distance from the root over the 3-nearest-neighbour graph.
-   Along true runs the steps shrink; a chain that zigzags between runs
-   alternates short hops across and long steps along, and shows no trend.
-   So ``k`` is the fewest chains whose pooled Mann-Kendall trend of step
-   length is at least ``TREND_SHARE`` of the strongest trend found over
-   ``k = 1, 2, ...`` (tried until the cost rose ``PATIENCE`` times in a row),
-   and the root is, among both ends of the component's seriation
-   (:func:`wtraj.analysis.ordering.order_nodes`) and the checkpoint farthest
-   from its nearest neighbour, the one with the strongest trend.
+   ``k`` is the most chains that each leave the root with a first step:
+   runs from one start leave it with first steps of about one length
+   (within ``FIRST_STEP_RATIO``), while an extra chain must start at a
+   later checkpoint, about twice as far out, however long the steps of a
+   run become after a data shift. The root is, among both ends of the
+   component's seriation (:func:`wtraj.analysis.ordering.order_nodes`) and
+   the checkpoint farthest from its nearest neighbour, the one from which
+   the chains' steps shrink the most (pooled Mann-Kendall trend of step
+   length).
 
 Limitations (measured, bench/RESULTS.md): two runs from one initialisation
-and any number of runs from different initialisations are separated exactly
-on the toy runs; three runs from one initialisation that stay within about
-one early step of each other for the whole run are mixed up in one of two
-seed sets (adjusted Rand index 0.11). The number of runs tried per group of
-runs sharing a start grows until the cost rises twice; each try is one
-sparse matching.
+and any number of runs from different initialisations, with or without a
+data shift, are separated exactly on the toy runs; three runs from one
+initialisation that stay within about one early step of each other for the
+whole run are counted right but mixed up in one of two seed sets (adjusted
+Rand index 0.11): the chains of least squared step swap between them. Runs
+from one start whose first steps differ by more than ``FIRST_STEP_RATIO``
+(different learning rates), or runs whose second checkpoint lies within
+that ratio of the start's first step (a long warm-up), are miscounted. A
+fine-tune started from a checkpoint in the middle of a parent run whose
+checkpoints are also given is not told apart from its parent (one run,
+adjusted Rand index 0 on the toy runs): every chain leaves the root, and a
+checkpoint has at most one successor. Each number of runs tried per group
+of runs sharing a start is one sparse matching; the count stops at the
+first chain that does not leave the start with a first step.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ from wtraj.analysis._cover import chain_cover
 from wtraj.analysis._distances import Nodes, distance_matrix, distinct_nodes, require_nodes
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree, tree_adjacency
-from wtraj.analysis.ordering import order_nodes, segmented_trend_z
+from wtraj.analysis.ordering import LOG_PHASE_JUMP, order_nodes, segmented_trend_z
 
 # a link between runs is at least this many times longer than the first steps beside it
 # (measured on the toy runs: links 2.5x, steps next to a link within a shared start 1.2x)
@@ -67,11 +77,10 @@ PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover: enough to reach the
 # next checkpoint of the same run past the same-time checkpoints of its siblings
 COVER_NEIGHBOURS = 20
-# the inference of k stops after the cost rose this many times in a row
-PATIENCE = 2
-# the fewest chains whose steps shrink at least this share as clearly (pooled
-# Mann-Kendall z) as the best number of chains tried
-TREND_SHARE = 0.9
+# runs that share a start leave it with first steps of about one length
+# (measured on the toy runs: within 1.02x of each other); a chain that starts
+# at a run's second checkpoint starts about 2.3x as far out
+FIRST_STEP_RATIO = 1.5
 
 
 def _check_count(n_trajectories: Any, n_rows: int) -> int | None:
@@ -157,8 +166,25 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
         if length[i] >= GAP_RATIO * largest_step:
             is_link[i] = True
         elif length[i] >= LINK_RATIO * largest_step and all(s.shape[0] >= 3 for s in sides):
-            is_link[i] = all(segmented_trend_z(np.log(np.maximum(s, tiny))) < 0 for s in sides)
+            is_link[i] = all(_shrinks(np.log(np.maximum(s, tiny))) for s in sides)
     return is_link, neighbour, adjacency
+
+
+def _shrinks(log_steps: np.ndarray) -> bool:
+    """Whether log steps (n,) shrink within phases, or over their first phase.
+
+    A run shrinks its steps from its start until a data shift or a
+    learning-rate step starts a new phase, whose steps may grow for a while
+    (a run relearning inverted images), so the first phase alone may tell a
+    start. The walk from a start shared by several runs may hop between them
+    (a jump down, then up) and cut its first phase short; there the phases
+    pooled tell it.
+    """
+    if segmented_trend_z(log_steps) < 0:
+        return True
+    jumps = np.flatnonzero(np.abs(np.diff(log_steps)) > LOG_PHASE_JUMP)
+    first_phase = log_steps if jumps.shape[0] == 0 else log_steps[: jumps[0] + 1]
+    return first_phase.shape[0] >= 3 and segmented_trend_z(first_phase) < 0
 
 
 def _components(n: int, neighbour: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -219,21 +245,28 @@ class Rooted:
         return self._covers[k]
 
     def best_k(self) -> int:
-        """The number of runs (module docstring, stage 2)."""
-        trends = {1: self.trend(1)}
-        previous = self.cover(1)[1]
-        rises = 0
-        for k in range(2, self.max_chains + 1):
-            cost = self.cover(k)[1]
-            trends[k] = self.trend(k)
-            rises = rises + 1 if cost >= previous else 0
-            previous = cost
-            if rises >= PATIENCE:
-                break
-        strongest = min(trends.values())
-        if strongest >= 0:
-            return min(trends, key=lambda k: (trends[k], k))
-        return min(k for k, z in trends.items() if z <= TREND_SHARE * strongest)
+        """The number of runs (module docstring, stage 2).
+
+        The most chains that each leave the root with a first step: every
+        chain's step from the root at most ``FIRST_STEP_RATIO`` times the
+        shortest one. A chain that starts further out is a run cut in two
+        (at a data shift, or where runs side by side swap), not a run of its own.
+        """
+        k = 1
+        while k < self.max_chains and self._leave_with_first_steps(k + 1):
+            k += 1
+        return k
+
+    def _leave_with_first_steps(self, k: int) -> bool:
+        chain, _ = self.cover(k)
+        others = np.flatnonzero(np.arange(chain.shape[0]) != self.root)
+        first_steps = []
+        for c in range(k):
+            members = others[chain[others] == c]
+            if members.shape[0] == 0:
+                return False
+            first_steps.append(self.D[self.root, members[np.argmin(self.progress[members])]])
+        return max(first_steps) <= FIRST_STEP_RATIO * min(first_steps)
 
     def trend(self, k: int) -> float:
         """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking)."""

@@ -107,9 +107,9 @@ class Checkpoints:
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
         requested, so use it before asking for the next. The next block is
-        read while the caller works on this one. Blocks are as wide as allowed:
-        handing each buffer out in cache-sized pieces measured 1.5x slower in
-        ``trajectory_stats`` (bench/RESULTS.md).
+        read while the caller works on this one. Blocks are as wide as allowed
+        (long reads keep the disk busy); cache-sized pieces of the buffer were
+        no faster in ``trajectory_stats`` (bench/RESULTS.md).
 
         Parameters
         ----------
