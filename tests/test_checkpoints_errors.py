@@ -236,9 +236,13 @@ def test_prefix_collision(tmp_path):
         wtraj.open(tmp_path / "a.safetensors")
 
 
-def test_bad_memory_budget(tmp_path):
+def test_memory_budget_values(tmp_path):
+    paths = two_checkpoints(tmp_path)
+    assert wtraj.open(paths, memory_budget="64MiB").memory_budget == 64 << 20
     with pytest.raises(ValueError, match="memory_budget"):
-        wtraj.open(two_checkpoints(tmp_path), memory_budget=0)
+        wtraj.open(paths, memory_budget=0)
+    with pytest.raises(ValueError, match="memory_budget"):
+        wtraj.open(paths, memory_budget="lots")
 
 
 def test_nan_is_located_by_describe(tmp_path):

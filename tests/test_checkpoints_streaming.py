@@ -193,7 +193,6 @@ def test_nan_is_reported_with_file_tensor_and_index(tmp_path):
     assert np.isinf(wtraj.pairwise(tmp_path, check_finite=False)[2]).sum() == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not yet read Checkpoints.check_finite")
 def test_open_with_check_finite_false_skips_the_check(tmp_path):
     states = write_run(tmp_path, {"w": (20,)}, 3)
     states[1]["w"][3] = np.nan

@@ -91,6 +91,18 @@ def test_tensor_cut_stream_equals_the_array_to_float64_rounding():
     assert_close(wtraj.trajectory_stats(source).distances, wtraj.pairwise(X), 1e-12, 1e-300)
 
 
+@pytest.mark.parametrize("call", ["step_norms", "curvature"])
+def test_path_sums_add_up_over_many_blocks(call):
+    # regression: the path-only pass once restarted its sums at every block
+    X = random_walk(5, 3 * 4096 + 17, 1e-4, seed=37)
+    budget = 3 * 8 * 5 * 4096
+    expected = getattr(wtraj, call)(X, backend="reference", memory_budget=10**9)
+    assert_close(getattr(wtraj, call)(X, memory_budget=budget), expected, 1e-9)
+    assert_close(getattr(wtraj, call)(list(X), memory_budget=budget), expected, 1e-9)
+    steps = np.linalg.norm(np.diff(X.astype(np.float64), axis=0), axis=1)
+    assert_close(wtraj.step_norms(X, backend="reference", memory_budget=budget), steps, 1e-12)
+
+
 def test_small_memory_budget_gives_the_same_result():
     X = random_walk(6, 50000, 1e-6, seed=34)
     whole = wtraj.pairwise(X)

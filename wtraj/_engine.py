@@ -110,6 +110,8 @@ def accumulate(
     n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
     pairs_acc = steps_acc = y_steps_acc = None
     max_width = _max_width(x_source, y_source, memory_budget)
+    # a checkpoint source opened with check_finite=False has said so already
+    check_finite = check_finite and getattr(x_source, "check_finite", True)
 
     x_blocks = x_source.blocks(max_width)
     y_blocks = y_source.blocks(max_width) if y_source else None
@@ -118,9 +120,12 @@ def accumulate(
         x_blocks = _on_grid(x_blocks, x_source, max_width)
         y_blocks = _on_grid(y_blocks, y_source, max_width) if y_source else None
     blocks = _progress(_paired_blocks(x_blocks, y_blocks), x_source, y_source, progress)
+    first = True
     for x_block, y_block in blocks:
         slot = _slot(x_block, x_source, by_layer)
-        if pairs_acc is None:
+        if first:
+            # accumulators live where the data lives (the host, or the GPU for Triton)
+            first = False
             like = x_block.data
             pairs_acc = kernels.zeros((n_slots, n, m), like) if pair_op else None
             steps_acc = kernels.zeros((n_slots, 4, n), like) if steps else None

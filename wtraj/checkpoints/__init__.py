@@ -13,16 +13,13 @@ import os
 import re
 from collections.abc import Sequence
 
+from wtraj._memory import resolve_memory_budget
 from wtraj.checkpoints.checkpoints import Checkpoints
 from wtraj.checkpoints.discovery import discover, natural_key
 from wtraj.checkpoints.reading import read_checkpoint
 from wtraj.checkpoints.selection import rename, select
 
-__all__ = ["Checkpoints", "open", "default_memory_budget", "natural_key"]
-
-# the default block-buffer budget is this fraction of RAM, capped at MAX_DEFAULT_BUDGET
-RAM_FRACTION = 8
-MAX_DEFAULT_BUDGET = 2 << 30
+__all__ = ["Checkpoints", "open", "natural_key"]
 
 
 def open(
@@ -30,7 +27,7 @@ def open(
     include: str | re.Pattern | None = None,
     exclude: str | re.Pattern | None = None,
     strip_prefix: Sequence[str] = ("module.", "model."),
-    memory_budget: int | None = None,
+    memory_budget: int | str | None = None,
     check_finite: bool = True,
 ) -> Checkpoints:
     """Open checkpoints for streaming: read their headers, check they agree, read no values.
@@ -39,7 +36,9 @@ def open(
     ----------
     paths : path or list of paths
         A run folder (its checkpoint files, ``checkpoint-<step>/`` subfolders
-        or model subfolders, in natural order: ``epoch2`` before ``epoch10``),
+        or model subfolders, in natural order: ``epoch2`` before ``epoch10``;
+        ``checkpoint-<step>/`` subfolders take precedence over weights at the top
+        of the folder, such as the Trainer's final save),
         a single checkpoint (file, shard index, or model folder), or a list of
         single checkpoints in the order given.
     include, exclude : str or re.Pattern, optional
@@ -48,9 +47,9 @@ def open(
     strip_prefix : sequence of str
         Leading prefixes removed from tensor names, repeatedly, so that
         ``module.fc.weight`` (DDP) and ``fc.weight`` match.
-    memory_budget : int, optional
-        Bytes the two block buffers may take together; default
-        ``min(2 GiB, RAM / 8)``.
+    memory_budget : int or str, optional
+        Bytes the two block buffers may take together (an int, or a string
+        such as ``"512MB"``); default ``min(2 GiB, RAM / 8)``.
     check_finite : bool
         Whether computations on these checkpoints refuse NaN and Inf (naming
         checkpoint, tensor and index).
@@ -70,9 +69,7 @@ def open(
     """
     if isinstance(strip_prefix, str):
         strip_prefix = (strip_prefix,)
-    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    if budget <= 0:
-        raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}.")
+    budget = resolve_memory_budget(memory_budget)
     locations = discover(paths)
     labels = [str(loc.path) for loc in locations]
     tensors = [
@@ -88,12 +85,3 @@ def open(
         memory_budget=budget,
         check_finite=check_finite,
     )
-
-
-def default_memory_budget() -> int:
-    """``min(2 GiB, RAM / 8)`` bytes for block buffers."""
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return MAX_DEFAULT_BUDGET
-    return min(MAX_DEFAULT_BUDGET, ram // RAM_FRACTION)
