@@ -1,5 +1,6 @@
 """What the Numba kernels share: fastmath flags, tiling constants, host views of blocks."""
 
+import numba
 import numpy as np
 
 from wtraj._dtypes import is_torch_tensor
@@ -18,8 +19,18 @@ TILE = 1024
 # The kernels are compiled with nogil=True: a checkpoint reader's prefetch
 # threads keep reading the next block while a kernel runs.
 
-# Fixed number of column chunks: results must not depend on the thread count.
+# At most this many column chunks, of at least MIN_CHUNK_TILES tiles each: the
+# split depends on the block width only, never on the thread count, so results
+# are the same on every machine; and a chunk is long enough that starting it
+# and summing its partials cost little beside its work.
 N_CHUNKS = 64
+MIN_CHUNK_TILES = 4
+
+
+@numba.njit(inline="always")
+def n_column_chunks(n_tiles):
+    """How many chunks a block of n_tiles tiles is split into."""
+    return min(N_CHUNKS, (n_tiles + MIN_CHUNK_TILES - 1) // MIN_CHUNK_TILES)
 
 
 def host_array(data):

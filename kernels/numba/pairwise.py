@@ -22,7 +22,7 @@ shared out and each ``out[i, j]`` has a single writer.
 import numba
 import numpy as np
 from numba import prange
-from wtraj.kernels.numba._common import FASTMATH, N_CHUNKS, TILE, accumulator_zero, host_array
+from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, n_column_chunks
 
 # Above this many rows (squared: pairs) the column-chunk partials
 # (N_CHUNKS x N x M) grow too large, and the rows alone give every core work.
@@ -145,7 +145,7 @@ def _build(term, zero):
     def by_columns(x, x_start, y, y_start, width, symmetric, out):
         n = x.shape[0]
         n_tiles = (width + TILE - 1) // TILE
-        n_chunks = min(n_tiles, N_CHUNKS)
+        n_chunks = n_column_chunks(n_tiles)
         partial = np.zeros((n_chunks, n, y.shape[0]))
         for c in prange(n_chunks):
             for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
@@ -153,9 +153,19 @@ def _build(term, zero):
                 tile_width = min(TILE, width - k0)
                 xk0 = np.uint64(x_start + k0)
                 yk0 = np.uint64(y_start + k0)
-                for i in range(n):
-                    j_first = i + 1 if symmetric else 0
-                    row_tile(x, i, xk0, y, yk0, tile_width, j_first, partial[c])
+                acc = partial[c]
+                i = 0
+                while i + 2 <= n:
+                    j_first = 0
+                    if symmetric:
+                        # start early enough that the rows from i+1 on come in whole
+                        # groups of four: the few pairs below the diagonal this adds
+                        # cost less than one-by-one tails (callers read only i < j)
+                        j_first = max(0, n - 4 * ((n - i + 2) // 4))
+                    row_pair_tile(x, i, xk0, y, yk0, tile_width, j_first, acc)
+                    i += 2
+                if i < n:
+                    row_tile(x, i, xk0, y, yk0, tile_width, i + 1 if symmetric else 0, acc)
         for c in range(n_chunks):
             out += partial[c]
 
@@ -199,7 +209,8 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
         The block is ``x[:, x_start:x_stop]``.
     y : (M, *) array of x's dtype, or None
         None pairs ``x`` with itself: only the upper triangle ``i < j`` of
-        ``out`` is written (the diagonal is zero by definition).
+        ``out`` is meaningful (entries on and below the diagonal are scratch;
+        the diagonal is zero by definition).
     y_start, y_stop : int
         The block of ``y``; same width as x's.
     op : {"sqdiff", "absdiff", "dot"}

@@ -20,7 +20,7 @@ unless its three terms are accurate to far better than float32.
 import numba
 import numpy as np
 from numba import prange
-from wtraj.kernels.numba._common import FASTMATH, N_CHUNKS, TILE, host_array
+from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, n_column_chunks
 
 # Rows of ``out``: what each accumulates.
 NORM2, STEP2, STEP_DOT, SKIP2 = 0, 1, 2, 3
@@ -65,7 +65,7 @@ def _row_sums(x, i, k0, k1, partial):
 def _steps_by_columns(x, start, stop, out):
     n = x.shape[0]
     n_tiles = (stop - start + TILE - 1) // TILE
-    n_chunks = min(n_tiles, N_CHUNKS)
+    n_chunks = n_column_chunks(n_tiles)
     partial = np.zeros((n_chunks, 4, n))
     for c in prange(n_chunks):
         for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
