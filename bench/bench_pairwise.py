@@ -5,11 +5,11 @@ Run: python -m pytest bench/bench_pairwise.py --benchmark-only -s
 
 import numpy as np
 import pytest
-from conftest import max_relative_error, memory_floor, record
+from conftest import N_CHECKPOINTS, N_PARAMS, max_relative_error, memory_floor, record
 
 import wtraj
 
-GROUP = "pairwise euclidean (N=32, float32)"
+GROUP = f"pairwise euclidean (N={N_CHECKPOINTS}, D={N_PARAMS:,}, float32)"
 
 
 @pytest.fixture(scope="module")

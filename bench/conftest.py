@@ -76,8 +76,7 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     write("")
     write(f"wtraj benchmarks, {date.today()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, numba threads {numba.get_num_threads()}, N={N_CHECKPOINTS}, "
-          f"D={N_PARAMS:,}")
+          f"{os.cpu_count()} cores, numba threads {numba.get_num_threads()}")
     for group, rows in _rows.items():
         times = {p: t for p, t, *_ in rows}
         wtraj_time = next((t for p, t in times.items() if p.startswith("wtraj")), None)
