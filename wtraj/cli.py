@@ -175,19 +175,12 @@ def _reading(args: argparse.Namespace) -> dict[str, Any]:
 
 def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
     if args.json:
-        print(json.dumps(_finite(payload), indent=1, allow_nan=False))
+        from wtraj.report.writer import strict_json
+
+        print(json.dumps(strict_json(payload), indent=1, allow_nan=False))
     else:
         print(text)
 
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # commands

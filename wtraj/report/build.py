@@ -26,7 +26,7 @@ import numpy as np
 
 from wtraj.report import html, plots
 from wtraj.report.analysis import Analysis
-from wtraj.report.writer import OutputFolder
+from wtraj.report.writer import OutputFolder, strict_json
 
 # bump when a key of metrics.json changes meaning or disappears
 SCHEMA_VERSION = 1
@@ -57,7 +57,7 @@ def write_report(
         for name, (png, _, _) in figures.items():
             folder.write_bytes(name, png)
         metrics = _metrics(analysis, inputs, sorted(figures))
-        folder.write_text("metrics.json", json.dumps(_finite(metrics), indent=1, allow_nan=False))
+        folder.write_text("metrics.json", json.dumps(strict_json(metrics), indent=1, allow_nan=False))
         folder.write_text("steps.csv", _steps_csv(analysis))
         folder.write_text("layers.csv", _layers_csv(analysis))
         with open(folder.path("distances.npy"), "wb") as f:
@@ -194,16 +194,6 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
         },
     }
 
-
-def _finite(value):
-    """Replace NaN and infinities by None, so that metrics.json is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _csv(header: list[str], rows) -> str:

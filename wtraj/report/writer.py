@@ -8,6 +8,7 @@ a finished report, and an existing report is replaced only with ``overwrite``.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -106,3 +107,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def strict_json(value):
+    """``value`` with NaN and infinities replaced by None, so that it dumps as strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
