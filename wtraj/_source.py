@@ -122,7 +122,7 @@ class ArraySource:
             max_width = self.n_params
         else:
             max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
-        width = _block_width(self.n_checkpoints, self.n_params, max_width)
+        width = _block_width(self.n_params, max_width)
         if self._in_place:
             for start in range(0, self.n_params, width):
                 stop = min(start + width, self.n_params)
@@ -165,7 +165,7 @@ class RowsSource:
 
     def blocks(self, max_width: int) -> Iterator[Block]:
         max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
-        width = _block_width(self.n_checkpoints, self.n_params, max_width)
+        width = _block_width(self.n_params, max_width)
         first = self.rows[0]
         buffer = (
             _widen_buffer(self.n_checkpoints, width, first)
@@ -201,7 +201,7 @@ def copy_columns(buffer: Any, columns: Any) -> None:
         np.copyto(buffer[:, :width], columns, casting="same_kind")
 
 
-def _block_width(n_rows: int, n_params: int, max_width: int) -> int:
+def _block_width(n_params: int, max_width: int) -> int:
     """Columns per block: at most ``max_width``, aligned, and not wider than the data."""
     width = max(COLUMN_ALIGN, (max_width // COLUMN_ALIGN) * COLUMN_ALIGN)
     return max(1, min(width, n_params))
