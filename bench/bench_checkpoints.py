@@ -171,8 +171,10 @@ def worker(kind: str, folder: Path) -> None:
         import wtraj
         from wtraj._engine import _max_width
 
-        # compile the kernels (for this many rows) before timing
-        warm_up = np.random.default_rng(0).random((len(files), 100_000), dtype=np.float32)
+        import torch
+
+        # compile the kernels (for this many rows and the stored dtype, the folder's name) before timing
+        warm_up = torch.rand((len(files), 100_000), dtype=getattr(torch, folder.name))
         wtraj.trajectory_stats(warm_up)
         start = time.perf_counter()
         if kind.startswith("blocks"):

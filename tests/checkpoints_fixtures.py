@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wtraj._dtypes import host_floats
+
 # a small model's tensors: names, shapes; plus an integer buffer that readers must skip
 MODEL_SHAPES = {
     "conv.weight": (4, 3, 3, 3),
@@ -30,10 +32,10 @@ def flatten(state: dict[str, np.ndarray], names) -> np.ndarray:
 
 
 def dense(ck, max_width: int = 1 << 20) -> np.ndarray:
-    """All columns of a source, gathered block by block (copies, since buffers are reused)."""
+    """All columns of a source as float64, gathered block by block (copies, since buffers are reused)."""
     X = np.full((ck.n_checkpoints, ck.n_params), np.nan)
     for block in ck.blocks(max_width):
-        X[:, block.offset : block.offset + block.width] = block.data[:, block.start : block.stop]
+        X[:, block.offset : block.offset + block.width] = host_floats(block.data[:, block.start : block.stop])
     return X
 
 

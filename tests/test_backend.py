@@ -1,7 +1,9 @@
 """Backend choice: backend=, WTRAJ_BACKEND, auto, and import wtraj without torch or triton."""
 
+import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -78,3 +80,25 @@ def test_public_names():
     assert "pairwise" in dir(wtraj)
     with pytest.raises(AttributeError):
         wtraj.no_such_function  # noqa: B018
+
+
+def test_compiled_kernels_are_reused_by_the_next_process(tmp_path):
+    # the pairwise kernels are built per term; a new process must load them from
+    # Numba's disk cache instead of compiling them again (minutes over a test run)
+    code = textwrap.dedent("""
+        import numpy as np
+        from wtraj.kernels.numba.pairwise import _kernels, pairwise_block
+        x = np.ones((3, 10))
+        pairwise_block(x, 0, 10, None, 0, 0, "dot", np.zeros((3, 3)))
+        stats = _kernels("dot", x.dtype)[0].stats
+        print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+    """)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+        for _ in range(2)
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr
+    first, second = ([int(v) for v in run.stdout.split()] for run in runs)
+    assert first == [0, 1]
+    assert second == [1, 0]

@@ -20,6 +20,7 @@ from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch_file
 
 import wtraj
+from wtraj._dtypes import BFLOAT16_BITS
 from wtraj.checkpoints import natural_key
 
 N_CKPT = 3
@@ -66,7 +67,11 @@ def test_safetensors_dtypes_read_in_their_own_precision(tmp_path, dtype):
         save_torch_file(tensors, str(paths[-1]))
     ck = wtraj.open(paths)
     assert ck.stored_dtypes == {str(dtype).removeprefix("torch.")}
-    assert ck.dtype == ("float64" if dtype == torch.float64 else "float32")
+    block_dtypes = {torch.float64: "float64", torch.bfloat16: "bfloat16"}
+    assert ck.dtype == block_dtypes.get(dtype, "float32")
+    if dtype == torch.bfloat16:
+        # handed out as bit patterns, half the bytes, for the kernels to widen
+        assert {b.data.dtype for b in ck.blocks(1 << 20)} == {BFLOAT16_BITS}
     # widening half precision to float32 is exact
     np.testing.assert_array_equal(dense(ck), expected(states, ck))
 

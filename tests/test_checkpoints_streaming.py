@@ -45,8 +45,9 @@ def test_checkpoints_are_a_source(tmp_path):
     sizes=st.lists(st.integers(1, 3 * COLUMN_ALIGN + 7), min_size=1, max_size=5),
     n=st.integers(1, 4),
     max_width=st.integers(1, 4 * COLUMN_ALIGN),
+    by_layer=st.booleans(),
 )
-def test_blocks_cover_every_column_once_within_one_tensor(sizes, n, max_width):
+def test_blocks_cover_every_column_once(sizes, n, max_width, by_layer):
     shapes = {f"t{k}": (size,) for k, size in enumerate(sizes)}
     with tempfile.TemporaryDirectory() as folder:
         states = write_run(Path(folder), shapes, n)
@@ -55,12 +56,19 @@ def test_blocks_cover_every_column_once_within_one_tensor(sizes, n, max_width):
         X = np.stack([flatten(s, names) for s in states])
         width_cap = max(COLUMN_ALIGN, max_width // COLUMN_ALIGN * COLUMN_ALIGN)
         column = 0
-        for block in ck.blocks(max_width):
-            layer = ck.layers[block.layer]
+        for block in ck.blocks(max_width, by_layer=by_layer):
             assert block.offset == column
-            assert layer.offset <= block.offset
-            assert block.offset + block.width <= layer.offset + layer.size
-            assert (block.offset - layer.offset) % COLUMN_ALIGN == 0
+            if by_layer:
+                # within one tensor, cut on the grid from the tensor's start
+                layer = ck.layers[block.layer]
+                assert layer.offset <= block.offset
+                assert block.offset + block.width <= layer.offset + layer.size
+                assert (block.offset - layer.offset) % COLUMN_ALIGN == 0
+            else:
+                # on the grid of the whole vector, across tensors, like an array's blocks
+                assert block.offset % COLUMN_ALIGN == 0
+                last = block.offset + block.width == ck.n_params
+                assert last or block.width == width_cap
             assert 0 < block.width <= width_cap
             assert block.data.shape[0] == n and block.data.flags.c_contiguous
             np.testing.assert_array_equal(
@@ -216,3 +224,39 @@ def test_read_threads_setting(tmp_path, monkeypatch, threads):
     monkeypatch.setenv("WTRAJ_READ_THREADS", "0")
     with pytest.raises(ValueError, match="WTRAJ_READ_THREADS"):
         dense(ck)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_bfloat16_checkpoints_match_float64_truth_and_the_array(tmp_path, backend):
+    import torch
+    from safetensors.torch import save_file as save_torch_file
+
+    # nearby checkpoints, as in training: steps of 1e-2 of the norm, which bfloat16 still resolves
+    shapes = {"emb": (37, 300), "fc.weight": (50, 70), "fc.bias": (9,)}
+    rng = np.random.default_rng(5)
+    base = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    states = []
+    for i in range(7):
+        state = {
+            k: torch.from_numpy(v + 1e-2 * i * rng.standard_normal(v.shape)).to(torch.bfloat16)
+            for k, v in base.items()
+        }
+        save_torch_file(state, str(tmp_path / f"step{i}.safetensors"))
+        states.append(state)
+    ck = wtraj.open(tmp_path)
+    assert ck.dtype == "bfloat16"
+    names = [layer.name for layer in ck.layers]
+    X = torch.stack([torch.cat([s[n].reshape(-1) for n in names]) for s in states])
+    exact = X.double().numpy()
+    stats = wtraj.trajectory_stats(ck, backend=backend)
+    # the values are exact in float32: only the float32 tile sums round
+    np.testing.assert_allclose(stats.distances, cdist(exact, exact), rtol=1e-6, atol=0)
+    steps = np.linalg.norm(np.diff(exact, axis=0), axis=1)
+    np.testing.assert_allclose(stats.step_norms, steps, rtol=1e-12)
+    # the same as the in-memory bfloat16 tensor, whatever the tensor boundaries
+    in_memory = wtraj.trajectory_stats(X, backend=backend)
+    np.testing.assert_allclose(stats.distances, in_memory.distances, rtol=1e-12, atol=0)
+    by_layer = wtraj.trajectory_stats(ck, by_layer=True, backend=backend)
+    for layer, place in zip(by_layer.layers, ck.layers, strict=True):
+        Xl = exact[:, place.offset : place.offset + place.size]
+        np.testing.assert_allclose(layer.distances, cdist(Xl, Xl), rtol=1e-6, atol=0)

@@ -51,7 +51,8 @@ class ChoppedSource:
         edges = [0, *cuts, self.n_params]
         self.layers = [Layer(f"t{k}", (b - a,), a) for k, (a, b) in enumerate(zip(edges, edges[1:]))]
 
-    def blocks(self, max_width):
+    def blocks(self, max_width, by_layer=False):
+        # cut at the layers either way: without by_layer the engine re-cuts them onto the grid
         for index, layer in enumerate(self.layers):
             # a fresh buffer per block, like a reader that copies from files
             data = np.ascontiguousarray(self.X[:, layer.offset : layer.offset + layer.size])

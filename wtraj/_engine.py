@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wtraj._backend import resolve_backend
-from wtraj._dtypes import is_torch_tensor, itemsize
+from wtraj._dtypes import host_floats, is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
 from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
 
@@ -78,7 +78,8 @@ def prepare(X: Any, Y: Any = None, backend: str | None = None):
             f"X is on {device} but Y is on {device_of(Y)}; put both on the same device."
         )
     name = resolve_backend(backend, device)
-    # Triton reads half precision natively; the CPU kernels take float32 blocks.
+    # Triton reads half precision natively; the CPU kernels take float32 for float16,
+    # and bfloat16 as bit patterns that they widen as they load them.
     widen_half = name != "triton"
     x_source = as_source(X, "X", widen_half)
     y_source = None
@@ -113,10 +114,11 @@ def accumulate(
     # a checkpoint source opened with check_finite=False has said so already
     check_finite = check_finite and getattr(x_source, "check_finite", True)
 
-    x_blocks = x_source.blocks(max_width)
+    x_blocks = x_source.blocks(max_width, by_layer=by_layer)
     y_blocks = y_source.blocks(max_width) if y_source else None
     if pair_op and not by_layer:
         # float32 tile sums must group the same columns whatever the source
+        # (the built-in sources are on the grid already: this only checks them)
         x_blocks = _on_grid(x_blocks, x_source, max_width)
         y_blocks = _on_grid(y_blocks, y_source, max_width) if y_source else None
     blocks = _progress(_paired_blocks(x_blocks, y_blocks), x_source, y_source, progress)
@@ -185,8 +187,9 @@ def _on_grid(blocks: Iterator[Block], source: Source, max_width: int) -> Iterato
     The pairwise kernels sum tiles from the start of each block in float32;
     on the grid, a checkpoint source (cut at tensor boundaries) and an
     in-memory array tile the same columns and agree to float64 rounding.
-    Blocks already on the grid pass through; others are gathered into a
-    staging buffer of at most ``max_width`` columns.
+    Blocks already on the grid pass through (those of every built-in
+    source); others are gathered into a staging buffer of at most
+    ``max_width`` columns.
     """
     width = max(COLUMN_ALIGN, max_width // COLUMN_ALIGN * COLUMN_ALIGN)
     staging, filled, offset = None, 0, 0
@@ -292,7 +295,7 @@ def _first_nonfinite(source: Source, max_width: int) -> tuple[int, int, float] |
     """The lowest row holding a NaN/Inf, with its first bad column and value."""
     best: tuple[int, int, float] | None = None
     for block in source.blocks(max_width):
-        columns = block.data[:, block.start : block.stop]
+        columns = host_floats(block.data[:, block.start : block.stop])
         if is_torch_tensor(columns):
             import torch
 

@@ -15,7 +15,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from wtraj._dtypes import FLOAT_DTYPE_NAMES, dtype_name, is_torch_tensor, itemsize
+from wtraj._dtypes import (
+    BFLOAT16_BITS,
+    FLOAT_DTYPE_NAMES,
+    dtype_name,
+    is_torch_tensor,
+    itemsize,
+    torch_bfloat16_bits,
+)
 
 # Widest block, in bytes over all rows, that an in-memory array is cut into:
 # small enough that a block read by one kernel is still in the last-level
@@ -75,8 +82,13 @@ class Source(Protocol):
     names: list[str]
     layers: list[Layer]
 
-    def blocks(self, max_width: int) -> Iterator[Block]:
-        """Yield blocks of at most ``max_width`` columns covering all columns once, in order."""
+    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+        """Yield blocks of at most ``max_width`` columns covering all columns once, in order.
+
+        With ``by_layer`` every block lies within one layer and says which
+        (``Block.layer``); without, blocks should start on the
+        ``COLUMN_ALIGN`` grid (the engine re-cuts those that do not).
+        """
         ...
 
     def describe(self, row: int, column: int) -> str:
@@ -95,28 +107,31 @@ def _widen_buffer(n_rows: int, width: int, like: Any) -> Any:
 class ArraySource:
     """An in-memory or memory-mapped 2-D array (NumPy or torch) as a source.
 
-    C-contiguous float32/float64 arrays are handed out as views. Half-precision
-    rows (float16, bfloat16) are widened block by block into one reused float32
-    buffer when ``widen_half`` is set (the CPU kernels need it; Triton reads
-    them natively). Arrays whose last axis is not contiguous are copied block
-    by block into a reused buffer of their own dtype.
+    C-contiguous float32/float64 arrays are handed out as views. When
+    ``widen_half`` is set (the CPU kernels; Triton reads half precision
+    natively), bfloat16 tensors are handed out as views of their bit patterns,
+    which the CPU kernels widen as they load them, and float16 rows are
+    widened block by block into one reused float32 buffer. Arrays whose last
+    axis is not contiguous are copied block by block into a reused buffer of
+    their own dtype.
     """
 
     def __init__(self, data: Any, name: str = "X", widen_half: bool = True):
-        self.data = data
         self.label = name
         self.n_checkpoints, self.n_params = (int(s) for s in data.shape)
         self.dtype = dtype_name(data)
         self.device = data.device.type if is_torch_tensor(data) else "cpu"
         self.names = [f"{name}[{i}]" for i in range(self.n_checkpoints)]
         self.layers = [Layer(name, (self.n_params,), 0)]
-        self._widen = widen_half and self.dtype in ("float16", "bfloat16")
-        self._in_place = not self._widen and _rows_contiguous(data)
+        self.data = _as_bits(data) if widen_half and self.dtype == "bfloat16" else data
+        self._widen = widen_half and self.dtype == "float16"
+        self._in_place = not self._widen and _rows_contiguous(self.data)
 
     def describe(self, row: int, column: int) -> str:
         return f"{self.label} row {row}, column {column}"
 
-    def blocks(self, max_width: int) -> Iterator[Block]:
+    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+        # one layer: every block lies within it, by_layer or not
         if self.device == "cuda":
             # one launch over all columns: the GPU kernels split D themselves
             max_width = self.n_params
@@ -144,26 +159,28 @@ class ArraySource:
 class RowsSource:
     """A list of 1-D arrays or tensors (one per checkpoint) as a source.
 
-    Each block copies the same columns of every row into one reused buffer,
-    widening half precision to float32 when ``widen_half`` is set.
+    Each block copies the same columns of every row into one reused buffer;
+    when ``widen_half`` is set, float16 is widened to float32 and bfloat16 is
+    copied as its bit patterns (as :class:`ArraySource` does).
     """
 
     def __init__(self, rows: Sequence[Any], name: str = "X", widen_half: bool = True):
-        self.rows = list(rows)
         self.label = name
-        self.n_checkpoints = len(self.rows)
-        self.n_params = int(self.rows[0].shape[0])
-        self.dtype = dtype_name(self.rows[0])
-        first = self.rows[0]
-        self.device = first.device.type if is_torch_tensor(first) else "cpu"
+        self.n_checkpoints = len(rows)
+        self.n_params = int(rows[0].shape[0])
+        self.dtype = dtype_name(rows[0])
+        self.device = rows[0].device.type if is_torch_tensor(rows[0]) else "cpu"
         self.names = [f"{name}[{i}]" for i in range(self.n_checkpoints)]
         self.layers = [Layer(name, (self.n_params,), 0)]
-        self._widen = widen_half and self.dtype in ("float16", "bfloat16")
+        bits = widen_half and self.dtype == "bfloat16"
+        self.rows = [_as_bits(row) for row in rows] if bits else list(rows)
+        self._widen = widen_half and self.dtype == "float16"
 
     def describe(self, row: int, column: int) -> str:
         return f"{self.label}[{row}], element {column}"
 
-    def blocks(self, max_width: int) -> Iterator[Block]:
+    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+        # one layer: every block lies within it, by_layer or not
         max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
         width = _block_width(self.n_params, max_width)
         first = self.rows[0]
@@ -177,6 +194,16 @@ class RowsSource:
             for i, row in enumerate(self.rows):
                 copy_columns(buffer[i : i + 1], row[None, start:stop])
             yield Block(buffer, 0, stop - start, start, layer=0)
+
+
+def _as_bits(data: Any) -> Any:
+    """bfloat16 data as the CPU kernels read it: a view of its bit patterns (CUDA data stays)."""
+    if isinstance(data, np.ndarray):
+        # NumPy arrays of ml_dtypes.bfloat16
+        return data.view(BFLOAT16_BITS)
+    if data.device.type == "cpu":
+        return torch_bfloat16_bits(data)
+    return data
 
 
 def _rows_contiguous(data: Any) -> bool:

@@ -1,9 +1,12 @@
-"""What the Numba kernels share: fastmath flags, tiling constants, host views of blocks."""
+"""What the Numba kernels share: fastmath flags, tiling constants, value loads, host views of blocks."""
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from wtraj._dtypes import is_torch_tensor
+from wtraj._dtypes import BFLOAT16_BITS, is_torch_tensor
 
 # Reassociation lets LLVM vectorise the float32 tile sums (without it a
 # reduction stays scalar, about 5x slower); contraction allows FMA. No flag
@@ -41,5 +44,27 @@ def host_array(data):
 
 
 def accumulator_zero(dtype):
-    """The zero that tile sums start from: float32 for float32 input, else float64."""
-    return np.float32(0.0) if dtype == np.float32 else np.float64(0.0)
+    """The zero that tile sums start from: float32 for float32 and bfloat16 input, else float64."""
+    return np.float32(0.0) if dtype in (np.float32, BFLOAT16_BITS) else np.float64(0.0)
+
+
+@intrinsic
+def load(typingctx, value):
+    """The value of one block element: floats as they are, bfloat16 bits widened to float32.
+
+    A bfloat16's bits are a float32's upper half. The widening is written as
+    LLVM instructions (zero-extend, shift, reinterpret) because Numba has no
+    scalar bit cast; they vectorise like a plain load. Dispatching on the
+    element type keeps the kernels free of per-dtype closures.
+    """
+    if value == types.uint16:
+
+        def widen(context, builder, signature, args):
+            wide = builder.zext(args[0], ir.IntType(32))
+            upper = builder.shl(wide, ir.Constant(ir.IntType(32), 16))
+            return builder.bitcast(upper, ir.FloatType())
+
+        return types.float32(types.uint16), widen
+    if isinstance(value, types.Float):
+        return value(value), lambda context, builder, signature, args: args[0]
+    return None

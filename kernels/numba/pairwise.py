@@ -12,6 +12,8 @@ and the block's columns :math:`K`, add to ``out[i, j]``
 Differences are taken in the input precision (exact for nearby floats), so
 nothing cancels. Sums over ``TILE`` columns run in the input precision, each
 vector lane adding a few dozen terms, and are added to float64 accumulators.
+bfloat16 blocks arrive as bit patterns and are widened to float32 as they are
+loaded (exact), so they are read at half the bytes and summed like float32.
 
 Two layouts of the parallel work: with few pairs, the block's columns are cut
 into a fixed number of chunks with private float64 partials (deterministic:
@@ -22,124 +24,133 @@ shared out and each ``out[i, j]`` has a single writer.
 import numba
 import numpy as np
 from numba import prange
-from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, n_column_chunks
+from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, load, n_column_chunks
 
 # Above this many rows (squared: pairs) the column-chunk partials
 # (N_CHUNKS x N x M) grow too large, and the rows alone give every core work.
 MAX_ROWS_FOR_COLUMN_CHUNKS = 48
 
-
-@numba.njit(inline="always")
-def _sqdiff(a, b):
-    d = a - b
-    return d * d
-
-
-@numba.njit(inline="always")
-def _absdiff(a, b):
-    return abs(a - b)
+# The elementwise terms. Each compiled kernel holds one as a constant, so the
+# branch in _term folds away before LLVM vectorises the loops.
+SQDIFF, ABSDIFF, DOT = 0, 1, 2
+_OPS = {"sqdiff": SQDIFF, "absdiff": ABSDIFF, "dot": DOT}
 
 
 @numba.njit(inline="always")
-def _dot(a, b):
+def _term(op, a, b):
+    if op == SQDIFF:
+        d = a - b
+        return d * d
+    if op == ABSDIFF:
+        return abs(a - b)
     return a * b
 
 
-def _build(term, zero):
-    """Compile the kernels of one elementwise term and one tile-sum precision."""
+# Indices are unsigned so that Numba emits no negative-index wraparound,
+# which would keep LLVM from vectorising the loop (measured: 30x slower).
+@numba.njit(inline="always", fastmath=FASTMATH)
+def _tile_sum(op, zero, x, i, xk0, y, j, yk0, width):
+    acc = zero
+    for k in range(np.uint64(width)):
+        acc += _term(op, load(x[i, xk0 + k]), load(y[j, yk0 + k]))
+    return acc
 
-    # Indices are unsigned so that Numba emits no negative-index wraparound,
-    # which would keep LLVM from vectorising the loop (measured: 30x slower).
-    @numba.njit(inline="always", fastmath=FASTMATH)
-    def tile_sum(x, i, xk0, y, j, yk0, width):
-        acc = zero
-        for k in range(np.uint64(width)):
-            acc += term(x[i, xk0 + k], y[j, yk0 + k])
-        return acc
 
-    # Register tile of one row of x against four rows of y: each loaded x
-    # value serves four pairs (5 loads per 4 terms instead of 8).
-    @numba.njit(inline="always", fastmath=FASTMATH)
-    def tile_sums4(x, i, xk0, y, j, yk0, width):
-        a0 = zero
-        a1 = zero
-        a2 = zero
-        a3 = zero
-        for k in range(np.uint64(width)):
-            xv = x[i, xk0 + k]
-            yk = yk0 + k
-            a0 += term(xv, y[j, yk])
-            a1 += term(xv, y[j + 1, yk])
-            a2 += term(xv, y[j + 2, yk])
-            a3 += term(xv, y[j + 3, yk])
-        return a0, a1, a2, a3
+# Register tile of one row of x against four rows of y: each loaded x
+# value serves four pairs (5 loads per 4 terms instead of 8).
+@numba.njit(inline="always", fastmath=FASTMATH)
+def _tile_sums4(op, zero, x, i, xk0, y, j, yk0, width):
+    a0 = zero
+    a1 = zero
+    a2 = zero
+    a3 = zero
+    for k in range(np.uint64(width)):
+        xv = load(x[i, xk0 + k])
+        yk = yk0 + k
+        a0 += _term(op, xv, load(y[j, yk]))
+        a1 += _term(op, xv, load(y[j + 1, yk]))
+        a2 += _term(op, xv, load(y[j + 2, yk]))
+        a3 += _term(op, xv, load(y[j + 3, yk]))
+    return a0, a1, a2, a3
 
-    # Register tile of two rows of x against four rows of y: 6 loads per 8
-    # terms (measured 25% less CPU time than one row against four).
-    @numba.njit(inline="always", fastmath=FASTMATH)
-    def tile_sums2x4(x, i, xk0, y, j, yk0, width):
-        a0 = zero
-        a1 = zero
-        a2 = zero
-        a3 = zero
-        b0 = zero
-        b1 = zero
-        b2 = zero
-        b3 = zero
-        for k in range(np.uint64(width)):
-            xv = x[i, xk0 + k]
-            xw = x[i + 1, xk0 + k]
-            yk = yk0 + k
-            y0 = y[j, yk]
-            y1 = y[j + 1, yk]
-            y2 = y[j + 2, yk]
-            y3 = y[j + 3, yk]
-            a0 += term(xv, y0)
-            a1 += term(xv, y1)
-            a2 += term(xv, y2)
-            a3 += term(xv, y3)
-            b0 += term(xw, y0)
-            b1 += term(xw, y1)
-            b2 += term(xw, y2)
-            b3 += term(xw, y3)
-        return a0, a1, a2, a3, b0, b1, b2, b3
 
-    @numba.njit(inline="always", fastmath=FASTMATH)
-    def row_tile(x, i, xk0, y, yk0, width, j_first, acc):
-        """Add the sums of row i of x against rows j_first.. of y to acc[i, j]."""
-        m = y.shape[0]
-        j = j_first
-        while j + 4 <= m:
-            s0, s1, s2, s3 = tile_sums4(x, i, xk0, y, j, yk0, width)
-            acc[i, j] += s0
-            acc[i, j + 1] += s1
-            acc[i, j + 2] += s2
-            acc[i, j + 3] += s3
-            j += 4
-        while j < m:
-            acc[i, j] += tile_sum(x, i, xk0, y, j, yk0, width)
-            j += 1
+# Register tile of two rows of x against four rows of y: 6 loads per 8
+# terms (measured 25% less CPU time than one row against four).
+@numba.njit(inline="always", fastmath=FASTMATH)
+def _tile_sums2x4(op, zero, x, i, xk0, y, j, yk0, width):
+    a0 = zero
+    a1 = zero
+    a2 = zero
+    a3 = zero
+    b0 = zero
+    b1 = zero
+    b2 = zero
+    b3 = zero
+    for k in range(np.uint64(width)):
+        xv = load(x[i, xk0 + k])
+        xw = load(x[i + 1, xk0 + k])
+        yk = yk0 + k
+        y0 = load(y[j, yk])
+        y1 = load(y[j + 1, yk])
+        y2 = load(y[j + 2, yk])
+        y3 = load(y[j + 3, yk])
+        a0 += _term(op, xv, y0)
+        a1 += _term(op, xv, y1)
+        a2 += _term(op, xv, y2)
+        a3 += _term(op, xv, y3)
+        b0 += _term(op, xw, y0)
+        b1 += _term(op, xw, y1)
+        b2 += _term(op, xw, y2)
+        b3 += _term(op, xw, y3)
+    return a0, a1, a2, a3, b0, b1, b2, b3
 
-    @numba.njit(inline="always", fastmath=FASTMATH)
-    def row_pair_tile(x, i, xk0, y, yk0, width, j_first, acc):
-        """Rows i and i+1 of x against rows j_first.. of y, four at a time."""
-        m = y.shape[0]
-        j = j_first
-        while j + 4 <= m:
-            s0, s1, s2, s3, t0, t1, t2, t3 = tile_sums2x4(x, i, xk0, y, j, yk0, width)
-            acc[i, j] += s0
-            acc[i, j + 1] += s1
-            acc[i, j + 2] += s2
-            acc[i, j + 3] += s3
-            acc[i + 1, j] += t0
-            acc[i + 1, j + 1] += t1
-            acc[i + 1, j + 2] += t2
-            acc[i + 1, j + 3] += t3
-            j += 4
-        while j < m:
-            acc[i, j] += tile_sum(x, i, xk0, y, j, yk0, width)
-            acc[i + 1, j] += tile_sum(x, i + 1, xk0, y, j, yk0, width)
-            j += 1
+
+@numba.njit(inline="always", fastmath=FASTMATH)
+def _row_tile(op, zero, x, i, xk0, y, yk0, width, j_first, acc):
+    """Add the sums of row i of x against rows j_first.. of y to acc[i, j]."""
+    m = y.shape[0]
+    j = j_first
+    while j + 4 <= m:
+        s0, s1, s2, s3 = _tile_sums4(op, zero, x, i, xk0, y, j, yk0, width)
+        acc[i, j] += s0
+        acc[i, j + 1] += s1
+        acc[i, j + 2] += s2
+        acc[i, j + 3] += s3
+        j += 4
+    while j < m:
+        acc[i, j] += _tile_sum(op, zero, x, i, xk0, y, j, yk0, width)
+        j += 1
+
+
+@numba.njit(inline="always", fastmath=FASTMATH)
+def _row_pair_tile(op, zero, x, i, xk0, y, yk0, width, j_first, acc):
+    """Rows i and i+1 of x against rows j_first.. of y, four at a time."""
+    m = y.shape[0]
+    j = j_first
+    while j + 4 <= m:
+        s0, s1, s2, s3, t0, t1, t2, t3 = _tile_sums2x4(op, zero, x, i, xk0, y, j, yk0, width)
+        acc[i, j] += s0
+        acc[i, j + 1] += s1
+        acc[i, j + 2] += s2
+        acc[i, j + 3] += s3
+        acc[i + 1, j] += t0
+        acc[i + 1, j + 1] += t1
+        acc[i + 1, j + 2] += t2
+        acc[i + 1, j + 3] += t3
+        j += 4
+    while j < m:
+        acc[i, j] += _tile_sum(op, zero, x, i, xk0, y, j, yk0, width)
+        acc[i + 1, j] += _tile_sum(op, zero, x, i + 1, xk0, y, j, yk0, width)
+        j += 1
+
+
+def _build(op, zero):
+    """Compile the kernels of one elementwise term and one tile-sum precision.
+
+    They close over plain numbers only: Numba's on-disk cache keys a closure
+    by its pickled cells, and a compiled function pickles differently in
+    every process, which would recompile the kernels each time.
+    """
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_columns(x, x_start, y, y_start, width, symmetric, out):
@@ -162,10 +173,10 @@ def _build(term, zero):
                         # groups of four: the few pairs below the diagonal this adds
                         # cost less than one-by-one tails (callers read only i < j)
                         j_first = max(0, n - 4 * ((n - i + 2) // 4))
-                    row_pair_tile(x, i, xk0, y, yk0, tile_width, j_first, acc)
+                    _row_pair_tile(op, zero, x, i, xk0, y, yk0, tile_width, j_first, acc)
                     i += 2
                 if i < n:
-                    row_tile(x, i, xk0, y, yk0, tile_width, i + 1 if symmetric else 0, acc)
+                    _row_tile(op, zero, x, i, xk0, y, yk0, tile_width, i + 1 if symmetric else 0, acc)
         for c in range(n_chunks):
             out += partial[c]
 
@@ -180,22 +191,21 @@ def _build(term, zero):
             xk0 = np.uint64(x_start + k0)
             yk0 = np.uint64(y_start + k0)
             for p in prange(n_items):
-                row_tile(x, p, xk0, y, yk0, tile_width, p + 1 if symmetric else 0, out)
+                _row_tile(op, zero, x, p, xk0, y, yk0, tile_width, p + 1 if symmetric else 0, out)
                 q = n - 1 - p
                 if symmetric and q != p:
-                    row_tile(x, q, xk0, y, yk0, tile_width, q + 1, out)
+                    _row_tile(op, zero, x, q, xk0, y, yk0, tile_width, q + 1, out)
 
     return by_columns, by_rows
 
 
-_TERMS = {"sqdiff": _sqdiff, "absdiff": _absdiff, "dot": _dot}
 _KERNELS: dict = {}
 
 
 def _kernels(op, dtype):
     key = (op, np.dtype(dtype))
     if key not in _KERNELS:
-        _KERNELS[key] = _build(_TERMS[op], accumulator_zero(np.dtype(dtype)))
+        _KERNELS[key] = _build(_OPS[op], accumulator_zero(np.dtype(dtype)))
     return _KERNELS[key]
 
 
@@ -204,10 +214,10 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
 
     Parameters
     ----------
-    x : (N, *) float32 or float64 array, last axis contiguous
+    x : (N, *) float32 or float64 array, or bfloat16 bits (``BFLOAT16_BITS``); last axis contiguous
     x_start, x_stop : int
         The block is ``x[:, x_start:x_stop]``.
-    y : (M, *) array of x's dtype, or None
+    y : (M, *) array of the same kinds, or None
         None pairs ``x`` with itself: only the upper triangle ``i < j`` of
         ``out`` is meaningful (entries on and below the diagonal are scratch;
         the diagonal is zero by definition).

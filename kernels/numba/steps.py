@@ -12,7 +12,8 @@ For consecutive rows :math:`x_i, x_{i+1}, x_{i+2}` with steps
 
 Everything here is O(N D), so it is all done in float64: each value is
 widened before the subtraction (exact for float32, float16 and bfloat16
-input), and float32 products are exact in float64. Curvature needs this: the
+input; bfloat16 blocks arrive as bit patterns, widened as they are loaded),
+and float32 products are exact in float64. Curvature needs this: the
 turning angle comes from :math:`|u|^2|v|^2 - (u \cdot v)^2`, which cancels
 unless its three terms are accurate to far better than float32.
 """
@@ -20,7 +21,7 @@ unless its three terms are accurate to far better than float32.
 import numba
 import numpy as np
 from numba import prange
-from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, n_column_chunks
+from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
 
 # Rows of ``out``: what each accumulates.
 NORM2, STEP2, STEP_DOT, SKIP2 = 0, 1, 2, 3
@@ -35,9 +36,9 @@ def _row_sums(x, i, k0, k1, partial):
     skip2 = 0.0
     if i + 2 < n:
         for k in range(np.uint64(k0), np.uint64(k1)):
-            x0 = np.float64(x[i, k])
-            x1 = np.float64(x[i + 1, k])
-            x2 = np.float64(x[i + 2, k])
+            x0 = np.float64(load(x[i, k]))
+            x1 = np.float64(load(x[i + 1, k]))
+            x2 = np.float64(load(x[i + 2, k]))
             u = x1 - x0
             v = x2 - x1
             w = x2 - x0
@@ -47,13 +48,13 @@ def _row_sums(x, i, k0, k1, partial):
             skip2 += w * w
     elif i + 1 < n:
         for k in range(np.uint64(k0), np.uint64(k1)):
-            x0 = np.float64(x[i, k])
-            u = np.float64(x[i + 1, k]) - x0
+            x0 = np.float64(load(x[i, k]))
+            u = np.float64(load(x[i + 1, k])) - x0
             norm2 += x0 * x0
             step2 += u * u
     else:
         for k in range(np.uint64(k0), np.uint64(k1)):
-            x0 = np.float64(x[i, k])
+            x0 = np.float64(load(x[i, k]))
             norm2 += x0 * x0
     partial[NORM2, i] += norm2
     partial[STEP2, i] += step2
@@ -84,7 +85,7 @@ def steps_block(x, start, stop, out):
 
     Parameters
     ----------
-    x : (N, *) float32 or float64 array, last axis contiguous
+    x : (N, *) float32 or float64 array, or bfloat16 bits (``BFLOAT16_BITS``); last axis contiguous
     start, stop : int
         The block is ``x[:, start:stop]``.
     out : (4, N) float64 array, accumulated in place

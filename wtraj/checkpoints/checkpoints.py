@@ -7,9 +7,11 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from dataclasses import dataclass
 
 import numpy as np
 
+from wtraj._dtypes import BFLOAT16_BITS
 from wtraj._source import COLUMN_ALIGN, Block, Layer
 from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
@@ -21,6 +23,27 @@ from wtraj.checkpoints.stored import StoredTensor, copy_widened
 DEFAULT_READ_THREADS = 2
 # stored bytes per element, for sizing reads and the progress bar
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Elements ``[start, stop)`` of tensor ``k``, landing at column ``at`` of a block buffer."""
+
+    k: int
+    start: int
+    stop: int
+    at: int
+
+
+@dataclass(frozen=True)
+class _BlockPlan:
+    """The columns ``[offset, offset + width)`` of one block and the tensor pieces that fill them."""
+
+    offset: int
+    width: int
+    # the tensor the block lies in, or -1 when it spans several
+    layer: int
+    pieces: tuple[_Piece, ...]
 
 
 class Checkpoints:
@@ -41,7 +64,10 @@ class Checkpoints:
         ``(name, shape, offset)`` of each tensor, in the order of the columns.
     dtype : str
         dtype of the blocks handed out: ``"float64"`` if any tensor is stored
-        as float64, else ``"float32"`` (half precision is widened per block).
+        as float64; ``"bfloat16"`` if every tensor is, handed out as their bit
+        patterns (:data:`wtraj._dtypes.BFLOAT16_BITS`), which the CPU kernels
+        widen as they load them; else ``"float32"`` (half precision is
+        widened as it is read).
     stored_dtypes : set of str
         dtypes the tensors are stored in.
     skipped : dict of str to str
@@ -72,7 +98,13 @@ class Checkpoints:
         self.n_checkpoints = len(names)
         self.n_params = sum(layer.size for layer in layers)
         self.stored_dtypes = {t.dtype for row in tensors for t in row}
-        self.dtype = "float64" if "float64" in self.stored_dtypes else "float32"
+        if "float64" in self.stored_dtypes:
+            self.dtype = "float64"
+        elif self.stored_dtypes == {"bfloat16"}:
+            self.dtype = "bfloat16"
+        else:
+            self.dtype = "float32"
+        self._buffer_dtype = BFLOAT16_BITS if self.dtype == "bfloat16" else np.dtype(self.dtype)
         self._offsets = [layer.offset for layer in layers]
 
     @property
@@ -87,23 +119,29 @@ class Checkpoints:
             f"first {self.names[0]!r})"
         )
 
-    def block_width(self, max_width: int) -> int:
+    def block_width(self, max_width: int, by_layer: bool = False) -> int:
         """Columns per block buffer: at most ``max_width`` and within the memory budget.
 
         Two buffers are in flight (one read by the caller, one being filled),
         plus one staging row per checkpoint for values that need widening.
         """
-        bytes_per_column = self.n_checkpoints * (2 * np.dtype(self.dtype).itemsize + self._staging_itemsize())
+        bytes_per_column = self.n_checkpoints * (2 * self._buffer_dtype.itemsize + self._staging_itemsize())
         width = min(int(max_width), self.memory_budget // bytes_per_column)
         width = max(COLUMN_ALIGN, width // COLUMN_ALIGN * COLUMN_ALIGN)
-        return min(width, max(layer.size for layer in self.layers))
+        widest = max(layer.size for layer in self.layers) if by_layer else self.n_params
+        return min(width, widest)
 
-    def blocks(self, max_width: int, progress: bool | None = False) -> Iterator[Block]:
-        """Yield the columns of every tensor, block by block, read on background threads.
+    def blocks(
+        self, max_width: int, by_layer: bool = False, progress: bool | None = False
+    ) -> Iterator[Block]:
+        """Yield every column, block by block, read on background threads.
 
-        A block never spans two tensors: ``Block.layer`` is the index of its
-        tensor in :attr:`layers`, and tensors wider than a block are cut at
-        multiples of ``COLUMN_ALIGN`` columns. ``Block.data`` is a C-contiguous
+        Blocks start at multiples of ``COLUMN_ALIGN`` columns and span tensor
+        boundaries, as an in-memory array's blocks do, so every kernel tiles
+        the same columns and results equal the array's; with ``by_layer`` a
+        block instead never spans two tensors (``Block.layer`` is the index
+        of its tensor in :attr:`layers`) and tensors wider than a block are cut
+        at multiples of ``COLUMN_ALIGN``. ``Block.data`` is a C-contiguous
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
         requested, so use it before asking for the next. The next block is
@@ -115,17 +153,15 @@ class Checkpoints:
         ----------
         max_width : int
             Most columns per block.
+        by_layer : bool
+            Cut blocks at tensor boundaries, for results per tensor.
         progress : bool or None
             Show a progress bar of the bytes read. Off by default, since the
             wtraj functions draw their own; None shows one on a terminal for
             passes of a GiB or more.
         """
-        width = self.block_width(max_width)
-        tasks = [
-            (k, start, min(start + width, layer.size))
-            for k, layer in enumerate(self.layers)
-            for start in range(0, layer.size, width)
-        ]
+        width = self.block_width(max_width, by_layer)
+        plans = list(self._block_plans(width, by_layer))
         bytes_per_column = [
             sum(_ITEMSIZE[row[k].dtype] for row in self._tensors) for k in range(len(self.layers))
         ]
@@ -133,28 +169,51 @@ class Checkpoints:
         files = OpenFiles()
         pool = ThreadPoolExecutor(read_threads(), thread_name_prefix="wtraj-read")
 
-        def fill(buffer: np.ndarray, task: tuple[int, int, int]) -> None:
-            k, start, stop = task
-            rows = range(self.n_checkpoints)
-            for _ in pool.map(
-                lambda i: self._read_row(buffer[i], staging[i], files, i, k, start, stop), rows
-            ):
+        def read_row(buffer: np.ndarray, plan: _BlockPlan, i: int) -> None:
+            for piece in plan.pieces:
+                out = buffer[i, piece.at : piece.at + piece.stop - piece.start]
+                self._read_row(out, staging[i], files, i, piece.k, piece.start, piece.stop)
+
+        def fill(buffer: np.ndarray, plan: _BlockPlan) -> None:
+            for _ in pool.map(lambda i: read_row(buffer, plan, i), range(self.n_checkpoints)):
                 pass
 
         def new_buffer() -> np.ndarray:
-            return np.empty((self.n_checkpoints, width), dtype=self.dtype)
+            return np.empty((self.n_checkpoints, width), dtype=self._buffer_dtype)
 
         bar = progress_bar(self.nbytes, progress, f"reading {self.n_checkpoints} checkpoints")
         try:
             # closing() stops the reader thread before the pool and files go away
-            with closing(prefetched(tasks, new_buffer, fill)) as filled:
-                for (k, start, stop), buffer in filled:
-                    yield Block(buffer, 0, stop - start, self.layers[k].offset + start, k)
-                    bar.update((stop - start) * bytes_per_column[k])
+            with closing(prefetched(plans, new_buffer, fill)) as filled:
+                for plan, buffer in filled:
+                    yield Block(buffer, 0, plan.width, plan.offset, plan.layer)
+                    bar.update(sum((p.stop - p.start) * bytes_per_column[p.k] for p in plan.pieces))
         finally:
             pool.shutdown(wait=True)
             files.close()
             bar.close()
+
+    def _block_plans(self, width: int, by_layer: bool) -> Iterator[_BlockPlan]:
+        """The blocks of one pass, in column order: per tensor, or on the column grid."""
+        if by_layer:
+            for k, layer in enumerate(self.layers):
+                for start in range(0, layer.size, width):
+                    stop = min(start + width, layer.size)
+                    yield _BlockPlan(layer.offset + start, stop - start, k, (_Piece(k, start, stop, 0),))
+            return
+        k = 0
+        for offset in range(0, self.n_params, width):
+            end = min(offset + width, self.n_params)
+            pieces = []
+            while k < len(self.layers) and self.layers[k].offset < end:
+                layer = self.layers[k]
+                lo, hi = max(offset, layer.offset), min(end, layer.offset + layer.size)
+                pieces.append(_Piece(k, lo - layer.offset, hi - layer.offset, lo - offset))
+                if hi < layer.offset + layer.size:
+                    # the tensor goes on into the next block
+                    break
+                k += 1
+            yield _BlockPlan(offset, end - offset, pieces[0].k if len(pieces) == 1 else -1, tuple(pieces))
 
     def describe(self, row: int, column: int) -> str:
         """Where element ``(row, column)`` lies: checkpoint, file, tensor and index in it."""
@@ -173,7 +232,7 @@ class Checkpoints:
             t.values.dtype.itemsize
             for row in self._tensors
             for t in row
-            if t.file_offset is not None and t.values.dtype != self.dtype
+            if t.file_offset is not None and t.values.dtype != self._buffer_dtype
         ]
         return max(staged, default=0)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._dtypes import FLOAT_DTYPE_NAMES
+from wtraj._dtypes import BFLOAT16_BITS, FLOAT_DTYPE_NAMES, bfloat16_bits_to_float32
 
 
 @dataclass(frozen=True)
@@ -46,19 +46,18 @@ def copy_widened(out: np.ndarray, stored: np.ndarray, dtype: str) -> None:
 
     Parameters
     ----------
-    out : ndarray, shape (width,), float32 or float64
-        One row of a block buffer.
+    out : ndarray, shape (width,)
+        One row of a block buffer: float32, float64, or bfloat16 bits
+        (:data:`wtraj._dtypes.BFLOAT16_BITS`) when every tensor is bfloat16.
     stored : ndarray, shape (width,)
         Stored elements; ``uint16`` bit patterns when ``dtype`` is ``"bfloat16"``.
     dtype : str
         Canonical name of the stored dtype.
     """
-    if dtype != "bfloat16":
+    if dtype != "bfloat16" or out.dtype == BFLOAT16_BITS:
         np.copyto(out, stored, casting="same_kind")
-        return
-    # a bfloat16 is the upper half of a float32: shifting its bits up 16 places is exact
-    if out.dtype == np.float32:
+    elif out.dtype == np.float32:
+        # a bfloat16 is the upper half of a float32: shifting its bits up 16 places is exact
         np.left_shift(stored, np.uint32(16), out=out.view(np.uint32), dtype=np.uint32)
     else:
-        widened = np.left_shift(stored, np.uint32(16), dtype=np.uint32).view(np.float32)
-        np.copyto(out, widened)
+        np.copyto(out, bfloat16_bits_to_float32(stored))
