@@ -168,10 +168,10 @@ def worker(kind: str, folder: Path) -> None:
                     pass
         result["seconds"] = time.perf_counter() - start
     else:
+        import torch
+
         import wtraj
         from wtraj._engine import _max_width
-
-        import torch
 
         # compile the kernels (for this many rows and the stored dtype, the folder's name) before timing
         warm_up = torch.rand((len(files), 100_000), dtype=getattr(torch, folder.name))

@@ -27,6 +27,16 @@ def test_wtraj_numba(benchmark, walk, truth):
     record(GROUP, "wtraj pairwise (numba)", benchmark, max_relative_error(D, truth))
 
 
+def test_wtraj_numba_bfloat16(benchmark, walk):
+    torch = pytest.importorskip("torch")
+    X = torch.from_numpy(walk).to(torch.bfloat16)
+    # the float64 truth of the bfloat16 values themselves
+    truth = wtraj.pairwise(X, backend="reference")
+    D = _run(benchmark, lambda: wtraj.pairwise(X, backend="numba"))
+    record(GROUP, "wtraj pairwise (numba), the walk as a bfloat16 tensor", benchmark,
+           max_relative_error(D, truth), note="half the bytes, widened as loaded")
+
+
 def test_memory_floor(benchmark, walk):
     _run(benchmark, lambda: memory_floor(walk), rounds=5)
     record(GROUP, "memory floor", benchmark, note="parallel sum of the same bytes")

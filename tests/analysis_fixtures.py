@@ -26,8 +26,10 @@ RUNS = {
     "init0": dict(init_seed=0, data_seed=0),
     "init1": dict(init_seed=1, data_seed=1),
     "init2": dict(init_seed=2, data_seed=2),
-    # the same initialisation as init0, another data order
+    # the same initialisation as init0, other data orders
     "sibling": dict(init_seed=0, data_seed=5),
+    "sibling2": dict(init_seed=0, data_seed=2),
+    "sibling3": dict(init_seed=0, data_seed=9),
     "shift_invert": dict(init_seed=3, data_seed=3, shift_at=SHIFT_AT["shift_invert"]),
     "shift_rotate": dict(init_seed=4, data_seed=4, shift_at=SHIFT_AT["shift_rotate"], shift="rotate"),
     "lr_step": dict(init_seed=5, data_seed=6, lr_steps={LR_STEP_AT: 0.1}),

@@ -18,6 +18,14 @@ between ``t`` and ``t + 1`` adds ``2 <delta_t, delta_t+1>`` to the cost,
 positive while the difference between the runs persists; and a chain that
 skips checkpoints pays more than one that visits them. The number of chains
 is chosen by the caller (:mod:`wtraj.analysis.separation`).
+
+Ending a chain costs nothing, so the least squared steps may end one run
+early and carry its later checkpoints on a sibling's chain, two per epoch.
+``reach`` counters that: each chain is credited ``reach`` times the squared
+distance from the root of its last checkpoint. Summed along a chain, that is
+a credit for every step of ``reach * (|v - root|^2 - |u - root|^2)``: steps
+away from the start earn it, a step to a sibling at the same stage of
+training does not.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 
 def chain_cover(
-    D: np.ndarray, progress: np.ndarray, root: int, k: int, neighbours: np.ndarray
+    D: np.ndarray, progress: np.ndarray, root: int, k: int, neighbours: np.ndarray, reach: float = 0.0
 ) -> tuple[np.ndarray, float]:
     """Split the checkpoints into ``k`` chains that leave ``root``, with increasing progress.
 
@@ -45,6 +53,9 @@ def chain_cover(
         Number of chains, 1 <= k <= N - 1.
     neighbours : ndarray, shape (N, K), int64
         Candidate successors of each checkpoint (its nearest neighbours).
+    reach : float
+        Credit per squared distance from the root at which a chain ends
+        (module docstring); 0 for the chains of least squared step alone.
 
     Returns
     -------
@@ -73,8 +84,11 @@ def chain_cover(
     column_of[others] = np.arange(n - 1)
     row_of = column_of
     # ending a chain costs nothing beyond a tiny positive weight (the sparse
-    # solver reads stored zeros as missing edges)
+    # solver reads stored zeros as missing edges), less the credit for its
+    # reach; exactly k chains end, so the credit is shifted to stay positive
     tiny = 1e-300 + 1e-12 * float(D.max()) ** 2
+    reach_credit = reach * D[root, others] ** 2
+    end_cost = reach_credit.max() - reach_credit + tiny
     rows = np.concatenate(
         [row_of[pred], np.repeat(n - 1 + np.arange(k), n - 1), np.tile(np.arange(n - 1), k)]
     )
@@ -85,7 +99,7 @@ def chain_cover(
         [
             D[pred, succ] ** 2 + tiny,
             np.tile(D[root, others] ** 2, k) + tiny,
-            np.full(k * (n - 1), tiny),
+            np.tile(end_cost, k),
         ]
     )
     graph = coo_matrix((weight, (rows, cols)), shape=(n - 1 + k, n - 1 + k)).tocsr()

@@ -3,7 +3,7 @@
 Runs from one initialisation (or fine-tunes of one parent) share their first
 checkpoints exactly and stay close for a while, so clustering the distances
 puts their early checkpoints together and fails (adjusted Rand index ~ 0 on
-real runs). wtraj separates runs in two stages.
+real runs). wtraj separates runs in three stages.
 
 1. **Runs from different initialisations** meet, in the minimum spanning tree
    of the checkpoints, through an edge between their starts: a long edge
@@ -16,35 +16,61 @@ real runs). wtraj separates runs in two stages.
    may grow again), or when it is ``GAP_RATIO`` times longer than those steps
    (a plain gap). A data shift also makes a long edge, but before it the
    steps shrink *towards* it, so it is not cut.
-2. **Runs that share a start** (one component): the runs are the ``k``
-   chains of least total squared step leaving the root
-   (:mod:`wtraj.analysis._cover`), with the progress of each checkpoint its
-   geodesic distance from the root over the 3-nearest-neighbour graph.
-   ``k`` is the most chains that each leave the root with a first step:
-   runs from one start leave it with first steps of about one length
-   (within ``FIRST_STEP_RATIO``), while an extra chain must start at a
-   later checkpoint, about twice as far out, however long the steps of a
-   run become after a data shift. The root is, among both ends of the
-   component's seriation (:func:`wtraj.analysis.ordering.order_nodes`) and
-   the checkpoint farthest from its nearest neighbour, the one from which
+2. **How many runs share a start** (one component), and which checkpoint is
+   the start, come from the ``k`` chains of least total squared step leaving
+   the root (:mod:`wtraj.analysis._cover`), with the progress of each
+   checkpoint its geodesic distance from the root over the
+   3-nearest-neighbour graph. ``k`` is the most chains that each leave the
+   root with a first step: runs from one start leave it with first steps of
+   about one length (within ``FIRST_STEP_RATIO``), while an extra chain must
+   start at a later checkpoint, about twice as far out, however long the
+   steps of a run become after a data shift. The root is, among both ends of
+   the component's seriation (:func:`wtraj.analysis.ordering.order_nodes`)
+   and the checkpoint farthest from its nearest neighbour, the one from which
    the chains' steps shrink the most (pooled Mann-Kendall trend of step
    length).
+3. **The runs themselves** are ``k`` chains from that root in two steps.
+   First the chains of least squared step again, but each credited ``REACH``
+   times the squared distance from the root at which it ends, and rising in
+   progress over ``CHAIN_PROGRESS_NEIGHBOURS`` neighbours: without the
+   credit, ending a chain early and carrying its run's later checkpoints on
+   a sibling's chain, two per epoch, may cost less. These chains have one
+   checkpoint per stage of training but may swap runs: in the first epochs
+   runs from one start are closer to each other than to their own next
+   checkpoint. Then :mod:`wtraj.analysis._relink` reassigns checkpoints and
+   continuations between the chains, position by position, to the least
+   total squared distance over all pairs up to ``RELINK_WINDOW`` positions
+   apart on a chain: the offset each run takes early persists, and summed
+   over many later checkpoints it shows whose continuation is whose.
 
-Limitations (measured, bench/RESULTS.md): two runs from one initialisation
-and any number of runs from different initialisations, with or without a
-data shift, are separated exactly on the toy runs; three runs from one
-initialisation that stay within about one early step of each other for the
-whole run are counted right but mixed up in one of two seed sets (adjusted
-Rand index 0.11): the chains of least squared step swap between them. Runs
-from one start whose first steps differ by more than ``FIRST_STEP_RATIO``
-(different learning rates), or runs whose second checkpoint lies within
-that ratio of the start's first step (a long warm-up), are miscounted. A
-fine-tune started from a checkpoint in the middle of a parent run whose
-checkpoints are also given is not told apart from its parent (one run,
-adjusted Rand index 0 on the toy runs): every chain leaves the root, and a
-checkpoint has at most one successor. Each number of runs tried per group
-of runs sharing a start is one sparse matching; the count stops at the
-first chain that does not leave the start with a first step.
+Limitations (measured, bench/RESULTS.md): runs from different
+initialisations, with or without a data shift, are separated exactly on the
+toy runs but in one of eight seed sets, where stage 1 cuts the run with
+inverted images in three (adjusted Rand index 0.935); 2 to 4 runs from one initialisation are
+separated exactly in 16 seed sets, and of 5, one first checkpoint goes to a
+sibling in 1 of 16 (0.96). The relinking needs the runs to
+reach each stage of training at the same position on their chains, as
+runs from one start with one checkpoint schedule do. Runs from one start
+that end at different points are mixed near the end of the shorter one
+(epochs 25, 25 and 15: ARI 0.81 to 0.84 on 8 seed sets), since the credit
+for reach carries its chain on into a longer run's last checkpoints; so are
+runs from one start where one has a data shift (ARI 0.64 to 0.84: the jump
+breaks the progress order of its chain). Runs from one start whose first
+steps differ by more than ``FIRST_STEP_RATIO`` (different learning rates),
+or runs whose second checkpoint lies within that ratio of the start's first
+step (a long warm-up), are miscounted. A fine-tune started from a checkpoint
+in the middle of a parent run whose checkpoints are also given is not told
+apart from its parent (one run, adjusted Rand index 0 on the toy runs):
+every chain leaves the root, and a checkpoint has at most one successor.
+Each number of runs tried per group of runs sharing a start is one sparse
+matching, the runs' chains one more; the count stops at the first chain
+that does not leave the start with a first step. The sparse solver takes
+milliseconds on the toy runs, but can stall on large groups of runs that
+share a start: 170 s per matching for 50 synthetic runs of 40 checkpoints
+from one start; 4 runs of 600 checkpoints spent over 4 minutes (stopped) in
+the matchings from a candidate root at the late end of the seriation, and 5
+runs of 1,000 checkpoints from one start were not separated within 10
+minutes (stage 3 alone, from the right root, takes about 2 s there).
 """
 
 from __future__ import annotations
@@ -57,6 +83,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import chain_cover
 from wtraj.analysis._distances import Nodes, distance_matrix, distinct_nodes, require_nodes
+from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree, tree_adjacency
 from wtraj.analysis.ordering import LOG_PHASE_JUMP, order_nodes, segmented_trend_z
@@ -77,6 +104,22 @@ PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover: enough to reach the
 # next checkpoint of the same run past the same-time checkpoints of its siblings
 COVER_NEIGHBOURS = 20
+# the runs' chains rise in geodesic progress over this many neighbours: over 3,
+# a run's progress may dip below its previous checkpoint's late in training,
+# where a sibling offers a shorter path, which forbids the run's own step
+# (toy runs, 16 seed sets: 3 runs from one start mixed in 1 over 3 neighbours,
+# in none over 10)
+CHAIN_PROGRESS_NEIGHBOURS = 10
+# credit per squared distance from the start at which a run's chain ends
+# (wtraj.analysis._cover; toy runs, 16 seed sets of 3 to 5 runs from one
+# start: mixed in 2 to 6 sets at 0.03, in none from 0.1 to 1)
+REACH = 0.3
+# pairs of checkpoints at most this many positions apart on a chain decide
+# which continuation is whose (wtraj.analysis._relink): the offset a run takes
+# in its first epoch shows only summed over many later checkpoints (toy runs,
+# 16 seed sets of 5 runs from one start: one first checkpoint swapped in 4
+# sets at 4, in 2 at 8, in 1 at 16)
+RELINK_WINDOW = 16
 # runs that share a start leave it with first steps of about one length
 # (measured on the toy runs: within 1.02x of each other); a chain that starts
 # at a run's second checkpoint starts about 2.3x as far out
@@ -194,8 +237,8 @@ def _components(n: int, neighbour: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return component
 
 
-def geodesic_progress(D: np.ndarray, root: int) -> np.ndarray:
-    """Shortest-path distance from ``root`` over the 3-nearest-neighbour graph.
+def geodesic_progress(D: np.ndarray, root: int, neighbours: int = PROGRESS_NEIGHBOURS) -> np.ndarray:
+    """Shortest-path distance from ``root`` over the ``neighbours``-nearest-neighbour graph.
 
     Along a run, the path to a later checkpoint passes its predecessors, so
     progress grows along every run, also where a data shift turns the run
@@ -205,7 +248,7 @@ def geodesic_progress(D: np.ndarray, root: int) -> np.ndarray:
     n = D.shape[0]
     if n == 1:
         return np.zeros(1)
-    k = min(PROGRESS_NEIGHBOURS, n - 1)
+    k = min(neighbours, n - 1)
     rows = np.repeat(np.arange(n), k)
     cols = nearest_neighbours(D, k).ravel()
     # the sparse graph reads stored zeros as missing edges; distinct checkpoints have D > 0
@@ -243,6 +286,14 @@ class Rooted:
         if k not in self._covers:
             self._covers[k] = chain_cover(self.D, self.progress, self.root, k, self.neighbours)
         return self._covers[k]
+
+    def runs(self, k: int) -> np.ndarray:
+        """Run of each node for ``k`` runs (module docstring, stage 3)."""
+        if k == 1 or k == self.D.shape[0]:
+            return self.cover(k)[0]
+        progress = geodesic_progress(self.D, self.root, CHAIN_PROGRESS_NEIGHBOURS)
+        chain, _ = chain_cover(self.D, progress, self.root, k, self.neighbours, reach=REACH)
+        return relink_chains(self.D, chain, progress, self.root, self.neighbours, RELINK_WINDOW)
 
     def best_k(self) -> int:
         """The number of runs (module docstring, stage 2).
@@ -362,7 +413,7 @@ def separate_nodes(D: np.ndarray, n_trajectories: int | None) -> tuple[np.ndarra
     parent = np.full(n, -1, dtype=np.int64)
     offset = 0
     for m, component, k in zip(members, components, counts):
-        chain, _ = component.cover(k)
+        chain = component.runs(k)
         labels[m] = offset + chain
         local = _chain_parents(component, chain)
         parent[m] = np.where(local >= 0, m[np.maximum(local, 0)], -1)
@@ -443,9 +494,11 @@ def separate_trajectories(
     Notes
     -----
     Time: O(N^2) for the tree and neighbour lists, the seriation of each
-    group of runs that share a start (O(N^2 log N)), and one sparse matching
-    per number of runs tried in such a group. Memory: the N x N matrix.
-    Deterministic.
+    group of runs that share a start (O(N^2 log N)), one sparse matching
+    per number of runs tried in such a group and one more for its runs,
+    then sweeps of small matchings over the positions of its chains
+    (O(N K W^2) each, with K = 20 neighbours and W = ``RELINK_WINDOW``).
+    Memory: the N x N matrix. Deterministic.
 
     Raises
     ------
