@@ -33,13 +33,15 @@ def itemsize(name: str) -> int:
     return {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}[name]
 
 
-def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
+def bfloat16_bits_to_float32(bits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The float32 values of bfloat16 bit patterns (:data:`BFLOAT16_BITS`); exact.
 
     A bfloat16 is the upper half of a float32, so shifting its bits up 16
-    places gives the same number.
+    places gives the same number. ``out``, a float32 array of the same shape,
+    receives them in place of a new array.
     """
-    return np.left_shift(bits, np.uint32(16), dtype=np.uint32).view(np.float32)
+    wide = None if out is None else out.view(np.uint32)
+    return np.left_shift(bits, np.uint32(16), out=wide, dtype=np.uint32).view(np.float32)
 
 
 def torch_bfloat16_bits(tensor: Any) -> np.ndarray:

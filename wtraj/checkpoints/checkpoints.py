@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wtraj._dtypes import BFLOAT16_BITS
+from wtraj._dtypes import BFLOAT16_BITS, itemsize
 from wtraj._source import COLUMN_ALIGN, Block, Layer
 from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
@@ -21,8 +21,6 @@ from wtraj.checkpoints.stored import StoredTensor, copy_widened
 # rows of a block read at once (WTRAJ_READ_THREADS overrides): two reads in flight were
 # faster than one in exploratory runs, and no worse in the benchmark (bench/RESULTS.md)
 DEFAULT_READ_THREADS = 2
-# stored bytes per element, for sizing reads and the progress bar
-_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ class Checkpoints:
     @property
     def nbytes(self) -> int:
         """Bytes one pass reads from disk."""
-        return sum(t.size * _ITEMSIZE[t.dtype] for row in self._tensors for t in row)
+        return sum(t.size * itemsize(t.dtype) for row in self._tensors for t in row)
 
     def __repr__(self) -> str:
         return (
@@ -163,7 +161,7 @@ class Checkpoints:
         width = self.block_width(max_width, by_layer)
         plans = list(self._block_plans(width, by_layer))
         bytes_per_column = [
-            sum(_ITEMSIZE[row[k].dtype] for row in self._tensors) for k in range(len(self.layers))
+            sum(itemsize(row[k].dtype) for row in self._tensors) for k in range(len(self.layers))
         ]
         staging = np.empty((self.n_checkpoints, width * self._staging_itemsize()), dtype=np.uint8)
         files = OpenFiles()

@@ -57,7 +57,6 @@ def copy_widened(out: np.ndarray, stored: np.ndarray, dtype: str) -> None:
     if dtype != "bfloat16" or out.dtype == BFLOAT16_BITS:
         np.copyto(out, stored, casting="same_kind")
     elif out.dtype == np.float32:
-        # a bfloat16 is the upper half of a float32: shifting its bits up 16 places is exact
-        np.left_shift(stored, np.uint32(16), out=out.view(np.uint32), dtype=np.uint32)
+        bfloat16_bits_to_float32(stored, out)
     else:
         np.copyto(out, bfloat16_bits_to_float32(stored))
