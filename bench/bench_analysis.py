@@ -10,7 +10,9 @@ trajectories in 64 dimensions whose steps shrink like training steps:
   first checkpoint (an oracle that knows the start);
 - N/200 runs of 200 checkpoints from different starts, shuffled:
   ``separate_trajectories`` (number of runs inferred) beside single-linkage
-  clustering (``scipy.cluster.hierarchy``) told the true number of runs.
+  clustering (``scipy.cluster.hierarchy``) told the true number of runs;
+- N/1000 runs of 1000 checkpoints from one shared start, with one drift
+  (the same data) and their own noise (data order), shuffled: the same two.
 
 The quality of each result (Kendall's tau, adjusted Rand index) is in the
 note column. Run: ``python -m pytest bench/bench_analysis.py --benchmark-only -s``;
@@ -23,21 +25,13 @@ import numpy as np
 import pytest
 from conftest import record
 from scipy.spatial.distance import cdist
+from synthetic_runs import DIMENSIONS, shared_start_runs, trajectory
 
 import wtraj
 
 N = int(os.environ.get("WTRAJ_BENCH_ANALYSIS_N", 10_000))
 RUN_LENGTH = 200
-DIMENSIONS = 64
-
-
-def trajectory(rng, n, start):
-    """``(n, 64)`` walk from ``start``: drift plus noise, step sizes shrinking like 1/sqrt(t)."""
-    drift = rng.standard_normal(DIMENSIONS)
-    drift /= np.linalg.norm(drift)
-    sizes = 1.0 / np.sqrt(1.0 + np.arange(n) / 20.0)
-    noise = 0.3 * rng.standard_normal((n, DIMENSIONS)) / np.sqrt(DIMENSIONS)
-    return start + np.cumsum(sizes[:, None] * (drift + noise), axis=0)
+SHARED_RUN_LENGTH = 1000
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +54,13 @@ def many_runs():
     return cdist(X[permutation], X[permutation]), truth[permutation], n_runs
 
 
+@pytest.fixture(scope="module")
+def shared_start():
+    n_runs = N // SHARED_RUN_LENGTH
+    X, truth, is_start = shared_start_runs(np.random.default_rng(2), n_runs, SHARED_RUN_LENGTH)
+    return cdist(X, X), truth, is_start, n_runs
+
+
 def tau(order, permutation):
     from scipy.stats import kendalltau
 
@@ -79,6 +80,9 @@ def spectral_order(D):
 
 ORDER = f"order_checkpoints (one run, N={N:,}, precomputed)"
 SEPARATE = f"separate_trajectories ({N // RUN_LENGTH} runs x {RUN_LENGTH}, precomputed)"
+SHARED = (
+    f"separate_trajectories ({N // SHARED_RUN_LENGTH} runs x {SHARED_RUN_LENGTH} from one start, precomputed)"
+)
 
 
 def test_order_wtraj(benchmark, one_run):
@@ -144,3 +148,34 @@ def test_separate_single_linkage(benchmark, many_runs):
         benchmark,
         note=f"ARI {adjusted_rand_score(truth, labels):.4f}",
     )
+
+
+def test_separate_shared_start_wtraj(benchmark, shared_start):
+    from sklearn.metrics import adjusted_rand_score
+
+    D, truth, is_start, _ = shared_start
+    labels = benchmark.pedantic(
+        lambda: wtraj.separate_trajectories(D, metric="precomputed"), rounds=1, iterations=1
+    )
+    score = adjusted_rand_score(truth[~is_start], labels[~is_start])
+    record(
+        SHARED,
+        "wtraj separate_trajectories",
+        benchmark,
+        note=f"ARI {score:.4f} (start rows left out), {labels.max() + 1} runs inferred",
+    )
+
+
+def test_separate_shared_start_single_linkage(benchmark, shared_start):
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+    from sklearn.metrics import adjusted_rand_score
+
+    D, truth, is_start, n_runs = shared_start
+
+    def cluster():
+        return fcluster(linkage(squareform(D, checks=False), "single"), n_runs, "maxclust")
+
+    labels = benchmark.pedantic(cluster, rounds=1, iterations=1)
+    score = adjusted_rand_score(truth[~is_start], labels[~is_start])
+    record(SHARED, "scipy single linkage (told k)", benchmark, note=f"ARI {score:.4f} (start rows left out)")

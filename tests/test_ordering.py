@@ -91,6 +91,26 @@ def test_bad_distance_matrix(D, message):
         wtraj.order_checkpoints(D, metric="precomputed")
 
 
+@pytest.mark.parametrize(
+    "where, value, message",
+    [
+        ((1030, 517), "mirror", r"not symmetric: \[517, 1030\]"),
+        ((3, 1100), np.inf, r"non-finite distance inf at \[3, 1100\]"),
+        ((1099, 2), -0.5, r"negative distance -0.5 at \[1099, 2\]"),
+    ],
+    ids=["asymmetric-tile", "inf-last-column", "negative-last-row"],
+)
+def test_bad_entries_are_found_in_any_tile(where, value, message):
+    # the checks run a tile at a time: an entry far from the first tile is still named
+    from scipy.spatial.distance import cdist
+
+    X = np.random.default_rng(0).standard_normal((1101, 3))
+    D = cdist(X, X)
+    D[where] = D[where] + 1.0 if value == "mirror" else value
+    with pytest.raises(ValueError, match=message):
+        wtraj.order_checkpoints(D, metric="precomputed")
+
+
 def test_too_few_distinct_checkpoints():
     X = np.ones((5, 10), dtype=np.float32)
     X[3:] = 2.0

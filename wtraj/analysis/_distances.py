@@ -23,6 +23,8 @@ SYMMETRY_RTOL = 1e-6
 # two checkpoints count as identical when their distance is at most this
 # fraction of the largest distance; exact arithmetic on equal rows gives 0
 DUPLICATE_RTOL = 1e-12
+# rows and columns of D checked at a time
+CHECK_TILE = 512
 
 
 def distance_matrix(X: Any, metric: str = "euclidean", *, name: str = "X") -> np.ndarray:
@@ -81,24 +83,36 @@ def check_distance_matrix(D: Any, *, name: str = "X") -> np.ndarray:
             f"(Shape was {D.shape}.)"
         )
     D = np.asarray(D, dtype=np.float64)
-    bad = ~np.isfinite(D)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(f"{name} has a non-finite distance {D[i, j]} at [{i}, {j}].")
-    if (D < 0).any():
-        i, j = np.argwhere(D < 0)[0]
-        raise ValueError(f"{name} has a negative distance {D[i, j]} at [{i}, {j}].")
-    scale = float(D.max()) if D.size else 0.0
+    # checked a tile at a time: whole-matrix temporaries (D - D.T above all,
+    # read across rows) cost as much memory as D and most of the time at N=10,000
+    scale = 0.0
+    for start in range(0, D.shape[0], CHECK_TILE):
+        rows = D[start : start + CHECK_TILE]
+        bad = ~np.isfinite(rows)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(f"{name} has a non-finite distance {rows[i, j]} at [{start + i}, {j}].")
+        if (rows < 0).any():
+            i, j = np.argwhere(rows < 0)[0]
+            raise ValueError(f"{name} has a negative distance {rows[i, j]} at [{start + i}, {j}].")
+        scale = max(scale, float(rows.max()))
     diagonal = np.abs(np.diagonal(D))
     if (diagonal > SYMMETRY_RTOL * scale).any():
         i = int(np.argmax(diagonal))
         raise ValueError(
             f"{name} must have zeros on its diagonal (a distance matrix); [{i}, {i}] is {D[i, i]}."
         )
-    asymmetry = np.abs(D - D.T)
-    if (asymmetry > SYMMETRY_RTOL * scale).any():
-        i, j = np.unravel_index(int(np.argmax(asymmetry)), D.shape)
-        raise ValueError(f"{name} is not symmetric: [{i}, {j}] = {D[i, j]} but [{j}, {i}] = {D[j, i]}.")
+    for top in range(0, D.shape[0], CHECK_TILE):
+        for left in range(top, D.shape[0], CHECK_TILE):
+            tile = D[top : top + CHECK_TILE, left : left + CHECK_TILE]
+            mirror = D[left : left + CHECK_TILE, top : top + CHECK_TILE].T
+            asymmetry = np.abs(tile - mirror)
+            if (asymmetry > SYMMETRY_RTOL * scale).any():
+                i, j = np.unravel_index(int(np.argmax(asymmetry)), tile.shape)
+                i, j = top + i, left + j
+                raise ValueError(
+                    f"{name} is not symmetric: [{i}, {j}] = {D[i, j]} but [{j}, {i}] = {D[j, i]}."
+                )
     return D
 
 

@@ -17,18 +17,17 @@ real runs). wtraj separates runs in three stages.
    (a plain gap). A data shift also makes a long edge, but before it the
    steps shrink *towards* it, so it is not cut.
 2. **How many runs share a start** (one component), and which checkpoint is
-   the start, come from the ``k`` chains of least total squared step leaving
-   the root (:mod:`wtraj.analysis._cover`), with the progress of each
-   checkpoint its geodesic distance from the root over the
-   3-nearest-neighbour graph. ``k`` is the most chains that each leave the
-   root with a first step: runs from one start leave it with first steps of
-   about one length (within ``FIRST_STEP_RATIO``), while an extra chain must
-   start at a later checkpoint, about twice as far out, however long the
-   steps of a run become after a data shift. The root is, among both ends of
-   the component's seriation (:func:`wtraj.analysis.ordering.order_nodes`)
-   and the checkpoint farthest from its nearest neighbour, the one from which
-   the chains' steps shrink the most (pooled Mann-Kendall trend of step
-   length).
+   the start. Runs from one start leave it with first steps of about one
+   length, while a run's second checkpoint lies about twice as far out,
+   however long its steps become later: ``k`` is the number of checkpoints
+   within ``FIRST_STEP_RATIO`` times the start's shortest first step. The
+   root is, among both ends of the component's seriation
+   (:func:`wtraj.analysis.ordering.order_nodes`) and the checkpoint farthest
+   from its nearest neighbour, the one from which steps shrink the most
+   (pooled Mann-Kendall trend of step length) along the ``k`` chains of least
+   total squared step that leave it (:mod:`wtraj.analysis._cover`), with the
+   progress of each checkpoint its geodesic distance from the root over the
+   3-nearest-neighbour graph.
 3. **The runs themselves** are ``k`` chains from that root in two steps.
    First the chains of least squared step again, but each credited ``REACH``
    times the squared distance from the root at which it ends, and rising in
@@ -62,15 +61,10 @@ step (a long warm-up), are miscounted. A fine-tune started from a checkpoint
 in the middle of a parent run whose checkpoints are also given is not told
 apart from its parent (one run, adjusted Rand index 0 on the toy runs):
 every chain leaves the root, and a checkpoint has at most one successor.
-Each number of runs tried per group of runs sharing a start is one sparse
-matching, the runs' chains one more; the count stops at the first chain
-that does not leave the start with a first step. The sparse solver takes
-milliseconds on the toy runs, but can stall on large groups of runs that
-share a start: 170 s per matching for 50 synthetic runs of 40 checkpoints
-from one start; 4 runs of 600 checkpoints spent over 4 minutes (stopped) in
-the matchings from a candidate root at the late end of the seriation, and 5
-runs of 1,000 checkpoints from one start were not separated within 10
-minutes (stage 3 alone, from the right root, takes about 2 s there).
+Large groups of runs from one start (synthetic runs, one drift and their
+own noise, ``python bench/shared_start_groups.py``): 3 to 50 runs of 40 to
+2,000 checkpoints are separated with ARI 0.98 to 1.0, and N = 10,000
+checkpoints (10 runs of 1,000, or 50 of 200) take 12 to 28 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -81,7 +75,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from wtraj.analysis._cover import chain_cover
+from wtraj.analysis._cover import ChainCovers
 from wtraj.analysis._distances import Nodes, distance_matrix, distinct_nodes, require_nodes
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
@@ -101,9 +95,14 @@ TREND_STEPS = 10
 RATIO_STEPS = 3
 # neighbours that define progress (geodesic distance from the root)
 PROGRESS_NEIGHBOURS = 3
-# candidate successors per checkpoint in the chain cover: enough to reach the
-# next checkpoint of the same run past the same-time checkpoints of its siblings
+# candidate successors per checkpoint in the chain cover, besides one per run
+# from the same start (cover_width): enough to reach the next checkpoint of
+# the same run past the same-time checkpoints of its siblings (synthetic runs
+# from one start, 20 runs of 40 checkpoints: 53 of 760 steps of a run missing
+# among 20 neighbours, adjusted Rand index 0.64; none among 40, 1.0)
 COVER_NEIGHBOURS = 20
+# most extra candidates for siblings: bounds the neighbour table (N x 220)
+MAX_SIBLING_NEIGHBOURS = 200
 # the runs' chains rise in geodesic progress over this many neighbours: over 3,
 # a run's progress may dip below its previous checkpoint's late in training,
 # where a sibling offers a shorter path, which forbids the run's own step
@@ -237,8 +236,10 @@ def _components(n: int, neighbour: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return component
 
 
-def geodesic_progress(D: np.ndarray, root: int, neighbours: int = PROGRESS_NEIGHBOURS) -> np.ndarray:
-    """Shortest-path distance from ``root`` over the ``neighbours``-nearest-neighbour graph.
+def geodesic_progress(D: np.ndarray, root: int, neighbours: np.ndarray) -> np.ndarray:
+    """Shortest-path distance from ``root`` over a nearest-neighbour graph.
+
+    ``neighbours`` (N, k) holds each checkpoint's k nearest, closest first.
 
     Along a run, the path to a later checkpoint passes its predecessors, so
     progress grows along every run, also where a data shift turns the run
@@ -248,9 +249,8 @@ def geodesic_progress(D: np.ndarray, root: int, neighbours: int = PROGRESS_NEIGH
     n = D.shape[0]
     if n == 1:
         return np.zeros(1)
-    k = min(neighbours, n - 1)
-    rows = np.repeat(np.arange(n), k)
-    cols = nearest_neighbours(D, k).ravel()
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    cols = neighbours.ravel()
     # the sparse graph reads stored zeros as missing edges; distinct checkpoints have D > 0
     graph = coo_matrix((D[rows, cols], (rows, cols)), shape=(n, n)).tocsr()
     n_pieces, piece = connected_components(graph, directed=False)
@@ -263,15 +263,23 @@ def geodesic_progress(D: np.ndarray, root: int, neighbours: int = PROGRESS_NEIGH
     return dijkstra(graph, directed=False, indices=root)
 
 
+def _nearest(neighbours: np.ndarray | None, k: int) -> np.ndarray | None:
+    """The ``k`` nearest of each checkpoint, from a longer table sorted closest first."""
+    return None if neighbours is None else neighbours[:, :k]
+
+
 class Rooted:
     """Chain covers of one component from one candidate root."""
 
     def __init__(self, D: np.ndarray, root: int, neighbours: np.ndarray | None):
+        """``neighbours``: each node's nearest, closest first, as many as ``cover_width`` of the count."""
         self.D = D
         self.root = root
-        self.progress = geodesic_progress(D, root)
-        self.neighbours = neighbours
+        self.count = first_step_count(D, root)
+        self.progress = geodesic_progress(D, root, _nearest(neighbours, PROGRESS_NEIGHBOURS))
+        self.neighbours = _nearest(neighbours, cover_width(self.count))
         self._covers: dict[int, tuple[np.ndarray, float]] = {}
+        self._growing = ChainCovers(D, self.progress, root, self.neighbours) if D.shape[0] > 1 else None
 
     @property
     def max_chains(self) -> int:
@@ -284,40 +292,23 @@ class Rooted:
             # every checkpoint a run of its own: no steps
             return np.arange(n, dtype=np.int64), 0.0
         if k not in self._covers:
-            self._covers[k] = chain_cover(self.D, self.progress, self.root, k, self.neighbours)
+            self._covers[k] = self._growing.cover(k)
         return self._covers[k]
 
     def runs(self, k: int) -> np.ndarray:
         """Run of each node for ``k`` runs (module docstring, stage 3)."""
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
-        progress = geodesic_progress(self.D, self.root, CHAIN_PROGRESS_NEIGHBOURS)
-        chain, _ = chain_cover(self.D, progress, self.root, k, self.neighbours, reach=REACH)
+        progress = geodesic_progress(self.D, self.root, _nearest(self.neighbours, CHAIN_PROGRESS_NEIGHBOURS))
+        chain, _ = ChainCovers(self.D, progress, self.root, self.neighbours, reach=REACH).cover(k)
         return relink_chains(self.D, chain, progress, self.root, self.neighbours, RELINK_WINDOW)
 
     def best_k(self) -> int:
         """The number of runs (module docstring, stage 2).
 
-        The most chains that each leave the root with a first step: every
-        chain's step from the root at most ``FIRST_STEP_RATIO`` times the
-        shortest one. A chain that starts further out is a run cut in two
-        (at a data shift, or where runs side by side swap), not a run of its own.
+        The first checkpoint of each run (:func:`first_step_count`).
         """
-        k = 1
-        while k < self.max_chains and self._leave_with_first_steps(k + 1):
-            k += 1
-        return k
-
-    def _leave_with_first_steps(self, k: int) -> bool:
-        chain, _ = self.cover(k)
-        others = np.flatnonzero(np.arange(chain.shape[0]) != self.root)
-        first_steps = []
-        for c in range(k):
-            members = others[chain[others] == c]
-            if members.shape[0] == 0:
-                return False
-            first_steps.append(self.D[self.root, members[np.argmin(self.progress[members])]])
-        return max(first_steps) <= FIRST_STEP_RATIO * min(first_steps)
+        return self.count
 
     def trend(self, k: int) -> float:
         """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking)."""
@@ -337,6 +328,23 @@ class Rooted:
         return s_total / np.sqrt(variance_total) if variance_total > 0 else 0.0
 
 
+def first_step_count(D: np.ndarray, root: int) -> int:
+    """Checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root`` as its nearest one."""
+    if D.shape[0] == 1:
+        return 1
+    first_steps = np.delete(D[root], root)
+    return int(np.count_nonzero(first_steps <= FIRST_STEP_RATIO * first_steps.min()))
+
+
+def cover_width(n_runs: int) -> int:
+    """Candidate successors per checkpoint in the chain covers of ``n_runs`` runs from one start.
+
+    A run's next checkpoint lies past the same-stage checkpoints of its
+    siblings: one candidate more per run, up to ``MAX_SIBLING_NEIGHBOURS``.
+    """
+    return COVER_NEIGHBOURS + min(n_runs, MAX_SIBLING_NEIGHBOURS)
+
+
 def rooted_component(D: np.ndarray) -> Rooted:
     """The component's start: the candidate the chains' steps shrink from the most.
 
@@ -353,6 +361,9 @@ def rooted_component(D: np.ndarray) -> Rooted:
     # nearest neighbour (the first step of training is among the longest)
     isolated = int(np.argmax(D[np.arange(n), neighbours[:, 0]]))
     starts = dict.fromkeys([int(order[0]), int(order[-1]), isolated])
+    width = cover_width(max(first_step_count(D, start) for start in starts))
+    if width > neighbours.shape[1]:
+        neighbours = nearest_neighbours(D, width)
     candidates = [Rooted(D, start, neighbours) for start in starts]
     # ties keep the seriation's own choice of start (the first candidate)
     return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
@@ -371,7 +382,8 @@ def _split(D: np.ndarray, n_trajectories: int | None):
         is_link[keep_links] = True
     component_of = _components(n, neighbour, ~is_link)
     members = [np.flatnonzero(component_of == c) for c in range(component_of.max() + 1)]
-    components = [rooted_component(D[np.ix_(m, m)]) for m in members]
+    # one component (all runs from one start) shares D instead of copying N x N floats
+    components = [rooted_component(D if len(members) == 1 else D[np.ix_(m, m)]) for m in members]
     if n_trajectories is None:
         counts = [c.best_k() for c in components]
     else:
@@ -494,10 +506,11 @@ def separate_trajectories(
     Notes
     -----
     Time: O(N^2) for the tree and neighbour lists, the seriation of each
-    group of runs that share a start (O(N^2 log N)), one sparse matching
-    per number of runs tried in such a group and one more for its runs,
-    then sweeps of small matchings over the positions of its chains
-    (O(N K W^2) each, with K = 20 neighbours and W = ``RELINK_WINDOW``).
+    group of runs that share a start (O(N^2 log N)), for ``k`` runs in such
+    a group ``k`` sparse shortest paths per chain cover (O(k N K log N), with
+    K = 20 + k candidate successors, at most 220) for three candidate starts
+    and the runs, then sweeps of small matchings over the positions of its
+    chains (O(N K W^2) each, W = ``RELINK_WINDOW``).
     Memory: the N x N matrix. Deterministic.
 
     Raises
