@@ -7,7 +7,10 @@ Trains tiny networks on scikit-learn's digits with :mod:`wtraj.toy` (CPU,
   images inverted after epoch 12, one with them rotated after epoch 14, one
   with the learning rate cut 10x after epoch 12;
 - a small CNN;
-- two, three and five runs from one shared initialisation (different data order).
+- two, three and five runs from one shared initialisation (different data order);
+- beyond the targets, runs from one initialisation where one has a data shift,
+  where all have a learning-rate cut, or where one stops early, and three
+  runs from one initialisation beside two others.
 
 It then shuffles the checkpoints and measures, against the known truth:
 ordering (Kendall's tau, direction, confidence), separation (adjusted Rand
@@ -38,7 +41,16 @@ SHIFT_AT = {"shift_invert": 12, "shift_rotate": 14}
 LR_STEP_AT = 12
 # the extra runs of the five-run shared initialisation: separation only, so
 # that the ordering and shift rows count the same runs as before
-SEPARATION_ONLY = ("sibling_3", "sibling_4")
+SEPARATION_ONLY = (
+    "sibling_3",
+    "sibling_4",
+    "sibling_invert",
+    "sibling_rotate",
+    "lr_sibling_0",
+    "lr_sibling_1",
+    "lr_sibling_2",
+)
+NOT_A_TARGET = "(not a target)"
 
 
 def run_set(offset: int) -> dict[str, toy.TrainedRun]:
@@ -56,6 +68,12 @@ def run_set(offset: int) -> dict[str, toy.TrainedRun]:
         "sibling_2": dict(init_seed=s, data_seed=s + 51),
         "sibling_3": dict(init_seed=s, data_seed=s + 52),
         "sibling_4": dict(init_seed=s, data_seed=s + 53),
+        "sibling_invert": dict(init_seed=s, data_seed=s + 52, shift_at=12),
+        "sibling_rotate": dict(init_seed=s, data_seed=s + 53, shift_at=14, shift="rotate"),
+        **{
+            f"lr_sibling_{i}": dict(init_seed=s, data_seed=s + 60 + i, lr_steps={LR_STEP_AT: 0.1})
+            for i in range(3)
+        },
     }
     return {name: toy.train_run(**COMMON, **config) for name, config in configs.items()}
 
@@ -83,23 +101,45 @@ def ordering(runs, rows):
 
 
 def separation(runs, rows):
+    weights = {name: run.weights for name, run in runs.items()}
+    weights["sibling_2 to epoch 15"] = weights["sibling_2"][:16]
     sets = {
-        "different inits (6 runs)": ["mlp_a", "mlp_b", "mlp_c", "shift_invert", "shift_rotate", "lr_step"],
-        "shared init (2 runs)": ["mlp_a", "sibling_1"],
-        "shared init (3 runs)": ["mlp_a", "sibling_1", "sibling_2"],
-        "shared init (5 runs)": ["mlp_a", "sibling_1", "sibling_2", "sibling_3", "sibling_4"],
-        "2 shared + 2 different": ["mlp_a", "sibling_1", "mlp_b", "shift_invert"],
+        "different inits (6 runs)": (
+            ["mlp_a", "mlp_b", "mlp_c", "shift_invert", "shift_rotate", "lr_step"],
+            "1.0",
+        ),
+        "shared init (2 runs)": (["mlp_a", "sibling_1"], ">= 0.95"),
+        "shared init (3 runs)": (["mlp_a", "sibling_1", "sibling_2"], ">= 0.95"),
+        "shared init (5 runs)": (["mlp_a", "sibling_1", "sibling_2", "sibling_3", "sibling_4"], ">= 0.95"),
+        "2 shared + 2 different": (["mlp_a", "sibling_1", "mlp_b", "shift_invert"], ">= 0.95"),
+        "3 shared + 2 different": (["mlp_a", "sibling_1", "sibling_2", "mlp_b", "shift_invert"], ">= 0.95"),
+        "shared init (3 runs), one inverted at epoch 12": (
+            ["mlp_a", "sibling_1", "sibling_invert"],
+            NOT_A_TARGET,
+        ),
+        "shared init (3 runs), one rotated at epoch 14": (
+            ["mlp_a", "sibling_1", "sibling_rotate"],
+            NOT_A_TARGET,
+        ),
+        "shared init (3 runs), all with the LR cut 10x": (
+            ["lr_sibling_0", "lr_sibling_1", "lr_sibling_2"],
+            NOT_A_TARGET,
+        ),
+        "shared init (3 runs), one stopped at epoch 15": (
+            ["mlp_a", "sibling_1", "sibling_2 to epoch 15"],
+            NOT_A_TARGET,
+        ),
     }
-    for label, names in sets.items():
-        X = np.concatenate([runs[n].weights for n in names])
-        truth = np.repeat(np.arange(len(names)), [runs[n].weights.shape[0] for n in names])
+    for label, (names, target) in sets.items():
+        X = np.concatenate([weights[n] for n in names])
+        truth = np.repeat(np.arange(len(names)), [weights[n].shape[0] for n in names])
         D, permutation = shuffle(X, seed=7)
         truth = truth[permutation]
         shared = shared_rows(X[permutation], truth)
         for given in (None, len(names)):
             labels = wtraj.separate_trajectories(D, given, metric="precomputed")
             score = adjusted_rand_score(truth[~shared], labels[~shared])
-            rows["separation"].append((label, given, labels.max() + 1, score))
+            rows["separation"].append((label, target, given, labels.max() + 1, score))
 
 
 def shifts(runs, rows):
@@ -126,10 +166,14 @@ def assignment(runs, rows):
         assigned, _ = wtraj.assign(cdist(runs[name].weights[held], X), D, labels, metric="precomputed")
         correct += int(np.sum(assigned == run_label))
         total += len(held)
-    rows["assign"].append(("held-out checkpoints of known runs", correct, total))
+    rows["assign"].append(("held-out checkpoints of known runs", "all", correct, total))
     for name in ("mlp_c", "lr_step", "sibling_1"):
         assigned, _ = wtraj.assign(cdist(runs[name].weights, X), D, labels, metric="precomputed")
-        rows["assign"].append((f"unseen run {name} -> -1", int(np.sum(assigned == -1)), assigned.shape[0]))
+        # a run from a known run's initialisation is not one of the targets
+        target = NOT_A_TARGET if name.startswith("sibling") else "all"
+        rows["assign"].append(
+            (f"unseen run {name} -> -1", target, int(np.sum(assigned == -1)), assigned.shape[0])
+        )
 
 
 def main() -> None:
@@ -159,19 +203,18 @@ def main() -> None:
         f"{int(np.sum(taus > 0))}/{len(taus)} right direction; "
         f"confidence min {confidences.min():.3f} |"
     )
-    for label in dict.fromkeys(r[0] for r in rows["separation"]):
+    for label, target in dict.fromkeys((r[0], r[1]) for r in rows["separation"]):
         for given in (None, "k"):
-            scores = [
-                s for lab, g, _, s in rows["separation"] if lab == label and (g is None) == (given is None)
-            ]
-            counts = [
-                k for lab, g, k, _ in rows["separation"] if lab == label and (g is None) == (given is None)
+            results = [
+                (k, score)
+                for lab, _, g, k, score in rows["separation"]
+                if lab == label and (g is None) == (given is None)
             ]
             mode = "k inferred" if given is None else "k given"
-            target = "1.0" if label.startswith("different") else ">= 0.95"
+            target_text = target if target == NOT_A_TARGET else f"ARI {target}"
             print(
-                f"| separation | {label}, {mode} | ARI {target} | "
-                f"ARI {', '.join(f'{s:.3f}' for s in scores)} (k found {[int(c) for c in counts]}) |"
+                f"| separation | {label}, {mode} | {target_text} | "
+                f"ARI {', '.join(f'{s:.3f}' for _, s in results)} (k found {[int(k) for k, _ in results]}) |"
             )
     hits = [(n, e, f) for n, e, f, _ in rows["shifts"] if e is not None]
     found = sum(1 for _, e, f in hits if len(f) == 1 and abs(f[0] - e) <= 1)
@@ -182,10 +225,10 @@ def main() -> None:
     print(f"| shifts | induced data shifts | found within +-1 | {found}/{len(hits)} |")
     print(f"| shifts | runs without a shift | no flag | {false} false flags on {clean} runs |")
     print(f"| shifts | learning-rate step 10x | reported as slowdown | {lr_found}/{len(lr)} |")
-    for label in dict.fromkeys(r[0] for r in rows["assign"]):
-        good = sum(c for lab, c, _ in rows["assign"] if lab == label)
-        total = sum(t for lab, _, t in rows["assign"] if lab == label)
-        print(f"| assignment | {label} | all | {good}/{total} |")
+    for label, target in dict.fromkeys((r[0], r[1]) for r in rows["assign"]):
+        good = sum(c for lab, _, c, _ in rows["assign"] if lab == label)
+        total = sum(t for lab, _, _, t in rows["assign"] if lab == label)
+        print(f"| assignment | {label} | {target} | {good}/{total} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every run is a tiny network trained on scikit-learn's digits by
 :mod:`wtraj.toy` (25 epochs, a checkpoint per epoch, 26 checkpoints with the
-initialisation). The whole set trains in about 10 s on one CPU core; the
+initialisation). The whole set trains in about 15 s on one CPU core; the
 functions below are cached, so each run trains at most once per session.
 """
 
@@ -30,10 +30,20 @@ RUNS = {
     "sibling": dict(init_seed=0, data_seed=5),
     "sibling2": dict(init_seed=0, data_seed=2),
     "sibling3": dict(init_seed=0, data_seed=9),
+    "sibling50": dict(init_seed=0, data_seed=50),
+    "sibling51": dict(init_seed=0, data_seed=51),
     "shift_invert": dict(init_seed=3, data_seed=3, shift_at=SHIFT_AT["shift_invert"]),
     "shift_rotate": dict(init_seed=4, data_seed=4, shift_at=SHIFT_AT["shift_rotate"], shift="rotate"),
     "lr_step": dict(init_seed=5, data_seed=6, lr_steps={LR_STEP_AT: 0.1}),
     "cnn": dict(model="cnn", init_seed=6, data_seed=7),
+    # after its shift this run comes nearest a checkpoint three epochs before
+    # the shift, whose run then shrinks its steps forward, as from a start
+    "shift_invert_back": dict(init_seed=303, data_seed=303, shift_at=SHIFT_AT["shift_invert"]),
+    # three runs from one start, all with the learning rate cut 10x: they end
+    # in tight clusters, far apart in units of their last steps
+    "lr_sibling0": dict(init_seed=500, data_seed=560, lr_steps={LR_STEP_AT: 0.1}),
+    "lr_sibling1": dict(init_seed=500, data_seed=561, lr_steps={LR_STEP_AT: 0.1}),
+    "lr_sibling2": dict(init_seed=500, data_seed=562, lr_steps={LR_STEP_AT: 0.1}),
 }
 NO_SHIFT = ["init0", "init1", "init2", "sibling", "lr_step", "cnn"]
 

@@ -131,9 +131,28 @@ def test_one_run_is_one_trajectory_and_data_input_works():
     np.testing.assert_array_equal(labels, 0)
 
 
-def test_a_data_shift_is_not_a_link_between_runs():
-    is_link, _, _ = find_links(distances(weights("shift_rotate")))
+@pytest.mark.parametrize("name", ["shift_rotate", "shift_invert_back"])
+def test_a_data_shift_is_not_a_link_between_runs(name):
+    is_link, _, _ = find_links(distances(weights(name)))
     assert not is_link.any()
+
+
+def test_three_runs_from_one_start_beside_two_others():
+    # the walk from the shared start hops between siblings (0.4) among its
+    # forward steps (1.5 to 2.1); counted as steps, they hid the start's
+    # shrinking steps and the link to the other runs stayed (ARI 0.44, k 3)
+    names = ["init0", "sibling50", "sibling51", "init1", "shift_invert"]
+    labels, truth, shared = separate(names, seed=5)
+    assert labels.max() + 1 == len(names)
+    assert ari(truth, labels, exclude=shared) >= 0.95
+
+
+def test_runs_from_one_start_with_a_learning_rate_cut():
+    names = ["lr_sibling0", "lr_sibling1", "lr_sibling2"]
+    for n_trajectories in (None, 3):
+        labels, truth, shared = separate(names, seed=1, n_trajectories=n_trajectories)
+        assert labels.max() + 1 == 3
+        assert ari(truth, labels, exclude=shared) >= 0.95
 
 
 @pytest.mark.parametrize(("n_checkpoints", "shift_at"), [(12, 7), (10, 6)])

@@ -14,8 +14,12 @@ real runs). wtraj separates runs in three stages.
    first ``TREND_STEPS`` steps shrinking (Mann-Kendall trend within phases
    pooled, or within the first phase alone: after a data shift a run's steps
    may grow again), or when it is ``GAP_RATIO`` times longer than those steps
-   (a plain gap). A data shift also makes a long edge, but before it the
-   steps shrink *towards* it, so it is not cut.
+   and than every shorter tree edge on either side (a plain gap). The walk
+   counts only steps that take it away from the edge: from a start shared by
+   several runs it may hop sideways between siblings. A data shift also
+   makes a long edge, but before it the steps shrink *towards* it, so it is
+   not cut; nor is an edge at a checkpoint that another branch of its run
+   leaves with steps that grow (the middle of a run).
 2. **How many runs share a start** (one component), and which checkpoint is
    the start. Runs from one start leave it with first steps of about one
    length, while a run's second checkpoint lies about twice as far out,
@@ -93,6 +97,10 @@ TREND_STEPS = 10
 # first steps on each side that a link must be longer than (a later data
 # shift may make a longer step)
 RATIO_STEPS = 3
+# a step of the walk beside a candidate link counts when it takes the walk at least
+# this fraction of its length further from the link (toy runs, 3 runs from one
+# start: sibling hops 0.4, forward steps 1.5 to 2.1 of which ~all away)
+AWAY_FRACTION = 0.5
 # neighbours that define progress (geodesic distance from the root)
 PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover, besides one per run
@@ -151,7 +159,33 @@ def _run_steps(
     others = [w for w in adjacency[start] if w != away_from]
     if not others:
         return np.empty(0)
+    return _branch_steps(adjacency, D, start, min(others, key=lambda w: (D[start, w], w)), limit)
+
+
+def _grows_on_another_branch(
+    adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int, limit: float
+) -> bool:
+    """Whether a branch at ``start`` other than its run's (and the link's) has steps that grow.
+
+    Then ``start`` lies in the middle of a run, the steps growing back towards
+    the run's start: the checkpoints after a data shift may lie closest to a
+    checkpoint some epochs before the shift, whose run's steps then shrink
+    forward, towards the shift, as a start's would.
+    """
+    others = [w for w in adjacency[start] if w != away_from]
     first = min(others, key=lambda w: (D[start, w], w))
+    tiny = np.finfo(float).tiny
+    return any(
+        _grows(np.log(np.maximum(_branch_steps(adjacency, D, start, w, limit), tiny)))
+        for w in others
+        if w != first
+    )
+
+
+def _branch_steps(
+    adjacency: list[list[int]], D: np.ndarray, start: int, first: int, limit: float
+) -> np.ndarray:
+    """Up to ``TREND_STEPS`` steps from ``start`` through ``first``, then the longest branch."""
     parent = {first: start}
     order = [first]
     for u in order:
@@ -167,10 +201,15 @@ def _run_steps(
             height[p] = height[u] + 1
             deepest_child[p] = u
     steps = [D[start, first]]
-    u = first
+    last = u = first
     while u in deepest_child and len(steps) < TREND_STEPS:
         w = deepest_child[u]
-        steps.append(D[u, w])
+        # from a start shared by several runs the branch may hop sideways between
+        # siblings at one stage of training; a step is measured from the last
+        # checkpoint that the walk left moving away from the start
+        if D[start, w] - D[start, last] >= AWAY_FRACTION * D[last, w]:
+            steps.append(D[last, w])
+            last = w
         u = w
     return np.asarray(steps)
 
@@ -206,10 +245,42 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
             continue
         largest_step = max(steps[:RATIO_STEPS].max() for steps in sides)
         if length[i] >= GAP_RATIO * largest_step:
-            is_link[i] = True
+            # a plain gap also beyond the steps beside it: after a learning-rate
+            # cut, runs from one start end in tight clusters whose distance is
+            # many of their last steps but less than their earlier steps
+            is_link[i] = all(
+                length[i] >= GAP_RATIO * _longest_edge_below(adjacency, D, a, b, length[i])
+                for a, b in ((i, j), (j, i))
+            )
         elif length[i] >= LINK_RATIO * largest_step and all(s.shape[0] >= 3 for s in sides):
-            is_link[i] = all(_shrinks(np.log(np.maximum(s, tiny))) for s in sides)
+            is_link[i] = all(_shrinks(np.log(np.maximum(s, tiny))) for s in sides) and not any(
+                _grows_on_another_branch(adjacency, D, a, b, length[i] / LINK_RATIO)
+                for a, b in ((i, j), (j, i))
+            )
     return is_link, neighbour, adjacency
+
+
+def _longest_edge_below(
+    adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int, limit: float
+) -> float:
+    """The longest tree edge shorter than ``limit`` on the side of ``start`` away from ``away_from``."""
+    longest = 0.0
+    seen = {start, away_from}
+    stack = [start]
+    while stack:
+        u = stack.pop()
+        for w in adjacency[u]:
+            if w not in seen:
+                seen.add(w)
+                stack.append(w)
+                if D[u, w] < limit:
+                    longest = max(longest, D[u, w])
+    return longest
+
+
+def _grows(log_steps: np.ndarray) -> bool:
+    """Whether log steps (n >= 3) grow within phases."""
+    return log_steps.shape[0] >= 3 and segmented_trend_z(log_steps) > 0
 
 
 def _shrinks(log_steps: np.ndarray) -> bool:
