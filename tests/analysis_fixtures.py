@@ -44,6 +44,9 @@ RUNS = {
     "lr_sibling0": dict(init_seed=500, data_seed=560, lr_steps={LR_STEP_AT: 0.1}),
     "lr_sibling1": dict(init_seed=500, data_seed=561, lr_steps={LR_STEP_AT: 0.1}),
     "lr_sibling2": dict(init_seed=500, data_seed=562, lr_steps={LR_STEP_AT: 0.1}),
+    "lr_sibling3": dict(init_seed=100, data_seed=160, lr_steps={LR_STEP_AT: 0.1}),
+    "lr_sibling4": dict(init_seed=100, data_seed=161, lr_steps={LR_STEP_AT: 0.1}),
+    "lr_sibling5": dict(init_seed=100, data_seed=162, lr_steps={LR_STEP_AT: 0.1}),
 }
 NO_SHIFT = ["init0", "init1", "init2", "sibling", "lr_step", "cnn"]
 

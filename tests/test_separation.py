@@ -137,22 +137,34 @@ def test_a_data_shift_is_not_a_link_between_runs(name):
     assert not is_link.any()
 
 
-def test_three_runs_from_one_start_beside_two_others():
+@pytest.mark.parametrize("seed", [5, 7])
+def test_three_runs_from_one_start_beside_two_others(seed):
     # the walk from the shared start hops between siblings (0.4) among its
     # forward steps (1.5 to 2.1); counted as steps, they hid the start's
     # shrinking steps and the link to the other runs stayed (ARI 0.44, k 3)
+    # (shuffled by seed 7, a link at a start with another link beside it was
+    # kept: that link's branch was read as the start's run growing back)
     names = ["init0", "sibling50", "sibling51", "init1", "shift_invert"]
-    labels, truth, shared = separate(names, seed=5)
+    labels, truth, shared = separate(names, seed=seed)
     assert labels.max() + 1 == len(names)
     assert ari(truth, labels, exclude=shared) >= 0.95
 
 
-def test_runs_from_one_start_with_a_learning_rate_cut():
-    names = ["lr_sibling0", "lr_sibling1", "lr_sibling2"]
+@pytest.mark.parametrize(
+    "names, seed, least_ari",
+    [
+        (["lr_sibling0", "lr_sibling1", "lr_sibling2"], 1, 0.95),
+        # the chains of least squared step alone wove one chain through all
+        # three runs, and the start lost to a checkpoint in mid-run (2 runs
+        # inferred, ARI 0.17); some late checkpoints are still mixed (0.88)
+        (["lr_sibling3", "lr_sibling4", "lr_sibling5"], 7, 0.85),
+    ],
+)
+def test_runs_from_one_start_with_a_learning_rate_cut(names, seed, least_ari):
     for n_trajectories in (None, 3):
-        labels, truth, shared = separate(names, seed=1, n_trajectories=n_trajectories)
+        labels, truth, shared = separate(names, seed=seed, n_trajectories=n_trajectories)
         assert labels.max() + 1 == 3
-        assert ari(truth, labels, exclude=shared) >= 0.95
+        assert ari(truth, labels, exclude=shared) >= least_ari
 
 
 @pytest.mark.parametrize(("n_checkpoints", "shift_at"), [(12, 7), (10, 6)])

@@ -28,10 +28,11 @@ real runs). wtraj separates runs in three stages.
    root is, among both ends of the component's seriation
    (:func:`wtraj.analysis.ordering.order_nodes`) and the checkpoint farthest
    from its nearest neighbour, the one from which steps shrink the most
-   (pooled Mann-Kendall trend of step length) along the ``k`` chains of least
-   total squared step that leave it (:mod:`wtraj.analysis._cover`), with the
-   progress of each checkpoint its geodesic distance from the root over the
-   3-nearest-neighbour graph.
+   (pooled Mann-Kendall trend of step length) along its runs' chains of
+   stage 3 (before the relinking); a candidate whose first checkpoints lie
+   on opposite sides of it (more than ``OPPOSITE_ANGLE`` apart) is inside a
+   run and is passed over. The chain covers are solved in
+   :mod:`wtraj.analysis._cover`.
 3. **The runs themselves** are ``k`` chains from that root in two steps.
    First the chains of least squared step again, but each credited ``REACH``
    times the squared distance from the root at which it ends, and rising in
@@ -46,33 +47,36 @@ real runs). wtraj separates runs in three stages.
    apart on a chain: the offset each run takes early persists, and summed
    over many later checkpoints it shows whose continuation is whose.
 
-Limitations (measured, bench/RESULTS.md): runs from different
-initialisations, with or without a data shift, are separated exactly on the
-toy runs but in one of eight seed sets, where stage 1 cuts the run with
-inverted images in three (adjusted Rand index 0.935); 2 to 4 runs from one initialisation are
-separated exactly in 16 seed sets, and of 5, one first checkpoint goes to a
-sibling in 1 of 16 (0.96). The relinking needs the runs to
-reach each stage of training at the same position on their chains, as
-runs from one start with one checkpoint schedule do. Runs from one start
-that end at different points are mixed near the end of the shorter one
-(epochs 25, 25 and 15: ARI 0.81 to 0.84 on 8 seed sets), since the credit
-for reach carries its chain on into a longer run's last checkpoints; so are
-runs from one start where one has a data shift (ARI 0.64 to 0.84: the jump
-breaks the progress order of its chain). Runs from one start whose first
-steps differ by more than ``FIRST_STEP_RATIO`` (different learning rates),
-or runs whose second checkpoint lies within that ratio of the start's first
-step (a long warm-up), are miscounted. A fine-tune started from a checkpoint
-in the middle of a parent run whose checkpoints are also given is not told
-apart from its parent (one run, adjusted Rand index 0 on the toy runs):
-every chain leaves the root, and a checkpoint has at most one successor.
-Large groups of runs from one start (synthetic runs, one drift and their
-own noise, ``python bench/shared_start_groups.py``): 3 to 50 runs of 40 to
+Limitations (measured, bench/RESULTS.md; ``python bench/analysis_quality.py
+--repeats 8``): on the toy runs, runs from different initialisations (with
+or without a data shift or a learning-rate step) are separated exactly in
+all 8 seed sets, as are 2 and 3 runs from one initialisation, alone or
+beside two runs of other initialisations; of 5, one first checkpoint goes
+to a sibling in 1 of 8 (ARI 0.96). The relinking needs the runs to reach
+each stage of training at the same position on their chains, as runs from
+one start with one checkpoint schedule do. Runs from one start that end at
+different points are mixed near the end of the shorter one (epochs 25, 25
+and 15: ARI 0.81 to 0.84), since the credit for reach carries its chain on
+into a longer run's last checkpoints; so are runs from one start where one
+has a data shift (ARI 0.64 to 0.84; rotated images 0.52 to 0.82: the jump
+breaks the progress order of its chain); runs from one start that all have
+their learning rate cut reach 1.0 in 6 of 8 seed sets, 0.82 and 0.88 in
+the others. Runs from one start whose first steps differ by more than
+``FIRST_STEP_RATIO`` (different learning rates), or runs whose second
+checkpoint lies within that ratio of the start's first step (a long
+warm-up), are miscounted. A fine-tune started from a checkpoint in the
+middle of a parent run whose checkpoints are also given is not told apart
+from its parent (one run, adjusted Rand index 0 on the toy runs): every
+chain leaves the root, and a checkpoint has at most one successor. Large
+groups of runs from one start (synthetic runs, one drift and their own
+noise, ``python bench/shared_start_groups.py``): 3 to 50 runs of 40 to
 2,000 checkpoints are separated with ARI 0.98 to 1.0, and N = 10,000
-checkpoints (10 runs of 1,000, or 50 of 200) take 12 to 28 s on 2 cores.
+checkpoints (10 runs of 1,000, or 50 of 200) take 11 to 25 s on 2 cores.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -101,6 +105,10 @@ RATIO_STEPS = 3
 # this fraction of its length further from the link (toy runs, 3 runs from one
 # start: sibling hops 0.4, forward steps 1.5 to 2.1 of which ~all away)
 AWAY_FRACTION = 0.5
+# first steps of runs from one start at a wider angle than this lie on opposite
+# sides of it: the candidate is inside a run (toy runs: siblings' first steps
+# ~18 degrees apart, a run's steps before and after a checkpoint ~155)
+OPPOSITE_ANGLE = np.radians(120.0)
 # neighbours that define progress (geodesic distance from the root)
 PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover, besides one per run
@@ -175,10 +183,11 @@ def _grows_on_another_branch(
     others = [w for w in adjacency[start] if w != away_from]
     first = min(others, key=lambda w: (D[start, w], w))
     tiny = np.finfo(float).tiny
+    # edges of ``limit`` or longer lead to further runs, as in the walk
     return any(
         _grows(np.log(np.maximum(_branch_steps(adjacency, D, start, w, limit), tiny)))
         for w in others
-        if w != first
+        if w != first and D[start, w] < limit
     )
 
 
@@ -350,6 +359,7 @@ class Rooted:
         self.progress = geodesic_progress(D, root, _nearest(neighbours, PROGRESS_NEIGHBOURS))
         self.neighbours = _nearest(neighbours, cover_width(self.count))
         self._covers: dict[int, tuple[np.ndarray, float]] = {}
+        self._reach_chains: dict[int, np.ndarray] = {}
         self._growing = ChainCovers(D, self.progress, root, self.neighbours) if D.shape[0] > 1 else None
 
     @property
@@ -366,13 +376,27 @@ class Rooted:
             self._covers[k] = self._growing.cover(k)
         return self._covers[k]
 
+    @cached_property
+    def chain_progress(self) -> np.ndarray:
+        """Progress the runs' chains rise in (over ``CHAIN_PROGRESS_NEIGHBOURS``)."""
+        return geodesic_progress(self.D, self.root, _nearest(self.neighbours, CHAIN_PROGRESS_NEIGHBOURS))
+
+    def reach_chains(self, k: int) -> np.ndarray:
+        """The chains of least squared step credited for reach (module docstring, stage 3)."""
+        if k == 1 or k == self.D.shape[0]:
+            return self.cover(k)[0]
+        if k not in self._reach_chains:
+            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH)
+            self._reach_chains[k] = covers.cover(k)[0]
+        return self._reach_chains[k]
+
     def runs(self, k: int) -> np.ndarray:
         """Run of each node for ``k`` runs (module docstring, stage 3)."""
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
-        progress = geodesic_progress(self.D, self.root, _nearest(self.neighbours, CHAIN_PROGRESS_NEIGHBOURS))
-        chain, _ = ChainCovers(self.D, progress, self.root, self.neighbours, reach=REACH).cover(k)
-        return relink_chains(self.D, chain, progress, self.root, self.neighbours, RELINK_WINDOW)
+        return relink_chains(
+            self.D, self.reach_chains(k), self.chain_progress, self.root, self.neighbours, RELINK_WINDOW
+        )
 
     def best_k(self) -> int:
         """The number of runs (module docstring, stage 2).
@@ -382,13 +406,18 @@ class Rooted:
         return self.count
 
     def trend(self, k: int) -> float:
-        """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking)."""
-        chain, _ = self.cover(k)
+        """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking).
+
+        The chains credited for reach: the chains of least squared step alone
+        may weave one chain through all the runs and leave the others a
+        single checkpoint each (runs from one start after a learning-rate cut).
+        """
+        chain, progress = self.reach_chains(k), self.chain_progress
         s_total, variance_total = 0.0, 0.0
         for c in range(k):
             members = np.flatnonzero(chain == c)
             members = members[members != self.root]
-            path = np.concatenate([[self.root], members[np.argsort(self.progress[members])]])
+            path = np.concatenate([[self.root], members[np.argsort(progress[members])]])
             steps = np.log(np.maximum(self.D[path[:-1], path[1:]], np.finfo(float).tiny))
             z = segmented_trend_z(steps)
             # weigh each chain's z by its standard deviation under no trend
@@ -416,6 +445,22 @@ def cover_width(n_runs: int) -> int:
     return COVER_NEIGHBOURS + min(n_runs, MAX_SIBLING_NEIGHBOURS)
 
 
+def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
+    """Whether no two of the ``count`` checkpoints nearest ``root`` lie on opposite sides of it.
+
+    Runs from one start leave it in about one direction (toy runs: first
+    steps 1.5 to 2.2, siblings 0.4 apart, cosine ~0.95); from a checkpoint
+    in the middle of a run, its run goes on both ways (cosine ~-0.9).
+    Opposite: an angle over ``OPPOSITE_ANGLE``.
+    """
+    if count < 2:
+        return True
+    first = np.argsort(D[root], kind="stable")[1 : count + 1]
+    a = D[root, first]
+    cosine = (a[:, None] ** 2 + a[None, :] ** 2 - D[np.ix_(first, first)] ** 2) / (2 * np.outer(a, a))
+    return bool(cosine.min() >= np.cos(OPPOSITE_ANGLE))
+
+
 def rooted_component(D: np.ndarray) -> Rooted:
     """The component's start: the candidate the chains' steps shrink from the most.
 
@@ -436,6 +481,8 @@ def rooted_component(D: np.ndarray) -> Rooted:
     if width > neighbours.shape[1]:
         neighbours = nearest_neighbours(D, width)
     candidates = [Rooted(D, start, neighbours) for start in starts]
+    # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
+    candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
     return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
 
