@@ -80,6 +80,27 @@ def test_relinking_gives_each_run_its_own_continuation():
     np.testing.assert_array_equal(relinked[[1, 1 + length, 1 + 2 * length]], [1, 0, 2])
 
 
+def test_many_runs_from_far_apart_starts_are_cut_at_plain_gaps():
+    # starts ~200 apart, steps ~1: every link is a plain gap, while the other
+    # links beside it are far longer than the runs' steps (comparing a gap
+    # with them left 2 runs of 12)
+    rng = np.random.default_rng(1)
+    n_runs, length, dims = 12, 30, 64
+    sizes = 1.0 / np.sqrt(1.0 + np.arange(length) / 20.0)
+    runs = []
+    for _ in range(n_runs):
+        drift = rng.standard_normal(dims)
+        steps = sizes[:, None] * (
+            drift / np.linalg.norm(drift) + 0.3 * rng.standard_normal((length, dims)) / 8.0
+        )
+        runs.append(20.0 * rng.standard_normal(dims) + np.cumsum(steps, axis=0))
+    truth = np.repeat(np.arange(n_runs), length)
+    D, permutation = shuffled(distances(np.concatenate(runs)), 0)
+    labels = wtraj.separate_trajectories(D, metric="precomputed")
+    assert labels.max() + 1 == n_runs
+    assert ari(truth[permutation], labels) == 1.0
+
+
 def test_twenty_runs_from_one_start():
     # synthetic runs side by side: one start, one drift, their own noise; a
     # run's next checkpoint lies past the same-stage checkpoints of 19

@@ -14,7 +14,7 @@ real runs). wtraj separates runs in three stages.
    first ``TREND_STEPS`` steps shrinking (Mann-Kendall trend within phases
    pooled, or within the first phase alone: after a data shift a run's steps
    may grow again), or when it is ``GAP_RATIO`` times longer than those steps
-   and than every shorter tree edge on either side (a plain gap). The walk
+   and than every step of the runs on either side (a plain gap). The walk
    counts only steps that take it away from the edge: from a start shared by
    several runs it may hop sideways between siblings. A data shift also
    makes a long edge, but before it the steps shrink *towards* it, so it is
@@ -258,7 +258,7 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
             # cut, runs from one start end in tight clusters whose distance is
             # many of their last steps but less than their earlier steps
             is_link[i] = all(
-                length[i] >= GAP_RATIO * _longest_edge_below(adjacency, D, a, b, length[i])
+                length[i] >= GAP_RATIO * _longest_step_beside(adjacency, D, a, b, length[i] / LINK_RATIO)
                 for a, b in ((i, j), (j, i))
             )
         elif length[i] >= LINK_RATIO * largest_step and all(s.shape[0] >= 3 for s in sides):
@@ -269,21 +269,24 @@ def find_links(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     return is_link, neighbour, adjacency
 
 
-def _longest_edge_below(
+def _longest_step_beside(
     adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int, limit: float
 ) -> float:
-    """The longest tree edge shorter than ``limit`` on the side of ``start`` away from ``away_from``."""
+    """The longest tree edge reached from ``start`` (away from ``away_from``) over edges below ``limit``.
+
+    The longest step of the run (or runs from one start) on that side of a
+    candidate link; edges of ``limit`` or longer lead to further runs.
+    """
     longest = 0.0
     seen = {start, away_from}
     stack = [start]
     while stack:
         u = stack.pop()
         for w in adjacency[u]:
-            if w not in seen:
+            if w not in seen and D[u, w] < limit:
                 seen.add(w)
                 stack.append(w)
-                if D[u, w] < limit:
-                    longest = max(longest, D[u, w])
+                longest = max(longest, D[u, w])
     return longest
 
 
