@@ -58,8 +58,9 @@ one start with one checkpoint schedule do. Runs from one start that end at
 different points are mixed near the end of the shorter one (epochs 25, 25
 and 15: ARI 0.81 to 0.84), since the credit for reach carries its chain on
 into a longer run's last checkpoints; so are runs from one start where one
-has a data shift (ARI 0.64 to 0.84; rotated images 0.52 to 0.82: the jump
-breaks the progress order of its chain); runs from one start that all have
+has a data shift (ARI 0.64 to 0.84; rotated images 0.52 to 0.82, and 0.12
+once with the number of runs given: the jump breaks the progress order of
+its chain); runs from one start that all have
 their learning rate cut reach 1.0 in 6 of 8 seed sets, 0.82 and 0.88 in
 the others. Runs from one start whose first steps differ by more than
 ``FIRST_STEP_RATIO`` (different learning rates), or runs whose second
