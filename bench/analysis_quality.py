@@ -18,7 +18,8 @@ index, shared initialisation rows left out), shift detection (found within
 one checkpoint, false flags), and assignment of held-out checkpoints and of
 an unseen run's checkpoints. Prints a markdown table.
 
-Run: ``python bench/analysis_quality.py [--repeats 2]`` (about a minute per repeat).
+Run: ``python bench/analysis_quality.py [--repeats 2] [--shuffles 1]`` (about
+15 s per repeat and shuffle).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ SEPARATION_ONLY = (
     "lr_sibling_2",
 )
 NOT_A_TARGET = "(not a target)"
+# orders the checkpoints of each separation row are shuffled in (--shuffles)
+SHUFFLE_SEEDS = (7, 0, 1, 2, 3, 4, 5, 6)
 
 
 def run_set(offset: int) -> dict[str, toy.TrainedRun]:
@@ -100,7 +103,7 @@ def ordering(runs, rows):
         rows["ordering"].append((name, tau, confidence))
 
 
-def separation(runs, rows):
+def separation(runs, rows, shuffles=1):
     weights = {name: run.weights for name, run in runs.items()}
     weights["sibling_2 to epoch 15"] = weights["sibling_2"][:16]
     sets = {
@@ -132,14 +135,15 @@ def separation(runs, rows):
     }
     for label, (names, target) in sets.items():
         X = np.concatenate([weights[n] for n in names])
-        truth = np.repeat(np.arange(len(names)), [weights[n].shape[0] for n in names])
-        D, permutation = shuffle(X, seed=7)
-        truth = truth[permutation]
-        shared = shared_rows(X[permutation], truth)
-        for given in (None, len(names)):
-            labels = wtraj.separate_trajectories(D, given, metric="precomputed")
-            score = adjusted_rand_score(truth[~shared], labels[~shared])
-            rows["separation"].append((label, target, given, labels.max() + 1, score))
+        in_order = np.repeat(np.arange(len(names)), [weights[n].shape[0] for n in names])
+        for seed in SHUFFLE_SEEDS[:shuffles]:
+            D, permutation = shuffle(X, seed=seed)
+            truth = in_order[permutation]
+            shared = shared_rows(X[permutation], truth)
+            for given in (None, len(names)):
+                labels = wtraj.separate_trajectories(D, given, metric="precomputed")
+                score = adjusted_rand_score(truth[~shared], labels[~shared])
+                rows["separation"].append((label, target, given, labels.max() + 1, score))
 
 
 def shifts(runs, rows):
@@ -179,19 +183,22 @@ def assignment(runs, rows):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--shuffles", type=int, default=1, help="orders per separation row and seed set (at most 8)"
+    )
     args = parser.parse_args()
     rows = {"ordering": [], "separation": [], "shifts": [], "assign": []}
     started = time.perf_counter()
     for offset in range(args.repeats):
         runs = run_set(offset)
         ordering(runs, rows)
-        separation(runs, rows)
+        separation(runs, rows, args.shuffles)
         shifts(runs, rows)
         assignment(runs, rows)
     elapsed = time.perf_counter() - started
     print(
         f"wtraj analysis quality, {date.today()}, {platform.machine()}, "
-        f"{args.repeats} seed sets, {elapsed:.0f} s\n"
+        f"{args.repeats} seed sets, {args.shuffles} shuffle(s) per separation row, {elapsed:.0f} s\n"
     )
     taus = np.array([t for _, t, _ in rows["ordering"]])
     confidences = np.array([c for _, _, c in rows["ordering"]])
