@@ -90,3 +90,10 @@ def test_one_chain_is_the_progress_order_and_k_is_checked():
     assert cost == 3.0
     with pytest.raises(ValueError, match="between 1 and 3"):
         covers.cover(4)
+
+
+def test_a_root_and_one_checkpoint():
+    D = np.array([[0.0, 2.0], [2.0, 0.0]])
+    chain, cost = ChainCovers(D, np.array([0.0, 2.0]), 0, np.array([[1], [0]])).cover(1)
+    np.testing.assert_array_equal(chain, [0, 0])
+    assert cost == 4.0

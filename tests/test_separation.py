@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from analysis_fixtures import ari, distances, shared_rows, shuffled, stack, weights
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import wtraj
 from wtraj import toy
@@ -122,6 +124,38 @@ def test_twenty_runs_from_one_start():
     assert labels.max() + 1 == n_runs
     start = permutation == 0
     assert ari(truth[permutation], labels, exclude=start) == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 9),
+    dims=st.integers(1, 3),
+    shape=st.sampled_from(["points", "walk", "walk with repeats", "line"]),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_any_small_input_gets_labels_and_a_tree(n, dims, shape, seed, data):
+    # every path through the stages (one checkpoint besides a start, ties,
+    # collinear checkpoints, duplicates) ends in labels, with k runs when asked
+    rng = np.random.default_rng(seed)
+    X = (
+        rng.standard_normal((n, dims))
+        if shape == "points"
+        else np.cumsum(rng.standard_normal((n, dims)), axis=0)
+    )
+    if shape == "walk with repeats":
+        X[rng.integers(0, n, 2)] = X[0]
+    if shape == "line":
+        X = np.outer(np.arange(n, dtype=float), np.ones(dims))
+    distinct = np.unique(X, axis=0).shape[0]
+    assume(distinct >= 2)
+    k = data.draw(st.one_of(st.none(), st.integers(1, distinct)))
+    labels = wtraj.separate_trajectories(X, k)
+    parent = wtraj.trajectory_tree(X, k)
+    assert labels.shape == parent.shape == (n,)
+    assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
+    if k is not None:
+        assert labels.max() + 1 == k
 
 
 def test_plain_clustering_fails_on_a_shared_initialisation():

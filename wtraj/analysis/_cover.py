@@ -133,7 +133,9 @@ class ChainCovers:
         used_rows, used_columns = chain_order[:-1], chain_order[1:]
         rows = np.empty(m)
         rows[used_rows] = x[used_columns] - self.D[self.others[used_rows], self.others[used_columns]] ** 2
-        source = float(np.min(rows[used_rows] + self.end_cost[used_rows]))
+        # at most the rows' bound (arcs into the source stay >= 0); with a single
+        # checkpoint besides the root no row is in use and 0 will do
+        source = float(np.min(rows[used_rows] + self.end_cost[used_rows], initial=0.0))
         last = chain_order[-1]
         rows[last] = source - self.end_cost[last]
         return np.concatenate([[source, -self.first_cost[chain_order[0]]], rows, x])
