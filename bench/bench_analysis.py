@@ -67,6 +67,14 @@ def tau(order, permutation):
     return kendalltau(permutation[order], np.arange(order.shape[0])).statistic
 
 
+def single_linkage(D, n_clusters):
+    """Single-linkage clustering cut at ``n_clusters`` (scipy.cluster.hierarchy)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    return fcluster(linkage(squareform(D, checks=False), "single"), n_clusters, "maxclust")
+
+
 def spectral_order(D):
     from scipy.sparse.csgraph import laplacian
     from scipy.sparse.linalg import eigsh
@@ -132,16 +140,11 @@ def test_separate_wtraj(benchmark, many_runs):
 
 
 def test_separate_single_linkage(benchmark, many_runs):
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
     from sklearn.metrics import adjusted_rand_score
 
     D, truth, n_runs = many_runs
 
-    def cluster():
-        return fcluster(linkage(squareform(D, checks=False), "single"), n_runs, "maxclust")
-
-    labels = benchmark.pedantic(cluster, rounds=1, iterations=1)
+    labels = benchmark.pedantic(lambda: single_linkage(D, n_runs), rounds=1, iterations=1)
     record(
         SEPARATE,
         "scipy single linkage (told k)",
@@ -167,15 +170,10 @@ def test_separate_shared_start_wtraj(benchmark, shared_start):
 
 
 def test_separate_shared_start_single_linkage(benchmark, shared_start):
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
     from sklearn.metrics import adjusted_rand_score
 
     D, truth, is_start, n_runs = shared_start
 
-    def cluster():
-        return fcluster(linkage(squareform(D, checks=False), "single"), n_runs, "maxclust")
-
-    labels = benchmark.pedantic(cluster, rounds=1, iterations=1)
+    labels = benchmark.pedantic(lambda: single_linkage(D, n_runs), rounds=1, iterations=1)
     score = adjusted_rand_score(truth[~is_start], labels[~is_start])
     record(SHARED, "scipy single linkage (told k)", benchmark, note=f"ARI {score:.4f} (start rows left out)")

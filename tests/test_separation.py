@@ -82,20 +82,31 @@ def test_relinking_gives_each_run_its_own_continuation():
     np.testing.assert_array_equal(relinked[[1, 1 + length, 1 + 2 * length]], [1, 0, 2])
 
 
+SYNTHETIC_DIMS = 64
+
+
+def unit_drift(rng):
+    drift = rng.standard_normal(SYNTHETIC_DIMS)
+    return drift / np.linalg.norm(drift)
+
+
+def synthetic_walk(rng, drift, length):
+    """``(length, 64)`` walk from 0 (excluded): the drift plus noise, steps shrinking like 1/sqrt(t)."""
+    sizes = 1.0 / np.sqrt(1.0 + np.arange(length) / 20.0)
+    noise = 0.3 * rng.standard_normal((length, SYNTHETIC_DIMS)) / np.sqrt(SYNTHETIC_DIMS)
+    return np.cumsum(sizes[:, None] * (drift + noise), axis=0)
+
+
 def test_many_runs_from_far_apart_starts_are_cut_at_plain_gaps():
     # starts ~200 apart, steps ~1: every link is a plain gap, while the other
     # links beside it are far longer than the runs' steps (comparing a gap
     # with them left 2 runs of 12)
     rng = np.random.default_rng(1)
-    n_runs, length, dims = 12, 30, 64
-    sizes = 1.0 / np.sqrt(1.0 + np.arange(length) / 20.0)
+    n_runs, length = 12, 30
     runs = []
     for _ in range(n_runs):
-        drift = rng.standard_normal(dims)
-        steps = sizes[:, None] * (
-            drift / np.linalg.norm(drift) + 0.3 * rng.standard_normal((length, dims)) / 8.0
-        )
-        runs.append(20.0 * rng.standard_normal(dims) + np.cumsum(steps, axis=0))
+        walk = synthetic_walk(rng, unit_drift(rng), length)
+        runs.append(20.0 * rng.standard_normal(SYNTHETIC_DIMS) + walk)
     truth = np.repeat(np.arange(n_runs), length)
     D, permutation = shuffled(distances(np.concatenate(runs)), 0)
     labels = wtraj.separate_trajectories(D, metric="precomputed")
@@ -109,15 +120,10 @@ def test_twenty_runs_from_one_start():
     # siblings (with 20 candidate successors per checkpoint, as for a few
     # runs: ARI 0.37 and 29 runs found)
     rng = np.random.default_rng(2)
-    n_runs, length, dims = 20, 40, 64
-    drift = rng.standard_normal(dims)
-    drift /= np.linalg.norm(drift)
-    sizes = 1.0 / np.sqrt(1.0 + np.arange(length) / 20.0)
-    runs = [
-        np.cumsum(sizes[:, None] * (drift + 0.3 * rng.standard_normal((length, dims)) / 8.0), axis=0)
-        for _ in range(n_runs)
-    ]
-    X = np.concatenate([np.zeros((1, dims))] + runs)
+    n_runs, length = 20, 40
+    drift = unit_drift(rng)
+    runs = [synthetic_walk(rng, drift, length) for _ in range(n_runs)]
+    X = np.concatenate([np.zeros((1, SYNTHETIC_DIMS))] + runs)
     truth = np.concatenate([[-1], np.repeat(np.arange(n_runs), length)])
     D, permutation = shuffled(distances(X), 0)
     labels = wtraj.separate_trajectories(D, metric="precomputed")

@@ -165,10 +165,15 @@ def _run_steps(
     crossing edges of ``limit`` or longer (links to further runs; a link
     candidate's steps must be shorter than that anyway).
     """
-    others = [w for w in adjacency[start] if w != away_from]
-    if not others:
+    branches = _branches(adjacency, D, start, away_from)
+    if not branches:
         return np.empty(0)
-    return _branch_steps(adjacency, D, start, min(others, key=lambda w: (D[start, w], w)), limit)
+    return _branch_steps(adjacency, D, start, branches[0], limit)
+
+
+def _branches(adjacency: list[list[int]], D: np.ndarray, start: int, away_from: int) -> list[int]:
+    """``start``'s tree neighbours other than ``away_from``, shortest edge first (its run's first step)."""
+    return sorted((w for w in adjacency[start] if w != away_from), key=lambda w: (D[start, w], w))
 
 
 def _grows_on_another_branch(
@@ -181,14 +186,12 @@ def _grows_on_another_branch(
     checkpoint some epochs before the shift, whose run's steps then shrink
     forward, towards the shift, as a start's would.
     """
-    others = [w for w in adjacency[start] if w != away_from]
-    first = min(others, key=lambda w: (D[start, w], w))
     tiny = np.finfo(float).tiny
     # edges of ``limit`` or longer lead to further runs, as in the walk
     return any(
         _grows(np.log(np.maximum(_branch_steps(adjacency, D, start, w, limit), tiny)))
-        for w in others
-        if w != first and D[start, w] < limit
+        for w in _branches(adjacency, D, start, away_from)[1:]
+        if D[start, w] < limit
     )
 
 
