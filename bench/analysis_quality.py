@@ -1,241 +1,366 @@
-"""Quality of trajectory analysis on real training runs: the figures in bench/RESULTS.md.
+"""Quality of trajectory analysis on the evaluation zoo: the figures in bench/RESULTS.md.
 
-Trains tiny networks on scikit-learn's digits with :mod:`wtraj.toy` (CPU,
-25 epochs, a checkpoint per epoch), for each of ``--repeats`` sets of seeds:
+The zoo (:mod:`zoo`, beside this file) holds real small networks trained on
+the CPU in many regimes: optimizers, schedules, checkpoint cadences, run
+lengths, shared starts, fine-tunes, data shifts and loss spikes. Its regime
+families are split in two: the development part, on which methods and
+constants are chosen, and the held-out part (``zoo.HELD_OUT``: whole
+families never looked at while choosing). Every table is printed for both
+parts and for the whole zoo.
 
-- six runs from different initialisations: three plain MLPs, one with the
-  images inverted after epoch 12, one with them rotated after epoch 14, one
-  with the learning rate cut 10x after epoch 12;
-- a small CNN;
-- two, three and five runs from one shared initialisation (different data order);
-- beyond the targets, runs from one initialisation where one has a data shift,
-  where all have a learning-rate cut, or where one stops early, and three
-  runs from one initialisation beside two others.
+Tasks, each on shuffled checkpoints, against the truth the zoo records:
 
-It then shuffles the checkpoints and measures, against the known truth:
-ordering (Kendall's tau, direction, confidence), separation (adjusted Rand
-index, shared initialisation rows left out), shift detection (found within
-one checkpoint, false flags), and assignment of held-out checkpoints and of
-an unseen run's checkpoints. Prints a markdown table.
+- ordering: Kendall's tau of each run's recovered order, its direction and
+  the confidence given (a calibration table: confidence bins against the
+  fraction of right directions);
+- separation: single runs (never split), mixes of runs from different
+  initialisations with mixed cadences, lengths, optimizers and schedules
+  (ARI, different starts never merged), groups sharing a start (ARI without
+  the shared rows), parents with their fine-tunes (ARI, and the branch point
+  of :func:`wtraj.trajectory_tree` within one checkpoint);
+- shifts: recall of the zoo's data shifts within one checkpoint, false
+  "shift" flags on runs without one (warm-ups, schedule steps, loss spikes,
+  resumed runs, cadence changes), and a precision/recall table over the
+  threshold;
+- assignment: held-out checkpoints of known runs, and checkpoints of runs
+  that are not known.
 
-Run: ``python bench/analysis_quality.py [--repeats 2] [--shuffles 1]`` (about
-15 s per repeat and shuffle).
+Run: ``python bench/analysis_quality.py [--seed-sets 0 1 2 3] [--zoo DIR]``
+(builds the missing zoo runs first, see ``python bench/zoo.py --help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import sys
 import time
+from collections import defaultdict
 from datetime import date
+from pathlib import Path
 
 import numpy as np
-from scipy.spatial.distance import cdist
 from scipy.stats import kendalltau
 from sklearn.metrics import adjusted_rand_score
 
-import wtraj
-from wtraj import toy
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-COMMON = dict(n_checkpoints=25, batch_size=64, lr=0.2)
-SHIFT_AT = {"shift_invert": 12, "shift_rotate": 14}
-LR_STEP_AT = 12
-# the extra runs of the five-run shared initialisation: separation only, so
-# that the ordering and shift rows count the same runs as before
-SEPARATION_ONLY = (
-    "sibling_3",
-    "sibling_4",
-    "sibling_invert",
-    "sibling_rotate",
-    "lr_sibling_0",
-    "lr_sibling_1",
-    "lr_sibling_2",
-)
-NOT_A_TARGET = "(not a target)"
-# orders the checkpoints of each separation row are shuffled in (--shuffles)
-SHUFFLE_SEEDS = (7, 0, 1, 2, 3, 4, 5, 6)
+import zoo  # noqa: E402
+
+import wtraj  # noqa: E402
+
+ZOO_DIR = Path(__file__).resolve().parent / ".zoo"
+SPLITS = ("dev", "heldout")
+# runs per mix of different initialisations
+MIX_SIZE = 6
+# checkpoints held out of each known run for assignment
+HELD_OUT_ROWS = 5
+# thresholds of the shift precision/recall table (log10 of the step ratio)
+SHIFT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+CONFIDENCE_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0001)
 
 
-def run_set(offset: int) -> dict[str, toy.TrainedRun]:
-    """The runs of one repeat; ``offset`` moves every seed."""
-    s = 100 * offset
-    configs = {
-        "mlp_a": dict(init_seed=s, data_seed=s),
-        "mlp_b": dict(init_seed=s + 1, data_seed=s + 1),
-        "mlp_c": dict(init_seed=s + 2, data_seed=s + 2),
-        "shift_invert": dict(init_seed=s + 3, data_seed=s + 3, shift_at=12),
-        "shift_rotate": dict(init_seed=s + 4, data_seed=s + 4, shift_at=14, shift="rotate"),
-        "lr_step": dict(init_seed=s + 5, data_seed=s + 5, lr_steps={LR_STEP_AT: 0.1}),
-        "cnn": dict(model="cnn", init_seed=s + 6, data_seed=s + 6),
-        "sibling_1": dict(init_seed=s, data_seed=s + 50),
-        "sibling_2": dict(init_seed=s, data_seed=s + 51),
-        "sibling_3": dict(init_seed=s, data_seed=s + 52),
-        "sibling_4": dict(init_seed=s, data_seed=s + 53),
-        "sibling_invert": dict(init_seed=s, data_seed=s + 52, shift_at=12),
-        "sibling_rotate": dict(init_seed=s, data_seed=s + 53, shift_at=14, shift="rotate"),
-        **{
-            f"lr_sibling_{i}": dict(init_seed=s, data_seed=s + 60 + i, lr_steps={LR_STEP_AT: 0.1})
-            for i in range(3)
-        },
-    }
-    return {name: toy.train_run(**COMMON, **config) for name, config in configs.items()}
-
-
-def shuffle(X: np.ndarray, seed: int):
-    permutation = np.random.default_rng(seed).permutation(X.shape[0])
-    X = np.asarray(X[permutation], dtype=np.float64)
-    return cdist(X, X), permutation
+def shuffled(weights: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``weights`` in a random order, and the permutation (new row -> old row)."""
+    permutation = np.random.default_rng(seed).permutation(weights.shape[0])
+    return weights[permutation], permutation
 
 
 def shared_rows(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Rows whose exact copies belong to several runs (a shared start): left out of ARI."""
     _, inverse = np.unique(X, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    return np.array([np.unique(truth[inverse == inverse[i]]).shape[0] > 1 for i in range(len(X))])
+    runs_of = defaultdict(set)
+    for row, value in enumerate(inverse):
+        runs_of[value].add(int(truth[row]))
+    return np.array([len(runs_of[v]) > 1 for v in inverse])
 
 
-def ordering(runs, rows):
-    for name, run in runs.items():
-        if name in SEPARATION_ONLY:
+def stack(runs: list[zoo.ZooRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All rows of ``runs``, the run index of each and its row within its run."""
+    X = np.concatenate([r.weights for r in runs])
+    truth = np.repeat(np.arange(len(runs)), [r.weights.shape[0] for r in runs])
+    position = np.concatenate([np.arange(r.weights.shape[0]) for r in runs])
+    return X, truth, position
+
+
+def split_of(runs: list[zoo.ZooRun]) -> str:
+    """"heldout" when any run of a case is held out, else "dev"."""
+    return "heldout" if any(r.meta["split"] == "heldout" for r in runs) else "dev"
+
+
+def evaluate_ordering(runs, rows):
+    for r in runs:
+        if r.weights.shape[0] < 4:
             continue
-        D, permutation = shuffle(run.weights, seed=len(name))
-        order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
-        tau = kendalltau(permutation[order], np.arange(D.shape[0])).statistic
-        rows["ordering"].append((name, tau, confidence))
+        X, permutation = shuffled(r.weights, seed=r.weights.shape[0])
+        order, confidence = wtraj.order_checkpoints(X, return_confidence=True)
+        tau = kendalltau(permutation[order], np.arange(X.shape[0])).statistic
+        rows["ordering"].append(dict(split=r.meta["split"], run=r.id, tau=tau, confidence=confidence))
 
 
-def separation(runs, rows, shuffles=1):
-    weights = {name: run.weights for name, run in runs.items()}
-    weights["sibling_2 to epoch 15"] = weights["sibling_2"][:16]
-    sets = {
-        "different inits (6 runs)": (
-            ["mlp_a", "mlp_b", "mlp_c", "shift_invert", "shift_rotate", "lr_step"],
-            "1.0",
-        ),
-        "shared init (2 runs)": (["mlp_a", "sibling_1"], ">= 0.95"),
-        "shared init (3 runs)": (["mlp_a", "sibling_1", "sibling_2"], ">= 0.95"),
-        "shared init (5 runs)": (["mlp_a", "sibling_1", "sibling_2", "sibling_3", "sibling_4"], ">= 0.95"),
-        "2 shared + 2 different": (["mlp_a", "sibling_1", "mlp_b", "shift_invert"], ">= 0.95"),
-        "3 shared + 2 different": (["mlp_a", "sibling_1", "sibling_2", "mlp_b", "shift_invert"], ">= 0.95"),
-        "shared init (3 runs), one inverted at epoch 12": (
-            ["mlp_a", "sibling_1", "sibling_invert"],
-            NOT_A_TARGET,
-        ),
-        "shared init (3 runs), one rotated at epoch 14": (
-            ["mlp_a", "sibling_1", "sibling_rotate"],
-            NOT_A_TARGET,
-        ),
-        "shared init (3 runs), all with the LR cut 10x": (
-            ["lr_sibling_0", "lr_sibling_1", "lr_sibling_2"],
-            NOT_A_TARGET,
-        ),
-        "shared init (3 runs), one stopped at epoch 15": (
-            ["mlp_a", "sibling_1", "sibling_2 to epoch 15"],
-            NOT_A_TARGET,
-        ),
-    }
-    for label, (names, target) in sets.items():
-        X = np.concatenate([weights[n] for n in names])
-        in_order = np.repeat(np.arange(len(names)), [weights[n].shape[0] for n in names])
-        for seed in SHUFFLE_SEEDS[:shuffles]:
-            D, permutation = shuffle(X, seed=seed)
-            truth = in_order[permutation]
-            shared = shared_rows(X[permutation], truth)
-            for given in (None, len(names)):
-                labels = wtraj.separate_trajectories(D, given, metric="precomputed")
-                score = adjusted_rand_score(truth[~shared], labels[~shared])
-                rows["separation"].append((label, target, given, labels.max() + 1, score))
+def evaluate_single(runs, rows):
+    for r in runs:
+        X, _ = shuffled(r.weights, seed=1)
+        labels = wtraj.separate_trajectories(X)
+        rows["single"].append(dict(split=r.meta["split"], run=r.id, k=int(labels.max() + 1)))
 
 
-def shifts(runs, rows):
-    for name, run in runs.items():
-        if name in SEPARATION_ONLY:
-            continue
-        D, permutation = shuffle(run.weights, seed=3)
-        events = wtraj.detect_shifts(D, metric="precomputed")
-        found = sorted(int(permutation[e.index]) for e in events if e.kind == "shift")
-        slow = sorted(int(permutation[e.index]) for e in events if e.kind == "slowdown")
-        expected = SHIFT_AT.get(name)
-        rows["shifts"].append((name, None if expected is None else expected + 1, found, slow))
+def separation_case(case_runs, seed):
+    X, truth, _ = stack(case_runs)
+    X, permutation = shuffled(X, seed)
+    truth = truth[permutation]
+    labels = wtraj.separate_trajectories(X)
+    keep = ~shared_rows(X, truth)
+    ari = adjusted_rand_score(truth[keep], labels[keep])
+    # a found run holding checkpoints of two different starts merges them
+    merged = sum(
+        len({case_runs[t].meta["init_id"] for t in np.unique(truth[labels == k])}) > 1
+        for k in np.unique(labels)
+    )
+    return ari, int(labels.max() + 1), merged
 
 
-def assignment(runs, rows):
-    known = ["mlp_a", "mlp_b", "shift_invert"]
-    held = [3, 9, 13, 20, 24]
-    kept = np.setdiff1d(np.arange(26), held)
-    X = np.concatenate([runs[n].weights[kept] for n in known]).astype(np.float64)
-    labels = np.repeat(np.arange(len(known)), kept.shape[0])
-    D = cdist(X, X)
-    correct = total = 0
-    for run_label, name in enumerate(known):
-        assigned, _ = wtraj.assign(cdist(runs[name].weights[held], X), D, labels, metric="precomputed")
-        correct += int(np.sum(assigned == run_label))
-        total += len(held)
-    rows["assign"].append(("held-out checkpoints of known runs", "all", correct, total))
-    for name in ("mlp_c", "lr_step", "sibling_1"):
-        assigned, _ = wtraj.assign(cdist(runs[name].weights, X), D, labels, metric="precomputed")
-        # a run from a known run's initialisation is not one of the targets
-        target = NOT_A_TARGET if name.startswith("sibling") else "all"
-        rows["assign"].append(
-            (f"unseen run {name} -> -1", target, int(np.sum(assigned == -1)), assigned.shape[0])
+def independent_runs(runs):
+    """Runs of their own start: neither siblings nor fine-tunes."""
+    return [r for r in runs if r.meta["group"] is None and r.meta["parent"] is None]
+
+
+def evaluate_mixes(runs, rows, seed_set):
+    for split in SPLITS:
+        pool = [r for r in independent_runs(runs) if r.meta["split"] == split]
+        order = np.random.default_rng(seed_set).permutation(len(pool))
+        for start in range(0, len(pool), MIX_SIZE):
+            case = [pool[i] for i in order[start : start + MIX_SIZE]]
+            if len(case) < 2:
+                continue
+            ari, k, merged = separation_case(case, seed=start)
+            rows["mixed"].append(dict(split=split, runs=len(case), ari=ari, k=k, merged=merged))
+
+
+def evaluate_groups(runs, rows):
+    groups = defaultdict(list)
+    for r in runs:
+        if r.meta["group"] is not None:
+            groups[r.meta["group"]].append(r)
+    for name, case in groups.items():
+        ari, k, merged = separation_case(case, seed=len(case))
+        kinds = sorted({r.meta["kind"] for r in case} - {"sibling"})
+        rows["groups"].append(
+            dict(split=split_of(case), group=name, runs=len(case), ari=ari, k=k, extra=",".join(kinds))
         )
+
+
+def family_of(run, by_id):
+    """The fine-tunes descending from ``run``."""
+    children = [r for r in by_id.values() if r.meta["parent"] and r.meta["parent"]["run"] == run.id]
+    return children + [d for c in children for d in family_of(c, by_id)]
+
+
+def evaluate_finetunes(runs, rows):
+    by_id = {r.id: r for r in runs}
+    for parent in runs:
+        if parent.meta["parent"] is not None:
+            continue
+        tunes = family_of(parent, by_id)
+        if not tunes:
+            continue
+        case = [parent, *tunes]
+        X, truth, position = stack(case)
+        X, permutation = shuffled(X, seed=len(case))
+        truth, position = truth[permutation], position[permutation]
+        labels = wtraj.separate_trajectories(X)
+        ari = adjusted_rand_score(truth, labels)
+        tree = wtraj.trajectory_tree(X)
+        for t, tune in enumerate(case[1:], start=1):
+            first = int(np.flatnonzero((truth == t) & (position == 0))[0])
+            source = case.index(by_id[tune.meta["parent"]["run"]])
+            found = tree[first]
+            ok = found >= 0 and truth[found] == source and abs(position[found] - tune.meta["parent"]["row"]) <= 1
+            rows["branches"].append(dict(split=split_of([tune]), run=tune.id, ok=bool(ok)))
+        rows["finetunes"].append(dict(split=split_of(case), parent=parent.id, runs=len(case), ari=ari))
+
+
+def evaluate_shifts(runs, rows):
+    for r in runs:
+        if r.meta["parent"] is not None and r.meta["kind"] != "shift":
+            continue
+        X, permutation = shuffled(r.weights, seed=2)
+        n = X.shape[0]
+        if n < 5:
+            continue
+        scored = wtraj.detect_shifts(X, np.zeros(n, dtype=np.int64), threshold=min(SHIFT_THRESHOLDS))
+        events = [(int(permutation[e.index]), e.kind, e.score) for e in scored]
+        expected = r.meta["shift"]["row"] if r.meta["shift"] else None
+        rows["shifts"].append(dict(split=r.meta["split"], run=r.id, expected=expected, events=events,
+                                   lr_drops=r.meta["lr_drops"]))
+
+
+def evaluate_assignment(runs, rows, seed_set):
+    for split in SPLITS:
+        pool = [r for r in independent_runs(runs) if r.meta["split"] == split and r.weights.shape[0] >= 12]
+        order = np.random.default_rng(100 + seed_set).permutation(len(pool))
+        known = [pool[i] for i in order[:MIX_SIZE]]
+        unseen = [pool[i] for i in order[MIX_SIZE:]]
+        if len(known) < 2:
+            continue
+        kept, held, labels = [], [], []
+        for t, r in enumerate(known):
+            n = r.weights.shape[0]
+            out = np.unique(np.linspace(1, n - 1, HELD_OUT_ROWS + 2).round().astype(int)[1:-1])
+            inside = np.setdiff1d(np.arange(n), out)
+            kept.append(r.weights[inside])
+            labels.append(np.full(inside.shape[0], t))
+            held.append((t, r.weights[out]))
+        X = np.concatenate(kept)
+        labels = np.concatenate(labels)
+        for t, rows_out in held:
+            assigned, _ = wtraj.assign(rows_out, X, labels)
+            rows["assign_known"].append(dict(split=split, right=int(np.sum(assigned == t)), total=len(assigned)))
+        for r in unseen:
+            assigned, _ = wtraj.assign(r.weights, X, labels)
+            rows["assign_unseen"].append(
+                dict(split=split, right=int(np.sum(assigned == -1)), total=len(assigned))
+            )
+
+
+def shift_counts(shift_rows, threshold):
+    """(found, shifts, false flags, clean runs, LR drops flagged as shifts) at ``threshold``."""
+    found = shifts = false = clean = lr_as_shift = 0
+    for row in shift_rows:
+        flagged = [i for i, kind, score in row["events"] if kind == "shift" and score >= threshold]
+        if row["expected"] is None:
+            clean += 1
+            false += len(flagged)
+        else:
+            shifts += 1
+            found += any(abs(i - row["expected"]) <= 1 for i in flagged)
+            false += sum(abs(i - row["expected"]) > 1 for i in flagged)
+        lr_as_shift += sum(any(abs(i - d) <= 1 for i in flagged) for d in row["lr_drops"])
+    return found, shifts, false, clean, lr_as_shift
+
+
+def by_split(rows):
+    """``{"dev": [...], "heldout": [...], "all": [...]}`` of result rows."""
+    parts = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
+    parts["all"] = list(rows)
+    return parts
+
+
+def report(rows, threshold) -> list[str]:
+    """Markdown tables of every task, one column per part of the zoo."""
+    lines = ["| task | target | " + " | ".join(["dev", "held-out", "all"]) + " |", "|---|---|---|---|---|"]
+
+    def line(task, target, cell):
+        cells = [cell(part) if part else "—" for part in by_split(rows[task_key[task]]).values()]
+        lines.append(f"| {task} | {target} | " + " | ".join(cells) + " |")
+
+    task_key = {
+        "ordering: Kendall tau": "ordering",
+        "ordering: direction": "ordering",
+        "ordering: confidence when wrong": "ordering",
+        "separation: single runs": "single",
+        "separation: different starts mixed": "mixed",
+        "separation: different starts merged": "mixed",
+        "separation: groups sharing a start": "groups",
+        "fine-tunes: separated": "finetunes",
+        "fine-tunes: branch point ±1": "branches",
+        "shifts": "shifts",
+        "assignment: held-out checkpoints of known runs": "assign_known",
+        "assignment: checkpoints of unseen runs -> -1": "assign_unseen",
+    }
+    line("ordering: Kendall tau", "≥ 0.99 every run",
+         lambda p: f"min {min(r['tau'] for r in p):.4f} ({sum(r['tau'] >= 0.99 for r in p)}/{len(p)})")
+    line("ordering: direction", "every run", lambda p: f"{sum(r['tau'] > 0 for r in p)}/{len(p)}")
+    line("ordering: confidence when wrong", "≤ 0.6",
+         lambda p: (f"max {max(r['confidence'] for r in p if r['tau'] <= 0):.3f}"
+                    if any(r["tau"] <= 0 for r in p) else "none wrong"))
+    line("separation: single runs", "0 split",
+         lambda p: f"{sum(r['k'] > 1 for r in p)} split of {len(p)}")
+    line("separation: different starts mixed", "ARI ≥ 0.98",
+         lambda p: f"min {min(r['ari'] for r in p):.3f}, mean {np.mean([r['ari'] for r in p]):.3f} ({len(p)} mixes)")
+    line("separation: different starts merged", "0",
+         lambda p: f"{sum(r['merged'] for r in p)} in {len(p)} mixes")
+    line("separation: groups sharing a start", "ARI ≥ 0.95",
+         lambda p: ", ".join(f"{r['ari']:.2f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p))
+    line("fine-tunes: separated", "ARI ≥ 0.98", lambda p: ", ".join(f"{r['ari']:.2f}" for r in p))
+    line("fine-tunes: branch point ±1", "≥ 90 %",
+         lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}")
+    line("shifts", f"recall ≥ 0.9, ≤ 1 false per 50 clean (threshold {threshold})",
+         lambda p: "recall {0}/{1}, {2} false on {3} clean, {4} LR drops as shifts".format(
+             *shift_counts(p, threshold)))
+    line("assignment: held-out checkpoints of known runs", "≥ 98 %",
+         lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}")
+    line("assignment: checkpoints of unseen runs -> -1", "≥ 98 %",
+         lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}")
+    return lines
+
+
+def calibration(rows) -> list[str]:
+    lines = ["| direction confidence | runs | right direction |", "|---|---|---|"]
+    for low, high in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:]):
+        inside = [r for r in rows["ordering"] if low <= r["confidence"] < high]
+        right = sum(r["tau"] > 0 for r in inside)
+        share = f"{right / len(inside):.2f}" if inside else "—"
+        lines.append(f"| [{low:.2f}, {min(high, 1.0):.2f}{']' if high > 1 else ')'} | {len(inside)} | {right} ({share}) |")
+    return lines
+
+
+def shift_table(rows) -> list[str]:
+    lines = ["| threshold | part | recall | false flags / clean runs | LR drops as shifts |", "|---|---|---|---|---|"]
+    for threshold in SHIFT_THRESHOLDS:
+        for name, part in by_split(rows["shifts"]).items():
+            found, shifts, false, clean, lr = shift_counts(part, threshold)
+            lines.append(f"| {threshold} | {name} | {found}/{shifts} | {false}/{clean} | {lr} |")
+    return lines
+
+
+def failures(rows) -> list[str]:
+    """The cases behind every missed target, to read before changing a method."""
+    out = []
+    out += [f"ordering {r['run']}: tau {r['tau']:.4f} confidence {r['confidence']:.3f}"
+            for r in rows["ordering"] if r["tau"] < 0.99]
+    out += [f"split {r['run']}: {r['k']} runs" for r in rows["single"] if r["k"] > 1]
+    out += [f"finetune family of {r['parent']}: ARI {r['ari']:.3f}" for r in rows["finetunes"] if r["ari"] < 0.98]
+    out += [f"branch {r['run']}: missed" for r in rows["branches"] if not r["ok"]]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
-        "--shuffles", type=int, default=1, help="orders per separation row and seed set (at most 8)"
-    )
+    parser.add_argument("--seed-sets", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--zoo", default=None, help="zoo folder (default: zoo.py's)")
+    parser.add_argument("--size", default="full", choices=("full", "small"))
+    parser.add_argument("--split", default=None, choices=(*SPLITS, None), help="evaluate one part only")
+    parser.add_argument("--failures", action="store_true", help="list the cases behind missed targets")
     args = parser.parse_args()
-    rows = {"ordering": [], "separation": [], "shifts": [], "assign": []}
+    folder = zoo.build_zoo(args.zoo or os.environ.get("WTRAJ_ZOO_DIR", ZOO_DIR), seed_sets=args.seed_sets, size=args.size)
+    rows = defaultdict(list)
     started = time.perf_counter()
-    for offset in range(args.repeats):
-        runs = run_set(offset)
-        ordering(runs, rows)
-        separation(runs, rows, args.shuffles)
-        shifts(runs, rows)
-        assignment(runs, rows)
+    for seed_set in args.seed_sets:
+        runs = zoo.load_zoo(folder, seed_sets=[seed_set], split=args.split)
+        evaluate_ordering(runs, rows)
+        evaluate_single(runs, rows)
+        evaluate_mixes(runs, rows, seed_set)
+        evaluate_groups(runs, rows)
+        evaluate_finetunes(runs, rows)
+        evaluate_shifts(runs, rows)
+        evaluate_assignment(runs, rows, seed_set)
     elapsed = time.perf_counter() - started
+    from wtraj.analysis.shifts import DEFAULT_THRESHOLD
+
     print(
-        f"wtraj analysis quality, {date.today()}, {platform.machine()}, "
-        f"{args.repeats} seed sets, {args.shuffles} shuffle(s) per separation row, {elapsed:.0f} s\n"
+        f"wtraj analysis quality on the zoo, {date.today()}, {platform.machine()}, "
+        f"seed sets {args.seed_sets}, {elapsed:.0f} s (held out: {zoo.HELD_OUT})\n"
     )
-    taus = np.array([t for _, t, _ in rows["ordering"]])
-    confidences = np.array([c for _, _, c in rows["ordering"]])
-    print("| task | case | target | measured |")
-    print("|---|---|---|---|")
-    print(
-        f"| ordering | {len(taus)} shuffled runs (MLP, CNN, shifts, LR step) | tau >= 0.99, "
-        f"right direction | min tau {taus.min():.4f}, mean {taus.mean():.4f}; "
-        f"{int(np.sum(taus > 0))}/{len(taus)} right direction; "
-        f"confidence min {confidences.min():.3f} |"
-    )
-    for label, target in dict.fromkeys((r[0], r[1]) for r in rows["separation"]):
-        for given in (None, "k"):
-            results = [
-                (k, score)
-                for lab, _, g, k, score in rows["separation"]
-                if lab == label and (g is None) == (given is None)
-            ]
-            mode = "k inferred" if given is None else "k given"
-            target_text = target if target == NOT_A_TARGET else f"ARI {target}"
-            print(
-                f"| separation | {label}, {mode} | {target_text} | "
-                f"ARI {', '.join(f'{s:.3f}' for _, s in results)} (k found {[int(k) for k, _ in results]}) |"
-            )
-    hits = [(n, e, f) for n, e, f, _ in rows["shifts"] if e is not None]
-    found = sum(1 for _, e, f in hits if len(f) == 1 and abs(f[0] - e) <= 1)
-    false = sum(len(f) for _, e, f, _ in rows["shifts"] if e is None)
-    clean = sum(1 for _, e, _, _ in rows["shifts"] if e is None)
-    lr = [(s, n) for n, _, _, s in rows["shifts"] if n == "lr_step"]
-    lr_found = sum(1 for s, _ in lr if any(abs(x - (LR_STEP_AT + 1)) <= 1 for x in s))
-    print(f"| shifts | induced data shifts | found within +-1 | {found}/{len(hits)} |")
-    print(f"| shifts | runs without a shift | no flag | {false} false flags on {clean} runs |")
-    print(f"| shifts | learning-rate step 10x | reported as slowdown | {lr_found}/{len(lr)} |")
-    for label, target in dict.fromkeys((r[0], r[1]) for r in rows["assign"]):
-        good = sum(c for lab, _, c, _ in rows["assign"] if lab == label)
-        total = sum(t for lab, _, _, t in rows["assign"] if lab == label)
-        print(f"| assignment | {label} | {target} | {good}/{total} |")
+    print("\n".join(report(rows, DEFAULT_THRESHOLD)))
+    print("\nDirection confidence against the fraction right (all parts):\n")
+    print("\n".join(calibration(rows)))
+    print("\nShift detection over the threshold:\n")
+    print("\n".join(shift_table(rows)))
+    if args.failures:
+        print("\n" + "\n".join(failures(rows)))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,18 @@ DUPLICATE_RTOL = 1e-12
 CHECK_TILE = 512
 
 
-def distance_matrix(X: Any, metric: str = "euclidean", *, name: str = "X") -> np.ndarray:
+@dataclass(frozen=True)
+class PassOptions:
+    """How the distances of data (not of a precomputed matrix) are computed: see :func:`wtraj.pairwise`."""
+
+    backend: str | None = None
+    memory_budget: int | str | None = None
+    progress: bool | None = None
+
+
+def distance_matrix(
+    X: Any, metric: str = "euclidean", *, name: str = "X", options: PassOptions = PassOptions()
+) -> np.ndarray:
     """The ``(N, N)`` float64 distance matrix of ``X``.
 
     Parameters
@@ -39,6 +50,8 @@ def distance_matrix(X: Any, metric: str = "euclidean", *, name: str = "X") -> np
         A metric of :func:`wtraj.pairwise` or ``"precomputed"``.
     name : str
         Argument name used in error messages.
+    options : PassOptions
+        Backend, memory budget and progress bar of the pass over the data.
 
     Returns
     -------
@@ -49,13 +62,69 @@ def distance_matrix(X: Any, metric: str = "euclidean", *, name: str = "X") -> np
         raise TypeError(f"metric must be a string; got {type(metric).__name__}.")
     if metric == "precomputed":
         return check_distance_matrix(X, name=name)
-    import wtraj
+    from wtraj.distances import pairwise
 
-    D = np.asarray(wtraj.pairwise(X, metric=metric), dtype=np.float64)
+    D = np.asarray(
+        pairwise(
+            X, metric=metric, backend=options.backend,
+            memory_budget=options.memory_budget, progress=options.progress,
+        ),
+        dtype=np.float64,
+    )
     # the kernels' tiles may differ in the last bits between (i, j) and (j, i)
     D = 0.5 * (D + D.T)
     np.fill_diagonal(D, 0.0)
     return D
+
+
+def prepare_nodes(X: Any, metric: str, minimum: int, question: str, options: PassOptions) -> Nodes:
+    """The prelude of every analysis: distances, identical checkpoints collapsed, enough of them.
+
+    Raises
+    ------
+    ValueError
+        Fewer than ``minimum`` distinct checkpoints, or a bad distance matrix.
+    """
+    nodes = distinct_nodes(distance_matrix(X, metric, options=options))
+    require_nodes(nodes, minimum, question)
+    return nodes
+
+
+def check_int(
+    value: Any, name: str, minimum: int, maximum: int | None = None, maximum_is: str = ""
+) -> int:
+    """``value`` as an int in ``[minimum, maximum]``: TypeError for a non-int, ValueError outside.
+
+    ``maximum_is`` says what the maximum stands for in the message ("the number of checkpoints").
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}.")
+    if maximum is None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {value}.")
+    if maximum is not None and not minimum <= value <= maximum:
+        upper = f"{maximum_is} ({maximum})" if maximum_is else str(maximum)
+        raise ValueError(f"{name} must lie between {minimum} and {upper}; got {value}.")
+    return int(value)
+
+
+def check_labels(labels: Any, n: int, what: str = "checkpoint") -> np.ndarray:
+    """``labels`` as an int array of shape ``(n,)``, one run per {what}; ValueError otherwise."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be an int array of shape ({n},), one run per {what}; "
+            f"got dtype {labels.dtype}, shape {labels.shape}."
+        )
+    return labels
+
+
+def check_positive(value: Any, name: str) -> float:
+    """``value`` as a positive float: TypeError for a non-number, ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}.")
+    if not value > 0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a positive number; got {value!r}.")
+    return float(value)
 
 
 def check_distance_matrix(D: Any, *, name: str = "X") -> np.ndarray:

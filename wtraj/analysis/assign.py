@@ -11,11 +11,12 @@ steps away from every known checkpoint.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-from wtraj.analysis._distances import distance_matrix, distinct_nodes
+from wtraj.analysis._distances import PassOptions, check_labels, check_positive, distance_matrix, distinct_nodes
 from wtraj.analysis.ordering import order_nodes
 
 DEFAULT_MAX_RATIO = 1.5
@@ -46,13 +47,17 @@ def assign(
     *,
     metric: str = "euclidean",
     max_ratio: float = DEFAULT_MAX_RATIO,
+    backend: str | None = None,
+    memory_budget: int | str | None = None,
+    progress: bool | None = None,
 ) -> tuple[Any, Any]:
     """Which known run a new checkpoint belongs to, or -1 for none.
 
     Parameters
     ----------
-    new_checkpoint : array_like, shape (D,) or (M, D)
-        One checkpoint (flattened weights) or M of them. With
+    new_checkpoint : array_like of shape (D,) or (M, D), path(s) or checkpoint set
+        One checkpoint (flattened weights, or one checkpoint file) or M of
+        them (rows, a list of files, a folder, :func:`wtraj.open`). With
         ``metric="precomputed"``: their distances to the rows of ``X``,
         shape (N,) or (M, N).
     X : array_like, path, checkpoint set or ndarray of shape (N, N)
@@ -66,6 +71,8 @@ def assign(
     max_ratio : float
         How far, in steps of the nearest run, a checkpoint may lie and still
         belong to it (module docstring).
+    backend, memory_budget, progress
+        The passes over the data that compute the distances, as in :func:`wtraj.pairwise`.
 
     Returns
     -------
@@ -80,17 +87,12 @@ def assign(
         Labels of the wrong shape, shapes that do not match, a non-positive
         ``max_ratio`` or a bad distance matrix.
     """
-    if not isinstance(max_ratio, (int, float)) or not max_ratio > 0:
-        raise ValueError(f"max_ratio must be a positive number; got {max_ratio!r}.")
-    D = distance_matrix(X, metric)
+    max_ratio = check_positive(max_ratio, "max_ratio")
+    options = PassOptions(backend, memory_budget, progress)
+    D = distance_matrix(X, metric, options=options)
     n = D.shape[0]
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be an int array of shape ({n},), one run per known checkpoint; "
-            f"got dtype {labels.dtype}, shape {labels.shape}."
-        )
-    to_known, single = _distances_to_known(new_checkpoint, X, metric, n)
+    labels = check_labels(labels, n, "known checkpoint")
+    to_known, single = _distances_to_known(new_checkpoint, X, metric, n, options)
     nearest = np.argmin(to_known, axis=1)
     distance = to_known[np.arange(to_known.shape[0]), nearest]
     scale = local_steps(D, labels)[nearest]
@@ -100,8 +102,14 @@ def assign(
     return run, distance
 
 
-def _distances_to_known(new_checkpoint: Any, X: Any, metric: str, n: int) -> tuple[np.ndarray, bool]:
+def _distances_to_known(
+    new_checkpoint: Any, X: Any, metric: str, n: int, options: PassOptions
+) -> tuple[np.ndarray, bool]:
     """``(M, N)`` distances from the new checkpoints to the known ones, and whether M was a single row."""
+    if metric != "precomputed" and not _is_rows(new_checkpoint):
+        # files, folders, checkpoint sets: read like X; one file is one checkpoint
+        single = isinstance(new_checkpoint, (str, os.PathLike)) and not os.path.isdir(new_checkpoint)
+        return _pairwise(new_checkpoint, X, metric, options), single
     if hasattr(new_checkpoint, "detach"):
         new_checkpoint = new_checkpoint.detach().cpu().numpy()
     new = np.asarray(new_checkpoint)
@@ -120,6 +128,23 @@ def _distances_to_known(new_checkpoint: Any, X: Any, metric: str, n: int) -> tup
         if not np.all(np.isfinite(rows)) or np.any(rows < 0):
             raise ValueError("new_checkpoint distances must be finite and non-negative.")
         return rows.astype(np.float64), single
-    import wtraj
+    return _pairwise(rows, X, metric, options), single
 
-    return np.asarray(wtraj.pairwise(rows, X, metric=metric), dtype=np.float64), single
+
+def _is_rows(value: Any) -> bool:
+    """Whether ``value`` holds numbers (an array, a tensor, nested lists), not files or a checkpoint set."""
+    if hasattr(value, "detach") or isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, (list, tuple)):
+        return not value or _is_rows(value[0]) or isinstance(value[0], (int, float, np.number))
+    return isinstance(value, (int, float, np.number))
+
+
+def _pairwise(new: Any, X: Any, metric: str, options: PassOptions) -> np.ndarray:
+    from wtraj.distances import pairwise
+
+    distances = pairwise(
+        new, X, metric=metric, backend=options.backend,
+        memory_budget=options.memory_budget, progress=options.progress,
+    )
+    return np.asarray(distances, dtype=np.float64)

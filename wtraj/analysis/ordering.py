@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from wtraj.analysis._distances import distance_matrix, distinct_nodes, require_nodes
+from wtraj.analysis._distances import PassOptions, check_int, prepare_nodes
 from wtraj.analysis._tour import shortest_path_order, window_refine
 
 # lags (in checkpoints) that the refinement compares; 12 resolves the
@@ -116,6 +116,9 @@ def order_checkpoints(
     metric: str = "euclidean",
     return_confidence: bool = False,
     window: int = DEFAULT_WINDOW,
+    backend: str | None = None,
+    memory_budget: int | str | None = None,
+    progress: bool | None = None,
 ):
     """Recover the training order of the checkpoints of one run, earliest first.
 
@@ -133,6 +136,8 @@ def order_checkpoints(
     window : int
         How many checkpoints before and after each one the refinement of the
         order compares (see Notes).
+    backend, memory_budget, progress
+        The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
     Returns
     -------
@@ -169,14 +174,9 @@ def order_checkpoints(
         Fewer than 3 distinct checkpoints (the direction needs two steps to
         compare), a bad distance matrix, or ``window < 1``.
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
-        raise TypeError(f"window must be an int; got {type(window).__name__}.")
-    if window < 1:
-        raise ValueError(f"window must be at least 1; got {window}.")
-    D = distance_matrix(X, metric)
-    nodes = distinct_nodes(D)
-    require_nodes(nodes, 3, "order_checkpoints")
-    node_order, direction = order_nodes(nodes.D, int(window))
+    window = check_int(window, "window", 1)
+    nodes = prepare_nodes(X, metric, 3, "order_checkpoints", PassOptions(backend, memory_budget, progress))
+    node_order, direction = order_nodes(nodes.D, window)
     order = nodes.rows_of(node_order)
     if return_confidence:
         return order, direction.confidence

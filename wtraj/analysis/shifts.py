@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from wtraj.analysis._distances import distance_matrix, distinct_nodes, require_nodes
+from wtraj.analysis._distances import (
+    PassOptions,
+    check_int,
+    check_labels,
+    check_positive,
+    prepare_nodes,
+)
+from wtraj.analysis._geometry import turning_angle
 from wtraj.analysis.ordering import order_nodes
 
 DEFAULT_THRESHOLD = 0.5
@@ -74,17 +81,6 @@ class ShiftEvent:
     turning_angle: float
 
 
-def turning_angle(a: float, b: float, c: float) -> float:
-    """Turning angle between consecutive steps of lengths ``a`` and ``b`` whose ends are ``c`` apart.
-
-    Law of cosines on the triangle of three checkpoints, from distances only.
-    """
-    if a == 0.0 or b == 0.0:
-        return math.nan
-    cosine = (c * c - a * a - b * b) / (2.0 * a * b)
-    return math.acos(min(1.0, max(-1.0, cosine)))
-
-
 def run_events(
     D: np.ndarray, order: np.ndarray, threshold: float, baseline: int
 ) -> list[tuple[int, str, float, float]]:
@@ -119,7 +115,7 @@ def run_events(
                 previous = (i, kind)
                 continue
             events.pop()
-        angle = turning_angle(steps[i - 1], steps[i], D[order[i - 1], order[i + 1]])
+        angle = float(turning_angle(steps[i - 1], steps[i], D[order[i - 1], order[i + 1]]))
         position = i + 1 if kind == "shift" else i
         events.append((position, kind, score, angle))
         previous = (i, kind)
@@ -133,6 +129,9 @@ def detect_shifts(
     metric: str = "euclidean",
     threshold: float = DEFAULT_THRESHOLD,
     baseline: int = DEFAULT_BASELINE,
+    backend: str | None = None,
+    memory_budget: int | str | None = None,
+    progress: bool | None = None,
 ) -> list[ShiftEvent]:
     """Checkpoints where a run's step length jumps (data shifts) or drops (learning-rate decay).
 
@@ -152,6 +151,8 @@ def detect_shifts(
         module docstring for the rule).
     baseline : int
         Number of earlier steps whose median a step is compared with.
+    backend, memory_budget, progress
+        The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
     Returns
     -------
@@ -165,32 +166,26 @@ def detect_shifts(
         Fewer than 4 distinct checkpoints in all, labels of the wrong shape,
         a non-positive threshold or baseline, or a bad distance matrix.
     """
-    if not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be a positive number; got {threshold!r}.")
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, np.integer)) or baseline < 1:
-        raise ValueError(f"baseline must be a positive int; got {baseline!r}.")
-    D = distance_matrix(X, metric)
-    nodes = distinct_nodes(D)
-    require_nodes(nodes, MIN_RUN_NODES, "detect_shifts")
+    threshold = check_positive(threshold, "threshold")
+    baseline = check_int(baseline, "baseline", 1)
+    options = PassOptions(backend, memory_budget, progress)
+    nodes = prepare_nodes(X, metric, MIN_RUN_NODES, "detect_shifts", options)
     if labels is None:
         from wtraj.analysis.separation import separate_nodes
 
         node_labels, _ = separate_nodes(nodes.D, None)
         labels = node_labels[nodes.node_of]
-    labels = np.asarray(labels)
-    if labels.shape != (D.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be an int array of shape ({D.shape[0]},), one run per checkpoint; "
-            f"got dtype {labels.dtype}, shape {labels.shape}."
-        )
+    labels = check_labels(labels, nodes.n_rows)
     events = []
     for run in np.unique(labels):
+        # the run's distinct checkpoints, each reported at its first row in the run
         rows = np.flatnonzero(labels == run)
-        run_nodes = distinct_nodes(D[np.ix_(rows, rows)])
-        if run_nodes.D.shape[0] < MIN_RUN_NODES:
+        run_nodes, first = np.unique(nodes.node_of[rows], return_index=True)
+        if run_nodes.shape[0] < MIN_RUN_NODES:
             continue
-        order, _ = order_nodes(run_nodes.D)
-        for position, kind, score, angle in run_events(run_nodes.D, order, threshold, baseline):
-            row = int(rows[run_nodes.representative[order[position]]])
+        D = nodes.D[np.ix_(run_nodes, run_nodes)]
+        order, _ = order_nodes(D)
+        for position, kind, score, angle in run_events(D, order, threshold, baseline):
+            row = int(rows[first[order[position]]])
             events.append(ShiftEvent(row, int(run), position, kind, score, angle))
     return events

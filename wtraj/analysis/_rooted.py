@@ -1,0 +1,269 @@
+"""Stages 2 and 3 of run separation: the start of a group of runs, their number, the runs.
+
+2. **How many runs share a start** (one component), and which checkpoint is
+   the start. Runs from one start leave it with first steps of about one
+   length, while a run's second checkpoint lies about twice as far out,
+   however long its steps become later: ``k`` is the number of checkpoints
+   within ``FIRST_STEP_RATIO`` times the start's shortest first step. The
+   root is, among both ends of the component's seriation and the checkpoint
+   farthest from its nearest neighbour, the one from which steps shrink the
+   most (pooled Mann-Kendall trend of step length) along its runs' chains;
+   a candidate whose first checkpoints lie on opposite sides of it (more than
+   ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
+   covers are solved in :mod:`wtraj.analysis._cover`.
+3. **The runs themselves** are ``k`` chains from that root in two steps.
+   First the chains of least squared step, each credited ``REACH`` times the
+   squared distance from the root at which it ends (else ending a chain early
+   and carrying its run's later checkpoints on a sibling's chain may cost
+   less), rising in progress over ``CHAIN_PROGRESS_NEIGHBOURS`` neighbours.
+   These chains have one checkpoint per stage of training but may swap runs;
+   :mod:`wtraj.analysis._relink` then reassigns checkpoints and continuations
+   between the chains, position by position, to the least total squared
+   distance over all pairs up to ``RELINK_WINDOW`` positions apart.
+
+Measurements behind each constant: bench/RESULTS.md, "Analysis constants".
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from wtraj.analysis._cover import ChainCovers
+from wtraj.analysis._geometry import angle_opposite
+from wtraj.analysis._relink import relink_chains
+from wtraj.analysis._tour import nearest_neighbours
+from wtraj.analysis._tree import minimum_spanning_tree
+from wtraj.analysis.ordering import order_nodes, segmented_trend_z
+
+# first steps of runs from one start at a wider angle than this lie on
+# opposite sides of it: the candidate is inside a run
+OPPOSITE_ANGLE = np.radians(120.0)
+# neighbours that define progress (geodesic distance from the root)
+PROGRESS_NEIGHBOURS = 3
+# candidate successors per checkpoint in the chain cover, besides one per run
+# from the same start (cover_width): enough to reach a run's next checkpoint
+# past the same-time checkpoints of its siblings
+COVER_NEIGHBOURS = 20
+# most extra candidates for siblings: bounds the neighbour table (N x 220)
+MAX_SIBLING_NEIGHBOURS = 200
+# the runs' chains rise in geodesic progress over this many neighbours (over
+# fewer, a sibling's shorter path late in training may forbid a run's own step)
+CHAIN_PROGRESS_NEIGHBOURS = 10
+# credit per squared distance from the start at which a run's chain ends
+REACH = 0.3
+# pairs of checkpoints at most this many positions apart on a chain decide
+# which continuation is whose: a run's early offset shows only summed over many
+RELINK_WINDOW = 16
+# runs that share a start leave it with first steps of about one length; a
+# chain that starts at a run's second checkpoint starts about twice as far out
+FIRST_STEP_RATIO = 1.5
+
+
+def geodesic_progress(D: np.ndarray, root: int, neighbours: np.ndarray) -> np.ndarray:
+    """Shortest-path distance from ``root`` over a nearest-neighbour graph.
+
+    ``neighbours`` (N, k) holds each checkpoint's k nearest, closest first.
+
+    Along a run, the path to a later checkpoint passes its predecessors, so
+    progress grows along every run, also where a data shift turns the run
+    back towards its start. Where the neighbour graph falls apart, the
+    minimum spanning tree edges between its pieces join it.
+    """
+    n = D.shape[0]
+    if n == 1:
+        return np.zeros(1)
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    cols = neighbours.ravel()
+    # the sparse graph reads stored zeros as missing edges; distinct checkpoints have D > 0
+    graph = coo_matrix((D[rows, cols], (rows, cols)), shape=(n, n)).tocsr()
+    n_pieces, piece = connected_components(graph, directed=False)
+    if n_pieces > 1:
+        tree, _ = minimum_spanning_tree(np.ascontiguousarray(D))
+        joins = np.flatnonzero((tree >= 0) & (piece != piece[np.maximum(tree, 0)]))
+        rows = np.concatenate([rows, joins])
+        cols = np.concatenate([cols, tree[joins]])
+        graph = coo_matrix((D[rows, cols], (rows, cols)), shape=(n, n)).tocsr()
+    return dijkstra(graph, directed=False, indices=root)
+
+
+def _nearest(neighbours: np.ndarray | None, k: int) -> np.ndarray | None:
+    """The ``k`` nearest of each checkpoint, from a longer table sorted closest first."""
+    return None if neighbours is None else neighbours[:, :k]
+
+
+class Rooted:
+    """Chain covers of one component from one candidate root."""
+
+    def __init__(self, D: np.ndarray, root: int, neighbours: np.ndarray | None):
+        """``neighbours``: each node's nearest, closest first, as many as ``cover_width`` of the count."""
+        self.D = D
+        self.root = root
+        self.count = first_step_count(D, root)
+        self.progress = geodesic_progress(D, root, _nearest(neighbours, PROGRESS_NEIGHBOURS))
+        self.neighbours = _nearest(neighbours, cover_width(self.count))
+        self._covers: dict[int, tuple[np.ndarray, float]] = {}
+        self._reach_chains: dict[int, np.ndarray] = {}
+        self._growing = ChainCovers(D, self.progress, root, self.neighbours) if D.shape[0] > 1 else None
+
+    @property
+    def max_chains(self) -> int:
+        return self.D.shape[0]
+
+    def cover(self, k: int) -> tuple[np.ndarray, float]:
+        """Chain of each node and the cost, for ``k`` chains (at most ``max_chains``)."""
+        n = self.D.shape[0]
+        if k == n:
+            # every checkpoint a run of its own: no steps
+            return np.arange(n, dtype=np.int64), 0.0
+        if k not in self._covers:
+            self._covers[k] = self._growing.cover(k)
+        return self._covers[k]
+
+    @cached_property
+    def chain_progress(self) -> np.ndarray:
+        """Progress the runs' chains rise in (over ``CHAIN_PROGRESS_NEIGHBOURS``)."""
+        return geodesic_progress(self.D, self.root, _nearest(self.neighbours, CHAIN_PROGRESS_NEIGHBOURS))
+
+    def reach_chains(self, k: int) -> np.ndarray:
+        """The chains of least squared step credited for reach (module docstring, stage 3)."""
+        if k == 1 or k == self.D.shape[0]:
+            return self.cover(k)[0]
+        if k not in self._reach_chains:
+            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH)
+            self._reach_chains[k] = covers.cover(k)[0]
+        return self._reach_chains[k]
+
+    def runs(self, k: int) -> np.ndarray:
+        """Run of each node for ``k`` runs (module docstring, stage 3)."""
+        if k == 1 or k == self.D.shape[0]:
+            return self.cover(k)[0]
+        return relink_chains(
+            self.D, self.reach_chains(k), self.chain_progress, self.root, self.neighbours, RELINK_WINDOW
+        )
+
+    def best_k(self) -> int:
+        """The number of runs (module docstring, stage 2).
+
+        The first checkpoint of each run (:func:`first_step_count`).
+        """
+        return self.count
+
+    def trend(self, k: int) -> float:
+        """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking).
+
+        The chains credited for reach: the chains of least squared step alone
+        may weave one chain through all the runs and leave the others a
+        single checkpoint each (runs from one start after a learning-rate cut).
+        """
+        chain, progress = self.reach_chains(k), self.chain_progress
+        s_total, variance_total = 0.0, 0.0
+        for c in range(k):
+            members = np.flatnonzero(chain == c)
+            members = members[members != self.root]
+            path = np.concatenate([[self.root], members[np.argsort(progress[members])]])
+            steps = np.log(np.maximum(self.D[path[:-1], path[1:]], np.finfo(float).tiny))
+            z = segmented_trend_z(steps)
+            # weigh each chain's z by its standard deviation under no trend
+            n = steps.shape[0]
+            sd = np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+            s_total += z * sd
+            variance_total += sd**2
+        return s_total / np.sqrt(variance_total) if variance_total > 0 else 0.0
+
+
+def first_step_count(D: np.ndarray, root: int) -> int:
+    """Checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root`` as its nearest one."""
+    if D.shape[0] == 1:
+        return 1
+    first_steps = np.delete(D[root], root)
+    return int(np.count_nonzero(first_steps <= FIRST_STEP_RATIO * first_steps.min()))
+
+
+def cover_width(n_runs: int) -> int:
+    """Candidate successors per checkpoint in the chain covers of ``n_runs`` runs from one start.
+
+    A run's next checkpoint lies past the same-stage checkpoints of its
+    siblings: one candidate more per run, up to ``MAX_SIBLING_NEIGHBOURS``.
+    """
+    return COVER_NEIGHBOURS + min(n_runs, MAX_SIBLING_NEIGHBOURS)
+
+
+def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
+    """Whether no two of the ``count`` checkpoints nearest ``root`` lie on opposite sides of it.
+
+    Runs from one start leave it in about one direction (toy runs:
+    siblings' first steps about 18 degrees apart); from a checkpoint in the
+    middle of a run, its run goes on both ways (about 155 degrees).
+    Opposite: an angle over ``OPPOSITE_ANGLE``.
+    """
+    if count < 2:
+        return True
+    first = np.argsort(D[root], kind="stable")[1 : count + 1]
+    a = D[root, first]
+    angles = angle_opposite(a[:, None], a[None, :], D[np.ix_(first, first)])
+    return bool(np.nanmax(angles) <= OPPOSITE_ANGLE)
+
+
+def rooted_component(D: np.ndarray) -> Rooted:
+    """The component's start: the candidate the chains' steps shrink from the most.
+
+    Candidates: both ends of the component's seriation and the checkpoint
+    farthest from its nearest neighbour.
+    """
+    n = D.shape[0]
+    neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
+    if n < 3:
+        return Rooted(D, 0, neighbours)
+    order, _ = order_nodes(D)
+    # where runs share a start, their seriation may zigzag between them and
+    # miss the start; the start is also the checkpoint farthest from its
+    # nearest neighbour (the first step of training is among the longest)
+    isolated = int(np.argmax(D[np.arange(n), neighbours[:, 0]]))
+    starts = dict.fromkeys([int(order[0]), int(order[-1]), isolated])
+    width = cover_width(max(first_step_count(D, start) for start in starts))
+    if width > neighbours.shape[1]:
+        neighbours = nearest_neighbours(D, width)
+    candidates = [Rooted(D, start, neighbours) for start in starts]
+    # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
+    candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
+    # ties keep the seriation's own choice of start (the first candidate)
+    return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
+
+
+def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
+    """Parent of each node of a component, as an index into the component (root: -1).
+
+    Each chain is put in training order by seriation (with the root, which
+    fixes its direction); a chain's first checkpoint hangs from the nearest
+    checkpoint clearly behind it (progress lower by at least half their
+    distance): the shared start, or the checkpoint a fine-tune branched from.
+    """
+    D, progress, root = component.D, component.progress, component.root
+    local = np.full(D.shape[0], -1, dtype=np.int64)
+    for c in np.unique(chain):
+        members = np.flatnonzero(chain == c)
+        members = members[members != root]
+        if members.shape[0] == 0:
+            continue
+        with_root = np.concatenate([[root], members])
+        if with_root.shape[0] >= 3:
+            order = with_root[order_nodes(D[np.ix_(with_root, with_root)])[0]]
+            if order[-1] == root:
+                order = order[::-1]
+            order = order[order != root]
+        else:
+            order = members
+        head = int(order[0])
+        behind = progress[head] - progress >= 0.5 * D[head]
+        behind[head] = False
+        behind[root] = True
+        candidates = np.flatnonzero(behind)
+        local[head] = int(candidates[np.argmin(D[head, candidates])])
+        local[order[1:]] = order[:-1]
+    return local
+
+
