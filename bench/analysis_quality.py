@@ -127,16 +127,27 @@ def independent_runs(runs):
     return [r for r in runs if r.meta["group"] is None and r.meta["parent"] is None]
 
 
+def pools(runs, split):
+    """Runs of one part of the zoo that can be stacked: one list per architecture (parameter count)."""
+    by_width = defaultdict(list)
+    for r in runs:
+        if r.meta["split"] == split:
+            by_width[r.weights.shape[1]].append(r)
+    return list(by_width.values())
+
+
 def evaluate_mixes(runs, rows, seed_set):
     for split in SPLITS:
-        pool = [r for r in independent_runs(runs) if r.meta["split"] == split]
-        order = np.random.default_rng(seed_set).permutation(len(pool))
-        for start in range(0, len(pool), MIX_SIZE):
-            case = [pool[i] for i in order[start : start + MIX_SIZE]]
-            if len(case) < 2:
-                continue
-            ari, k, merged = separation_case(case, seed=start)
-            rows["mixed"].append(dict(split=split, runs=len(case), ari=ari, k=k, merged=merged))
+        for pool in pools(independent_runs(runs), split):
+            order = np.random.default_rng(seed_set).permutation(len(pool))
+            for start in range(0, len(pool), MIX_SIZE):
+                case = [pool[i] for i in order[start : start + MIX_SIZE]]
+                if len(case) < 2:
+                    continue
+                ari, k, merged = separation_case(case, seed=start)
+                rows["mixed"].append(
+                    dict(split=split, runs=[r.id for r in case], ari=ari, k=k, merged=merged)
+                )
 
 
 def evaluate_groups(runs, rows):
@@ -199,30 +210,31 @@ def evaluate_shifts(runs, rows):
 
 def evaluate_assignment(runs, rows, seed_set):
     for split in SPLITS:
-        pool = [r for r in independent_runs(runs) if r.meta["split"] == split and r.weights.shape[0] >= 12]
-        order = np.random.default_rng(100 + seed_set).permutation(len(pool))
-        known = [pool[i] for i in order[:MIX_SIZE]]
-        unseen = [pool[i] for i in order[MIX_SIZE:]]
-        if len(known) < 2:
-            continue
-        kept, held, labels = [], [], []
-        for t, r in enumerate(known):
-            n = r.weights.shape[0]
-            out = np.unique(np.linspace(1, n - 1, HELD_OUT_ROWS + 2).round().astype(int)[1:-1])
-            inside = np.setdiff1d(np.arange(n), out)
-            kept.append(r.weights[inside])
-            labels.append(np.full(inside.shape[0], t))
-            held.append((t, r.weights[out]))
-        X = np.concatenate(kept)
-        labels = np.concatenate(labels)
-        for t, rows_out in held:
-            assigned, _ = wtraj.assign(rows_out, X, labels)
-            rows["assign_known"].append(dict(split=split, right=int(np.sum(assigned == t)), total=len(assigned)))
-        for r in unseen:
-            assigned, _ = wtraj.assign(r.weights, X, labels)
-            rows["assign_unseen"].append(
-                dict(split=split, right=int(np.sum(assigned == -1)), total=len(assigned))
-            )
+        for pool in pools(independent_runs(runs), split):
+            pool = [r for r in pool if r.weights.shape[0] >= 12]
+            order = np.random.default_rng(100 + seed_set).permutation(len(pool))
+            known = [pool[i] for i in order[:MIX_SIZE]]
+            unseen = [pool[i] for i in order[MIX_SIZE:]]
+            if len(known) < 2 or not unseen:
+                continue
+            kept, held, labels = [], [], []
+            for t, r in enumerate(known):
+                n = r.weights.shape[0]
+                out = np.unique(np.linspace(1, n - 1, HELD_OUT_ROWS + 2).round().astype(int)[1:-1])
+                inside = np.setdiff1d(np.arange(n), out)
+                kept.append(r.weights[inside])
+                labels.append(np.full(inside.shape[0], t))
+                held.append((t, r.weights[out]))
+            X = np.concatenate(kept)
+            labels = np.concatenate(labels)
+            for t, rows_out in held:
+                assigned, _ = wtraj.assign(rows_out, X, labels)
+                rows["assign_known"].append(dict(split=split, right=int(np.sum(assigned == t)), total=len(assigned)))
+            for r in unseen:
+                assigned, _ = wtraj.assign(r.weights, X, labels)
+                rows["assign_unseen"].append(
+                    dict(split=split, right=int(np.sum(assigned == -1)), total=len(assigned))
+                )
 
 
 def shift_counts(shift_rows, threshold):
@@ -322,6 +334,9 @@ def failures(rows) -> list[str]:
     out += [f"ordering {r['run']}: tau {r['tau']:.4f} confidence {r['confidence']:.3f}"
             for r in rows["ordering"] if r["tau"] < 0.99]
     out += [f"split {r['run']}: {r['k']} runs" for r in rows["single"] if r["k"] > 1]
+    out += [f"mix ARI {r['ari']:.3f} k {r['k']} merged {r['merged']}: {' '.join(r['runs'])}"
+            for r in rows["mixed"] if r["ari"] < 0.98 or r["merged"]]
+    out += [f"group {r['group']}: ARI {r['ari']:.3f} k {r['k']} of {r['runs']}" for r in rows["groups"] if r["ari"] < 0.95]
     out += [f"finetune family of {r['parent']}: ARI {r['ari']:.3f}" for r in rows["finetunes"] if r["ari"] < 0.98]
     out += [f"branch {r['run']}: missed" for r in rows["branches"] if not r["ok"]]
     return out

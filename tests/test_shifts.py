@@ -62,12 +62,26 @@ def test_given_labels_are_used():
     assert [(e.run, e.index) for e in shifts] == [(1, 26 + SHIFT_AT["shift_invert"] + 1)]
 
 
+def _path_distances(points: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(points[:, None] - points[None, :], axis=-1)
+
+
 def test_consecutive_long_steps_are_one_event():
-    # one checkpoint every unit along a line, then two long steps, then short ones
-    position = np.concatenate([np.arange(8.0), [30.0, 50.0], 50.0 + np.arange(1, 6)])
-    D = np.abs(position[:, None] - position[None, :])
-    events = run_events(D, np.arange(position.shape[0]), 0.5, 3)
+    # one checkpoint every unit along x, then two long steps at a right angle, then short ones
+    x = np.concatenate([np.arange(8.0), np.full(7, 7.0)])
+    y = np.concatenate([np.zeros(8), [23.0, 43.0], 43.0 + np.arange(1, 6)])
+    D = _path_distances(np.stack([x, y], axis=1))
+    events = run_events(D, np.arange(x.shape[0]), 0.5, 3)
     assert [(p, kind) for p, kind, _, _ in events] == [(8, "shift")]
+    assert events[0][3] == pytest.approx(math.pi / 2)
+
+
+def test_longer_steps_straight_on_are_no_shift():
+    # a warm-up, or a sparser checkpoint cadence: steps grow 4x, the path goes on straight
+    position = np.concatenate([np.arange(8.0), 7.0 + 4.0 * np.arange(1, 6)])
+    D = _path_distances(np.stack([position, np.zeros_like(position)], axis=1))
+    events = run_events(D, np.arange(position.shape[0]), 0.5, 3)
+    assert [kind for _, kind, _, _ in events] == []
 
 
 def test_turning_angle_from_distances():

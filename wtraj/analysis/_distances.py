@@ -12,6 +12,7 @@ before any algorithm runs; :class:`Nodes` maps results back to every row.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,15 +78,60 @@ def distance_matrix(
     return D
 
 
-def prepare_nodes(X: Any, metric: str, minimum: int, question: str, options: PassOptions) -> Nodes:
-    """The prelude of every analysis: distances, identical checkpoints collapsed, enough of them.
+def distances_and_norms(
+    X: Any, metric: str, options: PassOptions, norms: Any = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The distance matrix of ``X`` and, where they can be had, the checkpoints' norms.
+
+    Euclidean distances of data come with the norms from the same pass
+    (:func:`wtraj.trajectory_stats`); a precomputed matrix comes with the
+    ``norms`` the caller gives, or none.
+    """
+    if metric == "precomputed":
+        D = check_distance_matrix(X)
+        return D, None if norms is None else check_norms(norms, D.shape[0])
+    if norms is not None:
+        raise ValueError('norms are given only with metric="precomputed"; data bring their own.')
+    if metric != "euclidean":
+        return distance_matrix(X, metric, options=options), None
+    from wtraj.stats import trajectory_stats
+
+    with warnings.catch_warnings():
+        # the pass also finds turning angles; repeated checkpoints leave some undefined, which is no news here
+        warnings.filterwarnings("ignore", message=".*turning angle", category=RuntimeWarning)
+        stats = trajectory_stats(
+            X, backend=options.backend, memory_budget=options.memory_budget, progress=options.progress
+        )
+    D = 0.5 * (stats.distances + stats.distances.T)
+    np.fill_diagonal(D, 0.0)
+    return D, np.asarray(stats.norms, dtype=np.float64)
+
+
+def check_norms(norms: Any, n: int) -> np.ndarray:
+    """``norms`` as a finite, non-negative float64 array of shape ``(n,)``; ValueError otherwise."""
+    norms = np.asarray(norms)
+    if norms.shape != (n,) or not np.issubdtype(norms.dtype, np.number):
+        raise ValueError(
+            f"norms must hold one number per checkpoint, shape ({n},); got dtype {norms.dtype}, "
+            f"shape {norms.shape}."
+        )
+    norms = norms.astype(np.float64)
+    if not np.all(np.isfinite(norms)) or np.any(norms < 0):
+        raise ValueError("norms must be finite and non-negative.")
+    return norms
+
+
+def prepare_nodes(
+    X: Any, metric: str, minimum: int, question: str, options: PassOptions, norms: Any = None
+) -> Nodes:
+    """The prelude of every analysis: distances (and norms), identical checkpoints collapsed, enough of them.
 
     Raises
     ------
     ValueError
         Fewer than ``minimum`` distinct checkpoints, or a bad distance matrix.
     """
-    nodes = distinct_nodes(distance_matrix(X, metric, options=options))
+    nodes = distinct_nodes(*distances_and_norms(X, metric, options, norms))
     require_nodes(nodes, minimum, question)
     return nodes
 
@@ -197,11 +243,15 @@ class Nodes:
         For each node, the first row of ``X`` that holds it.
     node_of : ndarray, shape (N,), int64
         For each row of ``X``, its node.
+    norms : ndarray, shape (M,), float64, or None
+        Euclidean norm of each node's weights, where known (see
+        :func:`distances_and_norms`).
     """
 
     D: np.ndarray
     representative: np.ndarray
     node_of: np.ndarray
+    norms: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -215,8 +265,8 @@ class Nodes:
         return np.concatenate([by_node[a:b] for a, b in zip(starts, stops)]).astype(np.int64)
 
 
-def distinct_nodes(D: np.ndarray) -> Nodes:
-    """Collapse identical checkpoints (zero distance) of ``D`` into single nodes."""
+def distinct_nodes(D: np.ndarray, norms: np.ndarray | None = None) -> Nodes:
+    """Collapse identical checkpoints (zero distance) of ``D`` into single nodes (``norms`` of the rows too)."""
     n = D.shape[0]
     scale = float(D.max()) if n else 0.0
     tolerance = DUPLICATE_RTOL * scale
@@ -232,8 +282,9 @@ def distinct_nodes(D: np.ndarray) -> Nodes:
     representative = np.asarray(representative, dtype=np.int64)
     if len(representative) == n:
         # no duplicates: share the matrix instead of copying N x N floats
-        return Nodes(D, representative, node_of)
-    return Nodes(D[np.ix_(representative, representative)], representative, node_of)
+        return Nodes(D, representative, node_of, norms)
+    node_norms = None if norms is None else norms[representative]
+    return Nodes(D[np.ix_(representative, representative)], representative, node_of, node_norms)
 
 
 def require_nodes(nodes: Nodes, minimum: int, question: str) -> None:

@@ -37,7 +37,7 @@ from wtraj.analysis._geometry import angle_opposite
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree
-from wtraj.analysis.ordering import order_nodes, segmented_trend_z
+from wtraj.analysis.ordering import order_nodes, rise_from_start
 
 # first steps of runs from one start at a wider angle than this lie on
 # opposite sides of it: the candidate is inside a run
@@ -61,6 +61,12 @@ RELINK_WINDOW = 16
 # runs that share a start leave it with first steps of about one length; a
 # chain that starts at a run's second checkpoint starts about twice as far out
 FIRST_STEP_RATIO = 1.5
+# a checkpoint lies after another when it is farther from the start by at
+# least this fraction of the step between them (siblings: a few per cent)
+AFTER_FRACTION = 0.5
+# a run's second step is about as long as its first, while runs from one start
+# leave it side by side, at a fraction of the first step from each other
+OWN_STEP_FRACTION = 2.0 / 3.0
 
 
 def geodesic_progress(D: np.ndarray, root: int, neighbours: np.ndarray) -> np.ndarray:
@@ -152,35 +158,51 @@ class Rooted:
         """
         return self.count
 
-    def trend(self, k: int) -> float:
-        """Mann-Kendall z of log step length along the chains, from the root (negative: shrinking).
+    def rise(self, k: int) -> float:
+        """How quickly distances rise from the root along its runs' chains (see ``rise_from_start``).
 
-        The chains credited for reach: the chains of least squared step alone
-        may weave one chain through all the runs and leave the others a
-        single checkpoint each (runs from one start after a learning-rate cut).
+        The mean over the chains, each weighed by its checkpoints; from the
+        true start of training distances rise fast and flatten, from any other
+        candidate they do not. The chains credited for reach: the chains of
+        least squared step alone may weave one chain through all the runs.
         """
         chain, progress = self.reach_chains(k), self.chain_progress
-        s_total, variance_total = 0.0, 0.0
+        total, weight = 0.0, 0
         for c in range(k):
             members = np.flatnonzero(chain == c)
             members = members[members != self.root]
+            if members.shape[0] == 0:
+                continue
             path = np.concatenate([[self.root], members[np.argsort(progress[members])]])
-            steps = np.log(np.maximum(self.D[path[:-1], path[1:]], np.finfo(float).tiny))
-            z = segmented_trend_z(steps)
-            # weigh each chain's z by its standard deviation under no trend
-            n = steps.shape[0]
-            sd = np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
-            s_total += z * sd
-            variance_total += sd**2
-        return s_total / np.sqrt(variance_total) if variance_total > 0 else 0.0
+            total += rise_from_start(self.D, path) * members.shape[0]
+            weight += members.shape[0]
+        return total / weight if weight else 0.0
 
 
 def first_step_count(D: np.ndarray, root: int) -> int:
-    """Checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root`` as its nearest one."""
+    """Runs leaving ``root``: its first checkpoints, one per run.
+
+    The checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root``
+    as its nearest one, less those that lie after another of them: a run's
+    next checkpoint is a step of its own away (at least ``OWN_STEP_FRACTION``
+    of the earlier one's distance from the root) and farther from the root by
+    at least ``AFTER_FRACTION`` of that step (training moves away from its
+    start), while runs from one start leave it side by side, closer together.
+    """
     if D.shape[0] == 1:
         return 1
-    first_steps = np.delete(D[root], root)
-    return int(np.count_nonzero(first_steps <= FIRST_STEP_RATIO * first_steps.min()))
+    distance = D[root].copy()
+    distance[root] = np.inf
+    near = np.flatnonzero(distance <= FIRST_STEP_RATIO * distance.min())
+    near = near[np.argsort(distance[near], kind="stable")]
+    firsts = [
+        c for i, c in enumerate(near)
+        if not any(
+            D[e, c] >= OWN_STEP_FRACTION * distance[e] and distance[c] - distance[e] >= AFTER_FRACTION * D[e, c]
+            for e in near[:i]
+        )
+    ]
+    return len(firsts)
 
 
 def cover_width(n_runs: int) -> int:
@@ -209,7 +231,7 @@ def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
 
 
 def rooted_component(D: np.ndarray) -> Rooted:
-    """The component's start: the candidate the chains' steps shrink from the most.
+    """The component's start: the candidate the distances rise from the fastest (``rise_from_start``).
 
     Candidates: both ends of the component's seriation and the checkpoint
     farthest from its nearest neighbour.
@@ -231,7 +253,7 @@ def rooted_component(D: np.ndarray) -> Rooted:
     # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
     candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
-    return min(candidates, key=lambda rooted: rooted.trend(rooted.best_k()))
+    return max(candidates, key=lambda rooted: rise_from_start(D, np.r_[rooted.root, np.arange(n)]))
 
 
 def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ checkpoints (:mod:`wtraj.analysis._tour`), refined so that every checkpoint is
 closer to its predecessors than its successors are, weighing farther lags more
 (noise makes neighbouring late-training checkpoints ambiguous; the drift
 towards farther checkpoints does not). The direction comes from what training
-does to the weights: steps shrink as training converges.
+does to the weights: it moves far from the start early, then wanders near
+the end (:func:`path_direction`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from wtraj.analysis._tour import shortest_path_order, window_refine
 # late-training noise of the toy runs (tau 1.0), larger windows cost O(window^2) per checkpoint
 DEFAULT_WINDOW = 12
 # consecutive steps that differ by more than a factor e^1.1 = 3 start a new
-# phase of training for the direction test
+# phase of training for the trend of step lengths
 LOG_PHASE_JUMP = math.log(3.0)
+# margin of rise_from_start between the two ends that gives full confidence
+# (chosen on the zoo's development part: bench/RESULTS.md, "Analysis constants")
+FULL_MARGIN = 0.1
+# most confidence when the step lengths point the other way
+DISAGREEING_CONFIDENCE = 0.6
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,9 @@ class Direction:
     forward : bool
         True when the path as given runs from start to end.
     confidence : float
-        In [0.5, 1]: ``Phi(|z|)``, the standard normal CDF of the Mann-Kendall
-        trend statistic of the step lengths within phases (see
-        :func:`segmented_trend_z`). 0.5 means the step lengths show
-        no trend (the direction is a guess), 0.975 a trend significant at the
-        5 % level (two-sided).
+        In [0.5, 1]: 0.5 is a guess; see :func:`path_direction`, and the
+        calibration table in bench/RESULTS.md (confidence against the
+        fraction of right directions, on held-out training regimes too).
     z : float
         The Mann-Kendall statistic of step length against position: negative
         when steps shrink along the path as given.
@@ -85,8 +89,28 @@ def segmented_trend_z(log_steps: np.ndarray, jump: float = LOG_PHASE_JUMP) -> fl
     return (s_total - math.copysign(1, s_total)) / math.sqrt(variance_total)
 
 
+def rise_from_start(D: np.ndarray, path: np.ndarray) -> float:
+    """How quickly the distance from ``path[0]`` rises along ``path``: its mean over its maximum, in [0, 1].
+
+    From the start of training the distance rises fast and then flattens
+    (early steps move far and in one direction, late ones wander near the
+    end): a concave curve, mean well above half its maximum. Seen from the
+    end, the same curve is convex. Unlike step lengths, it does not depend on
+    the checkpoint cadence, warm-ups or momentum building up.
+    """
+    distances = D[path[0], path]
+    largest = distances.max()
+    return float(distances.mean() / largest) if largest > 0 else 0.0
+
+
 def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
-    """Decide which end of ``order`` is the start: the end where steps are long.
+    """Decide which end of ``order`` is the start: the end the distance rises fast from.
+
+    The margin ``rise_from_start`` of the first end minus that of the last
+    decides (positive: forward). The confidence grows with the margin, up to
+    1 at ``FULL_MARGIN``; where the trend of step lengths (steps shrink as
+    training converges) points the other way, the evidence disagrees and the
+    confidence stays at most ``DISAGREEING_CONFIDENCE``.
 
     Parameters
     ----------
@@ -94,11 +118,17 @@ def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
     order : ndarray, shape (N,), int
         A seriation of the checkpoints, N >= 3.
     """
+    margin = rise_from_start(D, order) - rise_from_start(D, order[::-1])
     steps = D[order[:-1], order[1:]]
     z = segmented_trend_z(np.log(np.maximum(steps, np.finfo(float).tiny)))
-    confidence = 0.5 * (1.0 + math.erf(abs(z) / math.sqrt(2.0)))
-    # no trend at all (z == 0) keeps the seriation's own orientation
-    return Direction(forward=z <= 0, confidence=confidence, z=z)
+    strength = min(1.0, abs(margin) / FULL_MARGIN)
+    # no margin at all keeps the seriation's own orientation
+    forward = margin >= 0
+    # shrinking steps (z < 0) agree with a forward path
+    agrees = z == 0 or (z < 0) == forward
+    ceiling = 1.0 if agrees else DISAGREEING_CONFIDENCE
+    confidence = 0.5 + (ceiling - 0.5) * strength
+    return Direction(forward=forward, confidence=confidence, z=z)
 
 
 def order_nodes(D: np.ndarray, window: int = DEFAULT_WINDOW) -> tuple[np.ndarray, Direction]:
@@ -155,12 +185,14 @@ def order_checkpoints(
        for ``k = 1 .. window``; lag ``a`` then counts ``a`` times in a move's
        cost change, so a checkpoint is placed by its distances to checkpoints
        farther back and ahead, which SGD noise perturbs the least.
-    2. The start is the end from which step lengths shrink: a Mann-Kendall
-       trend test on the logarithms of the steps along the path, within the
-       phases between jumps of more than 3x (a data shift, a learning-rate
-       step), pooled; the confidence is ``Phi(|z|)``. Runs whose steps grow
-       throughout (a learning-rate warm-up over the whole run) come out
-       backwards, with a confidence that says the evidence is weak.
+    2. The start is the end from which the distance rises fast and then
+       flattens (:func:`rise_from_start`): training moves far early and
+       wanders late, whatever the cadence, warm-up or momentum. The
+       confidence grows with the margin between the two ends, and stays at
+       most 0.6 where the trend of step lengths (a Mann-Kendall test within
+       phases between jumps of more than 3x) points the other way. A
+       fine-tune of a converged model, whose first checkpoints are not
+       special, may come out backwards: with a low confidence.
     3. Identical checkpoints (zero distance) are placed next to each other,
        in row order.
 

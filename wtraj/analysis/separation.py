@@ -24,12 +24,16 @@ import numpy as np
 from wtraj.analysis._distances import Nodes, PassOptions, check_int, prepare_nodes
 from wtraj.analysis._links import connected_parts, find_links
 from wtraj.analysis._rooted import Rooted, chain_parents, rooted_component
+from wtraj.analysis._starts import orthogonal_links
 
 
-def _split(D: np.ndarray, n_trajectories: int | None):
+def _split(D: np.ndarray, n_trajectories: int | None, norms: np.ndarray | None):
     """Components, their chain counts and chain labels for distinct checkpoints."""
     n = D.shape[0]
-    is_link, neighbour, _ = find_links(D)
+    if norms is not None:
+        is_link, neighbour = orthogonal_links(D, norms)
+    else:
+        is_link, neighbour, _ = find_links(D)
     if n_trajectories is not None and is_link.sum() + 1 > n_trajectories:
         # fewer runs asked for than starts found: keep only the longest links
         links = np.flatnonzero(is_link)
@@ -74,9 +78,11 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return rank[np.searchsorted(values, labels)]
 
 
-def separate_nodes(D: np.ndarray, n_trajectories: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Run labels and tree parents (roots: -1) of distinct checkpoints."""
-    members, components, counts = _split(D, n_trajectories)
+def separate_nodes(
+    D: np.ndarray, n_trajectories: int | None, norms: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run labels and tree parents (roots: -1) of distinct checkpoints (``norms``: see ``_starts``)."""
+    members, components, counts = _split(D, n_trajectories, norms)
     n = D.shape[0]
     labels = np.empty(n, dtype=np.int64)
     parent = np.full(n, -1, dtype=np.int64)
@@ -90,8 +96,8 @@ def separate_nodes(D: np.ndarray, n_trajectories: int | None) -> tuple[np.ndarra
     return _renumber(labels), parent
 
 
-def _prepare(X, n_trajectories, metric, question, options: PassOptions) -> tuple[Nodes, int | None]:
-    nodes = prepare_nodes(X, metric, 2, question, options)
+def _prepare(X, n_trajectories, metric, question, options: PassOptions, norms) -> tuple[Nodes, int | None]:
+    nodes = prepare_nodes(X, metric, 2, question, options, norms)
     if n_trajectories is None:
         return nodes, None
     n_trajectories = check_int(n_trajectories, "n_trajectories", 1, nodes.n_rows, "the number of checkpoints")
@@ -108,6 +114,7 @@ def separate_trajectories(
     n_trajectories: int | None = None,
     *,
     metric: str = "euclidean",
+    norms: Any = None,
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
@@ -125,6 +132,13 @@ def separate_trajectories(
     metric : str
         ``"euclidean"`` (default), another :func:`wtraj.pairwise` metric, or
         ``"precomputed"``.
+    norms : array_like, shape (N,), optional
+        With ``metric="precomputed"``: the checkpoints' Euclidean norms (for
+        example ``wtraj.trajectory_stats(X).norms``). Data bring their own
+        (one pass gives distances and norms). With norms, runs from different
+        initialisations are told apart by the near-right angle between them,
+        whatever the optimizer, schedule or checkpoint cadence; without, by
+        step lengths alone (see :mod:`wtraj.analysis._links`).
     backend, memory_budget, progress
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
@@ -154,8 +168,8 @@ def separate_trajectories(
         ``n_trajectories`` is not an int.
     """
     options = PassOptions(backend, memory_budget, progress)
-    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "separate_trajectories", options)
-    labels, _ = separate_nodes(nodes.D, n_trajectories)
+    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "separate_trajectories", options, norms)
+    labels, _ = separate_nodes(nodes.D, n_trajectories, nodes.norms)
     return labels[nodes.node_of]
 
 
@@ -164,6 +178,7 @@ def trajectory_tree(
     n_trajectories: int | None = None,
     *,
     metric: str = "euclidean",
+    norms: Any = None,
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
@@ -178,7 +193,7 @@ def trajectory_tree(
 
     Parameters
     ----------
-    X, n_trajectories, metric, backend, memory_budget, progress
+    X, n_trajectories, metric, norms, backend, memory_budget, progress
         As in :func:`separate_trajectories`.
 
     Returns
@@ -188,8 +203,8 @@ def trajectory_tree(
         first is the tree node, the others have it as parent.
     """
     options = PassOptions(backend, memory_budget, progress)
-    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "trajectory_tree", options)
-    _, parent = separate_nodes(nodes.D, n_trajectories)
+    nodes, n_trajectories = _prepare(X, n_trajectories, metric, "trajectory_tree", options, norms)
+    _, parent = separate_nodes(nodes.D, n_trajectories, nodes.norms)
     return expand_parents(nodes, parent)
 
 
