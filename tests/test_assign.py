@@ -63,3 +63,30 @@ def test_bad_input():
         wtraj.assign(np.ones((1, 1, 3)), X, labels)
     with pytest.raises(ValueError, match="max_ratio"):
         wtraj.assign(X[0], X, labels, max_ratio=0)
+
+
+def test_new_checkpoints_as_files_and_folders(tmp_path):
+    from safetensors.numpy import save_file
+
+    X, labels = known_set()
+    new = weights("init1")[HELD_OUT]
+    known_files = []
+    for i, row in enumerate(X.astype(np.float32)):
+        known_files.append(tmp_path / "known" / f"ckpt_{i:03d}.safetensors")
+        known_files[-1].parent.mkdir(exist_ok=True)
+        save_file({"w": row}, known_files[-1])
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, row in enumerate(new):
+        save_file({"w": row}, folder / f"ckpt_{i:03d}.safetensors")
+    # one file: one checkpoint, scalars back
+    run, distance = wtraj.assign(folder / "ckpt_002.safetensors", tmp_path / "known", labels)
+    assert run == 1 and isinstance(run, int)
+    assert distance == pytest.approx(cdist(new[2:3], X.astype(np.float32).astype(np.float64)).min(), rel=1e-6)
+    # a folder, a list of paths (as strings): one answer per checkpoint
+    assigned, _ = wtraj.assign(folder, known_files, labels)
+    np.testing.assert_array_equal(assigned, 1)
+    assigned, _ = wtraj.assign([str(p) for p in sorted(folder.iterdir())], X, labels)
+    np.testing.assert_array_equal(assigned, 1)
+    with pytest.raises(FileNotFoundError):
+        wtraj.assign(tmp_path / "missing.safetensors", X, labels)

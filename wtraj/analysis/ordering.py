@@ -28,7 +28,7 @@ DEFAULT_WINDOW = 12
 LOG_PHASE_JUMP = math.log(3.0)
 # margin of rise_from_start between the two ends that gives full confidence
 # (chosen on the zoo's development part: bench/RESULTS.md, "Analysis constants")
-FULL_MARGIN = 0.1
+FULL_MARGIN = 0.2
 # most confidence when the step lengths point the other way
 DISAGREEING_CONFIDENCE = 0.6
 
