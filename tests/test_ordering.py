@@ -19,7 +19,8 @@ def test_recovers_order_and_direction_of_real_runs(name):
     tau = kendalltau(permutation[order], np.arange(D.shape[0])).statistic
     # tau >= 0.99 with the right direction: at most one swapped neighbour pair in 26
     assert tau >= 0.99, f"{name}: tau {tau:.4f}, order {permutation[order]}"
-    assert 0.9 <= confidence <= 1.0, f"{name}: confidence {confidence}"
+    # right, and with the evidence agreeing (a disagreement caps the confidence at 0.6)
+    assert 0.6 < confidence <= 1.0, f"{name}: confidence {confidence}"
 
 
 def test_orders_data_directly_through_pairwise():

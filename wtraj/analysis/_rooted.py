@@ -233,19 +233,17 @@ def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
 def rooted_component(D: np.ndarray) -> Rooted:
     """The component's start: the candidate the distances rise from the fastest (``rise_from_start``).
 
-    Candidates: both ends of the component's seriation and the checkpoint
-    farthest from its nearest neighbour.
+    Candidates: both ends of the component's seriation (on the zoo's
+    development part the start was always one of them; a checkpoint far from
+    its nearest neighbour, once a third candidate, is as often the jump of a
+    data shift or a warm-up).
     """
     n = D.shape[0]
     neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
     if n < 3:
         return Rooted(D, 0, neighbours)
     order, _ = order_nodes(D)
-    # where runs share a start, their seriation may zigzag between them and
-    # miss the start; the start is also the checkpoint farthest from its
-    # nearest neighbour (the first step of training is among the longest)
-    isolated = int(np.argmax(D[np.arange(n), neighbours[:, 0]]))
-    starts = dict.fromkeys([int(order[0]), int(order[-1]), isolated])
+    starts = dict.fromkeys([int(order[0]), int(order[-1])])
     width = cover_width(max(first_step_count(D, start) for start in starts))
     if width > neighbours.shape[1]:
         neighbours = nearest_neighbours(D, width)
