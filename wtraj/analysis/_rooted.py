@@ -251,7 +251,7 @@ def rooted_component(D: np.ndarray) -> Rooted:
     # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
     candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
-    return max(candidates, key=lambda rooted: rise_from_start(D, np.r_[rooted.root, np.arange(n)]))
+    return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
 
 
 def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:

@@ -135,6 +135,7 @@ def detect_shifts(
     metric: str = "euclidean",
     threshold: float = DEFAULT_THRESHOLD,
     baseline: int = DEFAULT_BASELINE,
+    norms: Any = None,
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
@@ -157,6 +158,9 @@ def detect_shifts(
         module docstring for the rule).
     baseline : int
         Number of earlier steps whose median a step is compared with.
+    norms : array_like, shape (N,), optional
+        With ``metric="precomputed"`` and no labels: the checkpoints' norms,
+        for :func:`wtraj.separate_trajectories`.
     backend, memory_budget, progress
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
@@ -175,11 +179,11 @@ def detect_shifts(
     threshold = check_positive(threshold, "threshold")
     baseline = check_int(baseline, "baseline", 1)
     options = PassOptions(backend, memory_budget, progress)
-    nodes = prepare_nodes(X, metric, MIN_RUN_NODES, "detect_shifts", options)
+    nodes = prepare_nodes(X, metric, MIN_RUN_NODES, "detect_shifts", options, norms)
     if labels is None:
         from wtraj.analysis.separation import separate_nodes
 
-        node_labels, _ = separate_nodes(nodes.D, None)
+        node_labels, _ = separate_nodes(nodes.D, None, nodes.norms)
         labels = node_labels[nodes.node_of]
     labels = check_labels(labels, nodes.n_rows)
     events = []
