@@ -58,7 +58,26 @@ class ZooRun:
         Training iteration of each row; for a fine-tune, iterations since its
         start (all > 0: its starting point is not among its rows).
     meta : dict
-        What the run is (see :func:`catalogue` and ``zoo_training.train_and_store``).
+        What the run is, JSON-serialisable. A "row" is an index into
+        ``weights``; an event's row is the first row whose weights include
+        an update made under the new regime.
+
+        - ``seed_set``; ``split``: ``"dev"`` or ``"heldout"`` (:data:`HELD_OUT`);
+        - ``family``: ``{"dataset", "arch", "optimizer", "schedule", "cadence"}``;
+        - ``kind``: one of :data:`KINDS`;
+        - ``init_id``: shared by the runs whose row 0 is the same
+          initialisation, bit for bit; a fine-tune's own id;
+        - ``group``: the sibling group, or None;
+        - ``parent``: None, or ``{"run", "row"}`` of the parent checkpoint a
+          fine-tune starts from (not among the fine-tune's rows);
+        - ``shift``: None, or ``{"kind", "strength", "row"}``;
+        - ``spike``: None, or ``{"row"}`` (learning rate x20 for 3 updates);
+        - ``lr_drops``: rows after each x0.1 drop of a step schedule;
+        - ``resume_row``: None, or the first row after the restart (fresh
+          optimiser state and data order from row ``resume_row - 1``);
+        - ``train_accuracy``: per row, on the data trained on at that time;
+        - ``config``: the arguments of ``zoo_training.train``;
+        - ``n_params``, ``train_seconds``: size and training time.
     """
 
     id: str

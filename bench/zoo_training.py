@@ -14,24 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import zoo_data
+import zoo_models
+import zoo_optim
 
-ARCHS = ("mlp", "cnn", "gru")
-OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")
-SCHEDULES = ("constant", "step", "warmup_cosine", "onecycle")
 CADENCES = ("iteration", "every_k", "epoch", "log")
-ARCH_DATASETS = {"mlp": {"digits", "wine"}, "cnn": {"digits"}, "gru": {"sequence"}}
-MOMENTUM = 0.9
-WEIGHT_DECAY = 0.05
-# warm-up length as a fraction of the run, and the floor of the cosine (a zero
-# learning rate would make the last checkpoints identical)
-WARMUP_FRACTION = 0.1
-COSINE_FLOOR = 0.02
 
 
 @dataclass(frozen=True)
@@ -51,49 +42,6 @@ class TrainedRun:
     weights: np.ndarray
     steps: np.ndarray
     accuracy: np.ndarray
-
-
-def build_model(arch: str, dataset: str):
-    """A fresh ``torch.nn.Module`` of ``arch`` for ``dataset`` (2k to 6k parameters)."""
-    from torch import nn
-
-    if dataset not in ARCH_DATASETS.get(arch, ()):
-        raise ValueError(f"arch {arch!r} does not take dataset {dataset!r}; pairs: {ARCH_DATASETS}.")
-    n_classes = zoo_data.N_CLASSES[dataset]
-    if arch == "mlp":
-        n_inputs = 64 if dataset == "digits" else 13
-        hidden = 64
-        layers = [("flatten", nn.Flatten()), ("fc1", nn.Linear(n_inputs, hidden)), ("relu1", nn.ReLU())]
-        if dataset == "wine":
-            layers += [("fc2", nn.Linear(hidden, hidden)), ("relu2", nn.ReLU())]
-        layers += [("out", nn.Linear(hidden, n_classes))]
-        return nn.Sequential(OrderedDict(layers))
-    if arch == "cnn":
-        layers = [
-            ("conv1", nn.Conv2d(1, 8, kernel_size=3, padding=1)),
-            ("relu1", nn.ReLU()),
-            ("conv2", nn.Conv2d(8, 16, kernel_size=3, padding=1)),
-            ("relu2", nn.ReLU()),
-            ("pool", nn.MaxPool2d(2)),
-            ("flatten", nn.Flatten()),
-            ("out", nn.Linear(16 * 4 * 4, n_classes)),
-        ]
-        return nn.Sequential(OrderedDict(layers))
-
-    class SequenceGRU(nn.Module):
-        """Token embedding (16), a one-layer GRU (32), a linear read-out of its last state."""
-
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(zoo_data.SEQUENCE_VOCABULARY, 16)
-            self.gru = nn.GRU(16, 32, batch_first=True)
-            self.out = nn.Linear(32, n_classes)
-
-        def forward(self, tokens):
-            _, last = self.gru(self.embed(tokens))
-            return self.out(last[0])
-
-    return SequenceGRU()
 
 
 def saved_iterations(config: dict, iterations_per_epoch: int) -> np.ndarray:
@@ -123,71 +71,6 @@ def saved_iterations(config: dict, iterations_per_epoch: int) -> np.ndarray:
     if config.get("start") is not None:
         saved.discard(0)
     return np.array(sorted(saved), dtype=np.int64)
-
-
-def learning_rates(config: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """Learning rate of each update (index ``u - 1``) and, for one-cycle, its momentum (or Adam's beta1).
-
-    Includes the spike (``config["spike"]``: the updates after its iteration
-    run at ``factor`` times the rate for ``length`` updates).
-    """
-    total, lr, schedule = config["iterations"], config["lr"], config["schedule"]
-    updates = np.arange(1, total + 1)
-    momenta = None
-    if schedule == "constant":
-        rates = np.full(total, lr)
-    elif schedule == "step":
-        drops = np.asarray(config["lr_drop_iterations"])
-        rates = lr * 0.1 ** (updates[:, None] > drops[None, :]).sum(1)
-    elif schedule == "warmup_cosine":
-        warm = max(1, round(WARMUP_FRACTION * total))
-        progress = np.clip((updates - warm) / max(total - warm, 1), 0.0, 1.0)
-        cosine = COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + np.cos(np.pi * progress))
-        rates = lr * np.where(updates <= warm, updates / warm, cosine)
-    elif schedule == "onecycle":
-        rates, momenta = _one_cycle(config)
-    else:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
-    spike = config.get("spike")
-    if spike is not None:
-        hit = (updates > spike["iteration"]) & (updates <= spike["iteration"] + spike["length"])
-        rates = np.where(hit, rates * spike["factor"], rates)
-    return rates, momenta
-
-
-def _one_cycle(config: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    # torch's OneCycleLR driven on a stand-in parameter: the same values as in
-    # a real run, and a restart can pick them up at any iteration
-    import torch
-
-    param = torch.zeros(1, requires_grad=True)
-    optimizer = _optimizer(config["optimizer"], [param], config["lr"])
-    has_momentum = config["optimizer"] != "sgd"
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config["lr"], total_steps=config["iterations"], cycle_momentum=has_momentum
-    )
-    rates, momenta = [], []
-    for _ in range(config["iterations"]):
-        group = optimizer.param_groups[0]
-        rates.append(group["lr"])
-        momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
-        optimizer.step()
-        scheduler.step()
-    return np.array(rates), (np.array(momenta) if has_momentum else None)
-
-
-def _optimizer(name: str, params, lr: float):
-    import torch
-
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if name == "sgd_momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=WEIGHT_DECAY)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}.")
 
 
 class _BatchOrder:
@@ -222,26 +105,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _flatten(net) -> np.ndarray:
-    return np.concatenate([t.detach().reshape(-1).numpy() for t in net.state_dict().values()]).astype(
-        np.float32
-    )
-
-
-def _load_flat(net, flat: np.ndarray) -> None:
-    import torch
-
-    state = net.state_dict()
-    expected = sum(t.numel() for t in state.values())
-    if flat.shape != (expected,):
-        raise ValueError(f"start must hold {expected} weights for this model; got shape {flat.shape}.")
-    offset = 0
-    for name, tensor in state.items():
-        state[name] = torch.from_numpy(flat[offset : offset + tensor.numel()].copy()).reshape(tensor.shape)
-        offset += tensor.numel()
-    net.load_state_dict(state)
 
 
 def iterations_per_epoch(config: dict) -> int:
@@ -279,7 +142,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
         raise ValueError("config['start'] and the start weights must be given together.")
     total = config["iterations"]
     saved = saved_iterations(config, iterations_per_epoch(config))
-    rates, momenta = learning_rates(config)
+    rates, momenta = zoo_optim.learning_rates(config)
     dataset = config["dataset"]
 
     def tensors(inputs, labels):
@@ -298,10 +161,10 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
         init_rng = torch.Generator().manual_seed(config["init_seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=init_rng)))
-            net = build_model(config["arch"], dataset)
+            net = zoo_models.build_model(config["arch"], dataset)
         if start is not None:
-            _load_flat(net, np.asarray(start, dtype=np.float32))
-        optimizer = _optimizer(config["optimizer"], net.parameters(), config["lr"])
+            zoo_models.load_flat(net, np.asarray(start, dtype=np.float32))
+        optimizer = zoo_optim.make_optimizer(config["optimizer"], net.parameters(), config["lr"])
         order = _BatchOrder(len(data[1]), config["batch_size"], 10_000 + config["data_seed"])
         loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -313,7 +176,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
         resume = config.get("resume_iteration")
         weights, accuracies = [], []
         if saved[0] == 0:
-            weights.append(_flatten(net))
+            weights.append(zoo_models.flatten(net))
             accuracies.append(accuracy())
         for u in range(1, total + 1):
             if shift is not None and u == shift["iteration"] + 1:
@@ -322,7 +185,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
                 )
                 order = _BatchOrder(len(data[1]), config["batch_size"], 20_000 + config["data_seed"])
             if resume is not None and u == resume + 1:
-                optimizer = _optimizer(config["optimizer"], net.parameters(), config["lr"])
+                optimizer = zoo_optim.make_optimizer(config["optimizer"], net.parameters(), config["lr"])
                 order = _BatchOrder(len(data[1]), config["batch_size"], 30_000 + config["data_seed"])
             for group in optimizer.param_groups:
                 group["lr"] = float(rates[u - 1])
@@ -335,7 +198,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
             loss_fn(net(data[0][batch]), data[1][batch]).backward()
             optimizer.step()
             if u in saved_set:
-                weights.append(_flatten(net))
+                weights.append(zoo_models.flatten(net))
                 accuracies.append(accuracy())
     result = TrainedRun(np.stack(weights), saved, np.asarray(accuracies))
     if not np.isfinite(result.weights).all():

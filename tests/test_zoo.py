@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import zoo
 import zoo_data
+import zoo_models
+import zoo_optim
 import zoo_store
 import zoo_training
 
@@ -33,9 +35,9 @@ META_KEYS = {
 }
 FAMILY_VALUES = {
     "dataset": zoo_data.DATASETS,
-    "arch": zoo_training.ARCHS,
-    "optimizer": zoo_training.OPTIMIZERS,
-    "schedule": zoo_training.SCHEDULES,
+    "arch": zoo_models.ARCHS,
+    "optimizer": zoo_optim.OPTIMIZERS,
+    "schedule": zoo_optim.SCHEDULES,
     "cadence": zoo_training.CADENCES,
 }
 
