@@ -34,6 +34,7 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import zoo_checks  # noqa: E402
 import zoo_store  # noqa: E402
 import zoo_training  # noqa: E402
 from zoo_catalogue import FAMILY_KEYS, HELD_OUT, KINDS, SIZES, catalogue, split_of  # noqa: E402, F401
@@ -254,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
         seconds = sum(r.meta["train_seconds"] for r in runs if r.meta["seed_set"] == seed_set)
         print(f"seed set {seed_set}: {seconds:.1f} s of training (one process)")
     print(f"this call: {wall:.1f} s wall with {args.jobs} jobs (cached runs are not retrained)")
+    found = zoo_checks.problems(runs)
+    print("checks: " + ("every run is what its meta says" if not found else f"{len(found)} problems"))
+    for line in found:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import zoo
+import zoo_checks
 import zoo_data
 import zoo_models
 import zoo_optim
@@ -293,3 +294,20 @@ def test_a_parallel_build_trains_the_same_runs(zoo_small, tmp_path):
     for ours, theirs in zip(parallel, zoo_small):
         assert np.array_equal(ours.weights, theirs.weights), ours.id
         assert np.array_equal(ours.steps, theirs.steps), ours.id
+
+
+def test_the_checks_pass_on_the_slice_and_name_a_broken_run(zoo_small):
+    assert zoo_checks.problems(zoo_small) == []
+    sibling = next(run for run in zoo_small if run.meta["kind"] == "sibling")
+    broken = zoo.ZooRun(sibling.id, sibling.weights.copy(), sibling.steps, sibling.meta)
+    broken.weights[0, 0] += 1e-3
+    others = [broken if run.id == sibling.id else run for run in zoo_small]
+    found = zoo_checks.problems(others)
+    assert len(found) == 1 and sibling.meta["init_id"] in found[0]
+
+
+def test_the_default_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("WTRAJ_ZOO_DIR", str(tmp_path))
+    assert zoo.default_dir() == tmp_path
+    monkeypatch.delenv("WTRAJ_ZOO_DIR")
+    assert zoo.default_dir().name == ".zoo"
