@@ -147,7 +147,7 @@ class _Catalogue:
 def catalogue(seed_set: int, size: str = "full") -> list[dict]:
     """The run specs of one seed set, parents before their fine-tunes.
 
-    ``size="full"``: 59 runs; ``"small"``: 13 short runs that still hold
+    ``size="full"``: 59 runs of 15 to 151 rows; ``"small"``: 13 short runs that still hold
     every family value and every kind (for the tests).
     """
     if size not in SIZES:
@@ -208,13 +208,13 @@ def _full(add) -> None:
     # two parents, each with two fine-tunes (other data or a lower learning
     # rate) from middle checkpoints, and a fine-tune of a fine-tune
     mlp = add("digits-mlp-sgd_momentum-constant-epoch")
-    tune = add("digits-mlp-adam-constant-epoch", "finetune", length=1 / 3, lr_scale=0.1, parent=(mlp, 15))
+    tune = add("digits-mlp-adam-constant-epoch", "finetune", length=0.5, lr_scale=0.1, parent=(mlp, 15))
     add("digits-mlp-sgd_momentum-constant-every_k", "finetune", length=0.75, lr_scale=0.25,
         transform=("rotate", 0.5), parent=(mlp, 15))  # fmt: skip
-    add("digits-mlp-sgd-constant-epoch", "finetune", length=0.25, lr_scale=0.25,
+    add("digits-mlp-sgd-constant-epoch", "finetune", length=0.5, lr_scale=0.25,
         transform=("class_subset", 0.5), parent=(tune, 4))  # fmt: skip
     cnn = add("digits-cnn-adam-warmup_cosine-epoch")
-    add("digits-cnn-adam-constant-epoch", "finetune", length=1 / 3, lr_scale=0.1,
+    add("digits-cnn-adam-constant-epoch", "finetune", length=0.5, lr_scale=0.1,
         transform=("noise", 0.5), parent=(cnn, 10))  # fmt: skip
     add("digits-cnn-sgd_momentum-step-every_k", "finetune", length=0.6, lr_scale=0.25, parent=(cnn, 15))
 
