@@ -108,39 +108,39 @@ def build_zoo(out_dir=None, seed_sets=(0, 1, 2, 3), size: str = "full", jobs: in
     out_dir = Path(out_dir) if out_dir is not None else default_dir()
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int; got {jobs!r}.")
-    specs = [spec for seed_set in seed_sets for spec in catalogue(seed_set, size)]
     stored = zoo_store.read_catalogue(out_dir)
     if stored["size"] not in (None, size):
         raise ValueError(
             f"{out_dir} holds a zoo of size {stored['size']!r}; build size {size!r} into another folder."
         )
-    entries = {entry["id"]: entry for entry in stored["runs"]}
-    pending = []
+    # the catalogue lists the runs of every seed set in the folder that hold
+    # the config asked for now, in catalogue order; stale ones drop out
+    present = {entry["meta"]["seed_set"] for entry in stored["runs"]}
+    specs = [spec for seed_set in sorted(present | set(seed_sets)) for spec in catalogue(seed_set, size)]
+    order = {spec["id"]: i for i, spec in enumerate(specs)}
+    entries, pending = {}, []
     for spec in specs:
         meta = _cached_meta(out_dir, spec)
-        if meta is None:
-            pending.append(spec)
-        else:
+        if meta is not None:
             entries[spec["id"]] = _entry(out_dir, spec["id"], meta)
-
-    order = {spec["id"]: i for i, spec in enumerate(specs)}
+        elif spec["meta"]["seed_set"] in set(seed_sets):
+            pending.append(spec)
 
     def current() -> dict:
-        runs = sorted(entries.values(), key=lambda e: (order.get(e["id"], len(order)), e["id"]))
+        runs = sorted(entries.values(), key=lambda entry: order[entry["id"]])
         return {"size": size, "runs": runs}
 
     def record(spec: dict, meta: dict) -> None:
         entries[spec["id"]] = _entry(out_dir, spec["id"], meta)
         zoo_store.write_catalogue(out_dir, current())
 
+    if current() != stored:
+        zoo_store.write_catalogue(out_dir, current())
     if jobs == 1:
         for spec in pending:
             record(spec, zoo_training.train_and_store(spec, out_dir))
     else:
         _build_parallel(out_dir, pending, jobs, record)
-    # a fully cached build leaves an up-to-date catalogue untouched
-    if current() != stored:
-        zoo_store.write_catalogue(out_dir, current())
     return out_dir
 
 
