@@ -27,6 +27,9 @@ except ImportError:
 
 from hypothesis import settings  # noqa: E402
 
+# the evaluation zoo's small slice, for any test module that asks for it
+from zoo_fixtures import zoo_small, zoo_small_dir  # noqa: E402, F401
+
 settings.register_profile("ci", derandomize=True, max_examples=30, deadline=None)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
