@@ -64,6 +64,7 @@ class _Catalogue:
         kind: str = "plain",
         *,
         length: float = 1.0,
+        stop: float | None = None,
         iterations: int | None = None,
         lr_scale: float = 1.0,
         shift: tuple[str, float, float] | None = None,
@@ -77,7 +78,8 @@ class _Catalogue:
         """Add one run of ``family`` (``"digits-mlp-sgd-constant-epoch"``) and return its spec.
 
         Fractions (``length``, the times of events) are of the run's default
-        length (``iterations`` when given). ``shift``: ``(kind, strength,
+        length (``iterations`` when given). ``stop``: the run stops there, its
+        schedule still planned for ``length`` (a run stopped early). ``shift``: ``(kind, strength,
         at)``; ``transform``: ``(kind, strength)``, shifted data from the
         start; ``parent``: ``(parent spec, row)`` for a fine-tune;
         ``init_of``: a spec whose initialisation this run shares.
@@ -124,6 +126,7 @@ class _Catalogue:
             else {"kind": shift[0], "strength": shift[1], "iteration": at(shift[2])},
             "spike": None if spike_at is None else {"iteration": at(spike_at), **SPIKE},
             "resume_iteration": None if resume_at is None else at(resume_at),
+            "stop_iteration": None if stop is None else at(stop),
             "start": None
             if parent is None
             else {"run": parent[0]["id"], "row": parent[1], "parent_config": digest(parent[0]["config"])},
@@ -172,7 +175,7 @@ def _small(add) -> None:
     add("digits-mlp-sgd_momentum-constant-epoch", "shift", length=1 / 3, shift=("invert", 1.0, 1 / 6))
     add("digits-mlp-sgd-constant-every_k", "spike", iterations=100, spike_at=0.5)
     add("digits-mlp-adam-constant-epoch", "resumed", length=1 / 3, resume_at=1 / 6)
-    add("digits-mlp-sgd-constant-epoch", "early_stop", length=0.1)
+    add("digits-mlp-sgd-constant-epoch", "early_stop", stop=0.1)
 
 
 def _full(add) -> None:
@@ -227,7 +230,7 @@ def _full(add) -> None:
     first = add("digits-mlp-sgd-warmup_cosine-every_k", "sibling", group="g5")
     for _ in range(3):
         add("digits-mlp-sgd-warmup_cosine-every_k", "sibling", group="g5", init_of=first)
-    add("digits-mlp-sgd-warmup_cosine-every_k", "early_stop", group="g5", init_of=first, length=0.3)
+    add("digits-mlp-sgd-warmup_cosine-every_k", "early_stop", group="g5", init_of=first, stop=0.3)
 
     # data shifts of every kind, two strengths, early and late
     for family, shift in [
@@ -253,5 +256,5 @@ def _full(add) -> None:
     add("digits-cnn-adam-warmup_cosine-epoch", "spike", spike_at=0.5)
     add("digits-mlp-adam-constant-epoch", "resumed", resume_at=0.5)
     add("digits-mlp-sgd_momentum-warmup_cosine-every_k", "resumed", resume_at=0.5)
-    add("digits-mlp-sgd-constant-epoch", "early_stop", length=0.5)
-    add("wine-mlp-adam-constant-every_k", "early_stop", length=0.25)
+    add("digits-mlp-sgd-constant-epoch", "early_stop", stop=0.5)
+    add("wine-mlp-adam-constant-every_k", "early_stop", stop=0.25)

@@ -51,9 +51,10 @@ def saved_iterations(config: dict, iterations_per_epoch: int) -> np.ndarray:
     ``epoch``: multiples of ``iterations_per_epoch``; ``log``: 0, 1, 2, 4, ...
     up to ``config["log_interval"]``, then its multiples (as Pythia's
     checkpoints). A fine-tune (``config["start"]`` set) does not save
-    iteration 0, its starting point.
+    iteration 0, its starting point; a run stopped early
+    (``config["stop_iteration"]``) none after its stop.
     """
-    total = config["iterations"]
+    total = config.get("stop_iteration") or config["iterations"]
     cadence = config["cadence"]
     if cadence == "iteration":
         every = 1
@@ -140,7 +141,8 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
 
     if (start is None) != (config.get("start") is None):
         raise ValueError("config['start'] and the start weights must be given together.")
-    total = config["iterations"]
+    # a run stopped early keeps the schedule planned for all its iterations
+    total = config.get("stop_iteration") or config["iterations"]
     saved = saved_iterations(config, iterations_per_epoch(config))
     rates, momenta = zoo_optim.learning_rates(config)
     dataset = config["dataset"]
@@ -242,7 +244,9 @@ def train_and_store(spec: dict, out_dir) -> dict:
             "row": first_row_after(run.steps, shift["iteration"]),
         },
         spike=None if spike is None else {"row": first_row_after(run.steps, spike["iteration"])},
-        lr_drops=[first_row_after(run.steps, i) for i in config.get("lr_drop_iterations") or []]
+        lr_drops=[
+            first_row_after(run.steps, i) for i in config.get("lr_drop_iterations") or [] if i < run.steps[-1]
+        ]
         if config["schedule"] == "step"
         else [],
         resume_row=None
