@@ -125,7 +125,7 @@ def test_analyze_metrics_are_right(report, runs):
 
 
 def test_analyze_recovers_the_runs_of_different_initialisations(runs):
-    from wtraj.report.analysis import analyze
+    from wtraj.pipeline import analyze
 
     analysis = analyze([runs / f"seed{i}" for i in range(3)], backend="reference", progress=False)
     assert analysis.runs_from == "recovered"

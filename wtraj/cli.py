@@ -191,8 +191,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
-    from wtraj.report.analysis import analyze
-    from wtraj.report.build import write_report
+    from wtraj.pipeline import analyze
     from wtraj.report.writer import OutputFolder
 
     if args.runs is not None and args.runs < 1:
@@ -200,14 +199,14 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     # refuse an existing --out before the (long) analysis, not after it
     OutputFolder(args.out, overwrite=args.overwrite)
     options = _reading(args)
-    analysis = analyze(paths, n_trajectories=args.runs, runs_from=args.runs_from, **options)
-    out = write_report(analysis, args.out, inputs=paths, overwrite=args.overwrite)
+    analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, **options)
+    out = analysis.save(args.out, overwrite=args.overwrite)
     runs = [
         {
             "run": run.label,
             "n_checkpoints": len(run.order),
-            "first": analysis.names[run.order[0]],
-            "last": analysis.names[run.order[-1]],
+            "first": run.checkpoints[0],
+            "last": run.checkpoints[-1],
             "direction_confidence": run.direction_confidence,
             "events": [
                 {"kind": s["kind"], "checkpoint": analysis.names[s["checkpoint"]], "score": s["score"]}
@@ -222,6 +221,7 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
         "n_checkpoints": len(analysis.names),
         "n_params": analysis.n_params,
         "runs": runs,
+        "notes": analysis.notes(),
     }
     lines = [
         f"{len(analysis.names)} checkpoints x {analysis.n_params:,} parameters, {len(analysis.runs)} run(s):"
@@ -234,6 +234,7 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
             f"{'n/a' if math.isnan(confidence) else f'{confidence:.3f}'}); events: "
             + (", ".join(f"{e['kind']} at {e['checkpoint']}" for e in run["events"]) or "none")
         )
+    lines.extend(f"note: {note}" for note in analysis.notes())
     lines.append(f"report: {out / 'report.html'}")
     _emit(args, payload, "\n".join(lines))
     return 0
@@ -313,7 +314,7 @@ def _layer_table(layers: list[dict]) -> str:
 
 def _order(args: argparse.Namespace) -> int:
     import wtraj
-    from wtraj.report.analysis import discover_checkpoints
+    from wtraj.pipeline import discover_checkpoints
 
     options = _reading(args)
     files, names, _ = discover_checkpoints([str(p) for p in args.paths])

@@ -14,7 +14,7 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
 .meta { color: #666; font-size: 0.9rem; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; overflow-wrap: anywhere; }
 th { background: #f5f5f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1.2rem 0; }
@@ -65,14 +65,21 @@ def render(title: str, meta: str, sections: Sequence[Section]) -> str:
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(meta)}</p>',
     ]
+    parts.append(fragment(sections))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def fragment(sections: Sequence[Section], heading: str = "h2") -> str:
+    """The sections alone, without a page around them (e.g. for a notebook cell)."""
+    parts = []
     for section in sections:
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(f"<{heading}>{html.escape(section.title)}</{heading}>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
         parts.extend(_table(t) for t in section.tables)
         parts.extend(_figure(f) for f in section.figures)
         parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in section.notes)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts)
 
 
 def _table(table: Table) -> str:
