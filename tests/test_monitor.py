@@ -323,3 +323,17 @@ def test_bad_thresholds():
         monitor.needs_retest(1.0, relative_threshold=0.1)
     with pytest.raises(ValueError, match="finite number >= 0"):
         monitor.needs_retest(threshold=-1.0)
+
+
+def test_monitor_repr_is_one_line():
+    torch = pytest.importorskip("torch")
+    from wtraj import TrajectoryMonitor
+
+    model = torch.nn.Linear(3, 2)
+    mon = TrajectoryMonitor(model)
+    assert repr(mon) == "<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 0 step(s)>"
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    mon.step()
+    assert repr(mon).startswith("<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 1 step(s); latest: ")
+    assert "step_norm 2.449" in repr(mon) and "\n" not in repr(mon)

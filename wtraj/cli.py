@@ -265,7 +265,7 @@ def _diff(args: argparse.Namespace) -> int:
     layers = [
         {"name": layer.name, "shape": list(layer.shape), "size": int(np.prod(layer.shape))}
         | _change(layer.distances[0, 1], layer.norms[0], layer.norms[1])
-        for layer in stats.layers
+        for layer in stats.layers.values()
     ]
     layers.sort(key=lambda layer: -layer["distance"])
     payload = {"a": args.a, "b": args.b, "n_params": int(checkpoints.n_params)} | overall

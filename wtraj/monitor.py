@@ -309,6 +309,20 @@ class TrajectoryMonitor:
 
     # public API
 
+    def __repr__(self) -> str:
+        n_params = sum(math.prod(shape) for shape in self.shapes.values())
+        latest = ""
+        if self._latest is not None:
+            m = self._latest
+            latest = (
+                f"; latest: step_norm {m.step_norm:.4g}, turning_angle {m.turning_angle:.4g} rad, "
+                f"distance_from_init {m.distance_from_init:.4g}"
+            )
+        return (
+            f"<TrajectoryMonitor mode={self.mode!r}: {len(self.names)} tensors, {n_params:,} parameters, "
+            f"{self._n_steps} step(s){latest}>"
+        )
+
     @property
     def n_steps(self) -> int:
         """How many times :meth:`step` has run."""

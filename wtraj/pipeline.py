@@ -240,7 +240,7 @@ def _run(
         order, confidence = rows, math.nan
     steps, angles, exact = _path_along(order, stats)
     change = np.empty((len(stats.layers), max(len(order) - 1, 0)))
-    for i, layer in enumerate(stats.layers):
+    for i, layer in enumerate(stats.layers.values()):
         before = layer.norms[order[:-1]]
         with np.errstate(divide="ignore", invalid="ignore"):
             change[i] = np.where(before > 0, layer.distances[order[:-1], order[1:]] / before, np.nan)

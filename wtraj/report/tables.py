@@ -60,7 +60,7 @@ def _layers(analysis) -> tuple[list[str], list[list]]:
     for run in analysis.runs:
         for position in range(1, len(run.order)):
             a, b = int(run.order[position - 1]), int(run.order[position])
-            for i, layer in enumerate(analysis.stats.layers):
+            for i, layer in enumerate(analysis.stats.layers.values()):
                 rows.append(
                     [
                         run.label,
