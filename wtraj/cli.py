@@ -71,12 +71,19 @@ def _one_line(error: BaseException) -> str:
 # argument parsing
 
 
+def _version() -> str:
+    import wtraj
+
+    return wtraj.__version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wtraj",
         description="Geometry of neural-network training trajectories in weight space.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"wtraj {_version()}")
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -117,10 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="`analyze` on the sample checkpoints shipped with wtraj",
-        description="Run `wtraj analyze` on the sample checkpoints in the repository's "
-        "samples/ folder and write the report.",
+        description="Run `wtraj analyze` on the sample checkpoints shipped with wtraj "
+        "(four tiny training runs) and write the report.",
     )
-    demo.add_argument("--samples", help="sample folder (default: samples/ next to the package)")
+    demo.add_argument("--samples", help="sample folder (default: the samples shipped with wtraj)")
     demo.add_argument("--out", default=DEMO_OUT, help=f"report folder (default ./{DEMO_OUT})")
     _add_report_options(demo)
     _add_reading_options(demo)
@@ -355,10 +362,12 @@ def _order(args: argparse.Namespace) -> int:
 
 
 def default_samples() -> Path:
-    """samples/ in the repository: the folder next to the installed ``wtraj`` package."""
+    """The shipped sample runs: in the installed package (``wtraj/_samples``) or a clone's ``samples/``."""
     import wtraj
 
-    return Path(wtraj.__file__).resolve().parent.parent / "samples"
+    package = Path(wtraj.__file__).resolve().parent
+    installed = package / "_samples"
+    return installed if installed.is_dir() else package.parent / "samples"
 
 
 def demo_inputs(samples: Path) -> list[str]:
@@ -367,8 +376,8 @@ def demo_inputs(samples: Path) -> list[str]:
 
     if not samples.is_dir():
         raise FileNotFoundError(
-            f"{samples}: sample checkpoints not found; they ship in the repository's samples/ "
-            "folder (run from a clone, or pass --samples PATH)."
+            f"{samples}: sample checkpoints not found; they ship with wtraj (wtraj/_samples in "
+            "the installed package, samples/ in a clone): reinstall wtraj, or pass --samples PATH."
         )
     runs = []
     for folder in sorted(p for p in samples.iterdir() if p.is_dir() and not p.name.startswith(".")):
