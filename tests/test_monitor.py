@@ -96,8 +96,11 @@ def test_per_layer_metrics_match_reference():
         np.testing.assert_allclose(layer.step_norm, expected, rtol=1e-12)
         # sketch_dim exceeds every tensor's size: kept whole, so distances are exact too
         np.testing.assert_allclose(layer.distance_from_init, expected, rtol=1e-12)
+        # relative to the tensor's norm before the step
+        np.testing.assert_allclose(layer.relative_step, expected / np.linalg.norm(before[name]), rtol=1e-12)
     flat = metrics[0].as_dict(by_layer=True)
     assert flat["wtraj/step_norm/0.weight"] == metrics[0].layers["0.weight"].step_norm
+    assert flat["wtraj/relative_step/0.weight"] == metrics[0].layers["0.weight"].relative_step
 
 
 def test_distance_from_init_and_reference_small_tensors_exact():

@@ -280,9 +280,9 @@ def _diff(args: argparse.Namespace) -> int:
     shown = layers if args.top == 0 else layers[: args.top]
     lines = [
         f"{args.a} -> {args.b}: {checkpoints.n_params:,} parameters in {len(layers)} tensors",
-        f"  distance        {overall['distance']:.6g}",
-        f"  relative change {overall['relative_change']:.6g}  (distance / ||a||)",
-        f"  cosine          {overall['cosine']:.9f}",
+        f"  distance          {overall['distance']:.6g}  (L2, ||b - a||)",
+        f"  relative change   {overall['relative_change']:.6g}  (distance / ||a||)",
+        f"  cosine similarity {overall['cosine_similarity']:.9f}  (cos(a, b); pairwise(metric=\"cosine\") gives 1 - cos)",
         "",
         _layer_table(shown),
     ]
@@ -302,19 +302,19 @@ def _change(distance: float, norm_a: float, norm_b: float) -> dict[str, float]:
         cosine = min(1.0, max(-1.0, cosine))
     else:
         cosine = math.nan
-    return {"distance": distance, "relative_change": relative, "cosine": cosine,
+    return {"distance": distance, "relative_change": relative, "cosine_similarity": cosine,
             "norm_a": norm_a, "norm_b": norm_b}  # fmt: skip
 
 
 def _layer_table(layers: list[dict]) -> str:
     width = max([len("layer")] + [len(layer["name"]) for layer in layers])
-    header = f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cosine':>11}"
+    header = f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cos similarity':>14}"
     rows = [header, "  " + "-" * (len(header) - 2)]
     for layer in layers:
         shape = "x".join(str(s) for s in layer["shape"]) or "scalar"
         rows.append(
             f"  {layer['name']:<{width}}  {shape:>16}  {layer['distance']:>12.6g}  "
-            f"{layer['relative_change']:>10.4g}  {layer['cosine']:>11.8f}"
+            f"{layer['relative_change']:>10.4g}  {layer['cosine_similarity']:>14.8f}"
         )
     return "\n".join(rows)
 
