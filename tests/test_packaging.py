@@ -59,6 +59,7 @@ def test_demo_runs_from_an_installed_wheel_outside_a_clone(tmp_path):
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
     assert len(list((site / "wtraj" / "_samples").glob("*/*.safetensors"))) == 84
+    assert (site / "wtraj" / "report" / "metrics.schema.json").is_file()
 
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -68,6 +69,8 @@ def test_demo_runs_from_an_installed_wheel_outside_a_clone(tmp_path):
         [*command, "--version"], cwd=work, env=env, capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == f"wtraj {wtraj.__version__}"
+    schema = subprocess.run([*command, "schema"], cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(schema.stdout)["title"] == "wtraj analyze metrics.json"
     demo = subprocess.run(
         [*command, "demo", "--json", "--no-progress"], cwd=work, env=env, capture_output=True, text=True
     )

@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_reading_options(order)
     order.set_defaults(run=_order, command="order")
 
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of metrics.json",
+        description="Print the JSON Schema (draft 2020-12) of the metrics.json that "
+        "`wtraj analyze` writes; every field is described in it.",
+    )
+    schema.set_defaults(run=_schema, command="schema")
+
     demo = commands.add_parser(
         "demo",
         help="`analyze` on the sample checkpoints shipped with wtraj",
@@ -358,6 +366,13 @@ def _order(args: argparse.Namespace) -> int:
         step_text = "" if math.isnan(step) else f"step {step:.6g}"
         lines.append(f"  {position:>4}  {names[row]:<{width}}  (input #{row})  {step_text}")
     _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from wtraj.report.schema import metrics_schema_text
+
+    sys.stdout.write(metrics_schema_text())
     return 0
 
 
