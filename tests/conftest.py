@@ -102,7 +102,7 @@ def assert_close(actual, expected, rtol, atol=0.0, what="value"):
 
 @pytest.fixture(autouse=True)
 def _metrics_json_follow_the_schema(tmp_path_factory):
-    """Every metrics.json a test writes (under pytest's temporary folders) is valid against the shipped schema."""
+    """Every metrics.json a test writes (under pytest's temporary folders) follows the shipped schema."""
     yield
     try:
         import jsonschema

@@ -159,7 +159,8 @@ def test_huggingface_callback_reaches_tensorboard_and_log_history(tmp_path, plac
     assert train_logs[-1]["wtraj/step_norm"] == callback.monitor.latest.step_norm
 
     scalars = _event_scalars(tmp_path)
-    assert scalars.get("train/wtraj/step_norm") == pytest.approx([log["wtraj/step_norm"] for log in train_logs])
+    logged = [log["wtraj/step_norm"] for log in train_logs]
+    assert scalars.get("train/wtraj/step_norm") == pytest.approx(logged)
     assert len(scalars["train/wtraj/turning_angle"]) == 3
 
     history = [entry for entry in trainer.state.log_history if "loss" in entry]

@@ -338,5 +338,6 @@ def test_monitor_repr_is_one_line():
     with torch.no_grad():
         model.weight.add_(1.0)
     mon.step()
-    assert repr(mon).startswith("<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 1 step(s); latest: ")
+    start = "<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 1 step(s); latest: "
+    assert repr(mon).startswith(start)
     assert "step_norm 2.449" in repr(mon) and "\n" not in repr(mon)

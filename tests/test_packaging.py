@@ -1,4 +1,4 @@
-"""What a user installing wtraj gets: the wheel's contents, extras, ``--version`` and the demo outside a clone."""
+"""What a user installing wtraj gets: the wheel, extras, ``--version``, the demo outside a clone."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import wtraj
 from wtraj.cli import main
@@ -57,7 +57,9 @@ def test_demo_runs_from_an_installed_wheel_outside_a_clone(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("wtraj-*.whl")
     assert wheel.name.startswith(f"wtraj-{wtraj.__version__}-")
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True
+    )
     assert len(list((site / "wtraj" / "_samples").glob("*/*.safetensors"))) == 84
     assert (site / "wtraj" / "report" / "metrics.schema.json").is_file()
 
@@ -69,7 +71,9 @@ def test_demo_runs_from_an_installed_wheel_outside_a_clone(tmp_path):
         [*command, "--version"], cwd=work, env=env, capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == f"wtraj {wtraj.__version__}"
-    schema = subprocess.run([*command, "schema"], cwd=work, env=env, capture_output=True, text=True, check=True)
+    schema = subprocess.run(
+        [*command, "schema"], cwd=work, env=env, capture_output=True, text=True, check=True
+    )
     assert json.loads(schema.stdout)["title"] == "wtraj analyze metrics.json"
     demo = subprocess.run(
         [*command, "demo", "--json", "--no-progress"], cwd=work, env=env, capture_output=True, text=True
@@ -79,7 +83,11 @@ def test_demo_runs_from_an_installed_wheel_outside_a_clone(tmp_path):
     assert len(payload["runs"]) == 4 and (work / "wtraj-demo-report" / "report.html").exists()
     # the installed copy was used, not this clone
     where = subprocess.run(
-        [sys.executable, "-c", "import wtraj; print(wtraj.__file__)"], cwd=work, env=env,
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", "import wtraj; print(wtraj.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(site)

@@ -60,7 +60,10 @@ def test_a_folder_holding_two_runs_is_said_to_be_split(tmp_path):
     result = wtraj.analyze(folder, progress=False)
     assert len(result.runs) == 2
     assert result.folder_disagreement == {"split": {str(folder): [0, 1]}, "merged": {}}
-    assert f"{folder} holds checkpoints of 2 recovered runs (runs 0 and 1: 8 + 8 checkpoints)" in result.notes()[0]
+    assert (
+        f"{folder} holds checkpoints of 2 recovered runs (runs 0 and 1: 8 + 8 checkpoints)"
+        in result.notes()[0]
+    )
     # and the command line says so too
     status = main(["analyze", str(folder), "--out", str(tmp_path / "report"), "--no-progress"])
     assert status == 0

@@ -290,7 +290,8 @@ def _diff(args: argparse.Namespace) -> int:
         f"{args.a} -> {args.b}: {checkpoints.n_params:,} parameters in {len(layers)} tensors",
         f"  distance          {overall['distance']:.6g}  (L2, ||b - a||)",
         f"  relative change   {overall['relative_change']:.6g}  (distance / ||a||)",
-        f"  cosine similarity {overall['cosine_similarity']:.9f}  (cos(a, b); pairwise(metric=\"cosine\") gives 1 - cos)",
+        f"  cosine similarity {overall['cosine_similarity']:.9f}  "
+        '(cos(a, b); pairwise(metric="cosine") gives 1 - cos)',
         "",
         _layer_table(shown),
     ]
@@ -316,7 +317,9 @@ def _change(distance: float, norm_a: float, norm_b: float) -> dict[str, float]:
 
 def _layer_table(layers: list[dict]) -> str:
     width = max([len("layer")] + [len(layer["name"]) for layer in layers])
-    header = f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cos similarity':>14}"
+    header = (
+        f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cos similarity':>14}"
+    )
     rows = [header, "  " + "-" * (len(header) - 2)]
     for layer in layers:
         shape = "x".join(str(s) for s in layer["shape"]) or "scalar"

@@ -172,7 +172,8 @@ class Analysis:
             )
         if disagreement["split"] or disagreement["merged"]:
             notes.append(
-                "If each input folder is one run, --runs-from inputs (runs_from='inputs') keeps them as given."
+                "If each input folder is one run, --runs-from inputs (runs_from='inputs') "
+                "keeps them as given."
             )
         return notes
 

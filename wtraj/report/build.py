@@ -128,7 +128,11 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
             for run in analysis.runs
         ],
         "shared_checkpoints": [
-            {"rows": list(group.rows), "names": [analysis.names[r] for r in group.rows], "runs": list(group.runs)}
+            {
+                "rows": list(group.rows),
+                "names": [analysis.names[r] for r in group.rows],
+                "runs": list(group.runs),
+            }
             for group in analysis.shared
         ],
         "folder_disagreement": {

@@ -59,7 +59,11 @@ def summary_html(analysis) -> str:
         "wtraj analysis",
         paragraphs=[headline],
         tables=[runs_table(analysis)],
-        figures=[html.FigureBlock(buffer_png, "Step norm, turning angle (degrees) and distance from start.", "steps")],
+        figures=[
+            html.FigureBlock(
+                buffer_png, "Step norm, turning angle (degrees) and distance from start.", "steps"
+            )
+        ],
         notes=analysis.notes(),
     )
     return f'<div class="wtraj-analysis">{html.fragment([section], heading="h4")}</div>'
