@@ -133,7 +133,7 @@ def test_layers_by_name_and_compact_reprs(tmp_path):
     assert sorted(st.layers) == sorted(names)
     layer = st.layers["block7.weight"]
     assert layer.name == "block7.weight" and layer.shape == (8, 9)
-    message = "no tensor named 'block7' among 40 layers; names containing it: block7,"
+    message = "no tensor named 'block7' among 40 layers; names containing it: block7.weight"
     with pytest.raises(KeyError, match=message):
         st.layers["block7"]
     # a few lines whatever the number of layers, not every array
