@@ -150,6 +150,7 @@ def analyze(
     runs = _with_shifts(runs, D, labels)
     return Analysis(
         inputs=inputs,
+        run_inputs=[given for given in inputs if _stands_for_a_run(given)],
         names=names,
         groups=groups,
         n_params=int(checkpoints.n_params),
@@ -164,6 +165,16 @@ def analyze(
         embedding=classical_mds(D, 3),
         skipped_tensors=dict(getattr(checkpoints, "skipped", {})),
     )
+
+
+def _stands_for_a_run(given: str) -> bool:
+    """A folder or a Hub revision pattern: several checkpoints the user grouped as one run."""
+    from wtraj.checkpoints import hub
+
+    if hub.is_hub_path(given):
+        _, revision = hub.parse(given)
+        return revision is not None and any(c in revision for c in "*?[")
+    return Path(given).is_dir()
 
 
 def _run_labels(D: np.ndarray, n_runs: int | None) -> np.ndarray:

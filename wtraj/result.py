@@ -106,6 +106,8 @@ class Analysis:
 
     # the paths the user gave
     inputs: list[str]
+    # those that stand for a run (folders, hf://...@pattern), not for one checkpoint
+    run_inputs: list[str]
     # one per row, in input order
     names: list[str]
     # input path each checkpoint was found under (one per row)
@@ -133,7 +135,7 @@ class Analysis:
             ``{"split": {folder: [run labels]}, "merged": {run label: [folders]}}``;
             both empty when every folder is exactly one run (always with
             ``runs_from="inputs"``). Only folders count as groupings (files
-            given one by one do not), and a checkpoint identical to one in
+            given one by one do not; nor do single Hub revisions), and a checkpoint identical to one in
             another run (a shared start) does not make its folder split.
         """
         split: dict[str, list[int]] = {}
@@ -141,7 +143,7 @@ class Analysis:
         if self.runs_from != "recovered":
             return {"split": split, "merged": merged}
         shared_rows = {row for group in self.shared for row in group.rows}
-        folders = [g for g in dict.fromkeys(self.groups) if Path(g).is_dir()]
+        folders = [g for g in dict.fromkeys(self.groups) if g in self.run_inputs]
         for folder in folders:
             rows = [r for r, g in enumerate(self.groups) if g == folder]
             own = [r for r in rows if r not in shared_rows] or rows
