@@ -40,7 +40,7 @@ def runs_table(analysis, path_width: int = 40) -> html.Table:
         "run", "checkpoints", "first", "last", "direction confidence", "path length (L2)",
         "start → end distance (L2)", "events", "shared checkpoints", "input paths",
     ]  # fmt: skip
-    return html.Table(header, rows, numeric=(1, 4, 5, 6))
+    return html.Table(header, rows, numeric=(1, 4, 5, 6), keep=(0,))
 
 
 def short_path(path: str, width: int) -> str:
