@@ -13,6 +13,7 @@ version, and "tests" it (here: the validation accuracy) when asked.
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 from sklearn.datasets import load_digits
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             metrics = monitor.step()
             writer.add_scalar("train/loss", loss.item(), step)
             for name, value in metrics.as_dict(prefix="wtraj/").items():
-                writer.add_scalar(name, value, step)
+                # the first turning angle is undefined (NaN): no point rather than a gap in the curve
+                if not math.isnan(value):
+                    writer.add_scalar(name, value, step)
             if monitor.needs_retest(relative_threshold=args.retest_at):
                 with torch.no_grad():
                     accuracy = (model(val_x).argmax(1) == val_y).float().mean().item()

@@ -101,3 +101,34 @@ def assert_close(actual, expected, rtol, atol=0.0, what="value"):
         f"relative error {error[worst] / max(abs(expected[worst]), 1e-300):.3e} "
         f"(rtol {rtol:g}, atol {atol:g})"
     )
+
+
+@pytest.fixture(autouse=True)
+def _metrics_json_follow_the_schema(tmp_path_factory):
+    """Every metrics.json a test writes (under pytest's temporary folders) follows the shipped schema."""
+    yield
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    import json
+
+    from wtraj.report.schema import metrics_schema
+
+    root = tmp_path_factory.getbasetemp()
+    checked = _metrics_json_follow_the_schema.checked
+    validator = jsonschema.Draft202012Validator(
+        metrics_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    for path in root.rglob("metrics.json"):
+        stamp = (path, path.stat().st_mtime_ns)
+        if stamp in checked or ".partial-" in str(path):
+            continue
+        checked.add(stamp)
+        errors = sorted(validator.iter_errors(json.loads(path.read_text())), key=lambda e: list(e.path))
+        assert not errors, f"{path}: " + "; ".join(
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
+        )
+
+
+_metrics_json_follow_the_schema.checked = set()

@@ -182,8 +182,8 @@ def test_trajectory_stats_by_layer(tmp_path):
     assert stats.names == ck.names
     X = np.stack([flatten(s, [layer.name for layer in ck.layers]) for s in states])
     np.testing.assert_allclose(stats.distances, cdist(X, X), rtol=1e-12)
-    assert [layer.name for layer in stats.layers] == [layer.name for layer in ck.layers]
-    for layer in stats.layers:
+    assert list(stats.layers) == [layer.name for layer in ck.layers]
+    for layer in stats.layers.values():
         Xl = np.stack([s[layer.name].reshape(-1) for s in states])
         np.testing.assert_allclose(layer.distances, cdist(Xl, Xl), rtol=1e-12)
         np.testing.assert_allclose(layer.step_norms, np.linalg.norm(np.diff(Xl, axis=0), axis=1), rtol=1e-12)
@@ -257,6 +257,6 @@ def test_bfloat16_checkpoints_match_float64_truth_and_the_array(tmp_path, backen
     in_memory = wtraj.trajectory_stats(X, backend=backend)
     np.testing.assert_allclose(stats.distances, in_memory.distances, rtol=1e-12, atol=0)
     by_layer = wtraj.trajectory_stats(ck, by_layer=True, backend=backend)
-    for layer, place in zip(by_layer.layers, ck.layers, strict=True):
+    for layer, place in zip(by_layer.layers.values(), ck.layers, strict=True):
         Xl = exact[:, place.offset : place.offset + place.size]
         np.testing.assert_allclose(layer.distances, cdist(Xl, Xl), rtol=1e-6, atol=0)

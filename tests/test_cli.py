@@ -125,7 +125,7 @@ def test_analyze_metrics_are_right(report, runs):
 
 
 def test_analyze_recovers_the_runs_of_different_initialisations(runs):
-    from wtraj.report.analysis import analyze
+    from wtraj.pipeline import analyze
 
     analysis = analyze([runs / f"seed{i}" for i in range(3)], backend="reference", progress=False)
     assert analysis.runs_from == "recovered"
@@ -247,7 +247,7 @@ def test_diff_matches_numpy(runs, capsys):
     assert result["distance"] == pytest.approx(distance, rel=1e-12)
     assert result["relative_change"] == pytest.approx(distance / np.linalg.norm(xa), rel=1e-12)
     cosine = xa @ xb / (np.linalg.norm(xa) * np.linalg.norm(xb))
-    assert result["cosine"] == pytest.approx(cosine, abs=1e-12)
+    assert result["cosine_similarity"] == pytest.approx(cosine, abs=1e-12)
     distances = [layer["distance"] for layer in result["layers"]]
     assert distances == sorted(distances, reverse=True)
     for layer in result["layers"]:
@@ -258,6 +258,8 @@ def test_diff_matches_numpy(runs, capsys):
     assert json.loads(out)["distance"] == pytest.approx(distance, rel=1e-6)
     status, text, _ = _run(capsys, "diff", a, b, "--top", "1", "--backend", "reference")
     assert status == 0 and "distance" in text and f"{len(result['layers']) - 1} more" in text
+    # the similarity, said plainly, not the 1 - cos distance of pairwise(metric="cosine")
+    assert f"cosine similarity {cosine:.9f}" in text and "cos similarity" in text
 
 
 def test_order_recovers_shuffled_checkpoints(runs, tmp_path, capsys):

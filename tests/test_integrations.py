@@ -51,7 +51,9 @@ def test_lightning_callback_logs_through_the_trainers_logger(tmp_path):
 
         def training_step(self, batch, batch_idx):
             x, y = batch
-            return torch.nn.functional.mse_loss(self.net(x), y)
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -81,9 +83,17 @@ def test_lightning_callback_logs_through_the_trainers_logger(tmp_path):
     assert all(v > 0 for v in logged)
     assert logged[-1] == callback.monitor.latest.step_norm
     assert "wtraj/step_norm/net.0.weight" in rows[0]
+    # each update is logged at the step of the loss of the batch that made it
+    wtraj_steps = [int(r["step"]) for r in rows if r.get("wtraj/step_norm")]
+    loss_steps = {int(r["step"]) for r in rows if r.get("train_loss")}
+    assert wtraj_steps == [1, 3, 5] and set(wtraj_steps) <= loss_steps
+    # the first turning angle (no previous step) is left out, not logged as NaN
+    angles = [r["wtraj/turning_angle"] for r in rows if r.get("wtraj/step_norm")]
+    assert angles[0] == "" and all(0 <= float(a) <= math.pi for a in angles[1:])
 
 
-def test_huggingface_callback_reaches_tensorboard(tmp_path):
+def _train_with_huggingface(tmp_path, place):
+    """Train a linear regressor 4 steps with ``report_to=["tensorboard"]``; return what was logged."""
     pytest.importorskip("transformers", reason="transformers is not installed")
     pytest.importorskip("accelerate", reason="accelerate (needed by transformers.Trainer) is not installed")
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
@@ -116,21 +126,51 @@ def test_huggingface_callback_reaches_tensorboard(tmp_path):
         logging_steps=1,
         report_to=["tensorboard"],
         use_cpu=True,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=4,
         disable_tqdm=True,
     )
     recorder = Recorder()
-    trainer = Trainer(model=Regressor(), args=args, train_dataset=data, callbacks=[recorder])
-    callback = TrajectoryTrainerCallback().add_to(trainer)
+    callback = TrajectoryTrainerCallback()
+    if place == "callbacks":
+        trainer = Trainer(model=Regressor(), args=args, train_dataset=data, callbacks=[recorder, callback])
+    elif place == "add_callback":
+        trainer = Trainer(model=Regressor(), args=args, train_dataset=data, callbacks=[recorder])
+        trainer.add_callback(callback)
+    else:
+        trainer = Trainer(model=Regressor(), args=args, train_dataset=data, callbacks=[recorder])
+        callback.add_to(trainer)
     trainer.train()
+    assert trainer.callback_handler.callbacks[0] is callback
+    return trainer, callback, recorder
 
+
+@pytest.mark.parametrize("place", ["callbacks", "add_callback", "add_to"])
+def test_huggingface_callback_reaches_tensorboard_and_log_history(tmp_path, place):
+    import json
+
+    trainer, callback, recorder = _train_with_huggingface(tmp_path, place)
     train_logs = [log for log in recorder.logs if "loss" in log]
     assert len(train_logs) == 4
     assert [log["wtraj/step_norm"] > 0 for log in train_logs] == [True] * 4
-    assert math.isnan(train_logs[0]["wtraj/turning_angle"])
+    # the first turning angle is undefined (no previous step): left out, not logged as NaN
+    assert "wtraj/turning_angle" not in train_logs[0]
+    assert all(0 <= log["wtraj/turning_angle"] <= math.pi for log in train_logs[1:])
     assert train_logs[-1]["wtraj/step_norm"] == callback.monitor.latest.step_norm
+
     scalars = _event_scalars(tmp_path)
-    assert len(scalars.get("train/wtraj/step_norm", [])) == 4, sorted(scalars)
+    logged = [log["wtraj/step_norm"] for log in train_logs]
+    assert scalars.get("train/wtraj/step_norm") == pytest.approx(logged)
+    assert len(scalars["train/wtraj/turning_angle"]) == 3
+
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in history] == [1, 2, 3, 4]
+    assert [entry["wtraj/step_norm"] for entry in history] == [log["wtraj/step_norm"] for log in train_logs]
+    saved = json.loads((tmp_path / "out" / "checkpoint-4" / "trainer_state.json").read_text())
+    saved_history = [entry for entry in saved["log_history"] if "loss" in entry]
+    assert [entry["wtraj/distance_from_init"] for entry in saved_history] == [
+        log["wtraj/distance_from_init"] for log in train_logs
+    ]
 
 
 def test_tensorboard_loop_example(tmp_path):

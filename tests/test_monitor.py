@@ -96,8 +96,11 @@ def test_per_layer_metrics_match_reference():
         np.testing.assert_allclose(layer.step_norm, expected, rtol=1e-12)
         # sketch_dim exceeds every tensor's size: kept whole, so distances are exact too
         np.testing.assert_allclose(layer.distance_from_init, expected, rtol=1e-12)
+        # relative to the tensor's norm before the step
+        np.testing.assert_allclose(layer.relative_step, expected / np.linalg.norm(before[name]), rtol=1e-12)
     flat = metrics[0].as_dict(by_layer=True)
     assert flat["wtraj/step_norm/0.weight"] == metrics[0].layers["0.weight"].step_norm
+    assert flat["wtraj/relative_step/0.weight"] == metrics[0].layers["0.weight"].relative_step
 
 
 def test_distance_from_init_and_reference_small_tensors_exact():
@@ -323,3 +326,18 @@ def test_bad_thresholds():
         monitor.needs_retest(1.0, relative_threshold=0.1)
     with pytest.raises(ValueError, match="finite number >= 0"):
         monitor.needs_retest(threshold=-1.0)
+
+
+def test_monitor_repr_is_one_line():
+    torch = pytest.importorskip("torch")
+    from wtraj import TrajectoryMonitor
+
+    model = torch.nn.Linear(3, 2)
+    mon = TrajectoryMonitor(model)
+    assert repr(mon) == "<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 0 step(s)>"
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    mon.step()
+    start = "<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 1 step(s); latest: "
+    assert repr(mon).startswith(start)
+    assert "step_norm 2.449" in repr(mon) and "\n" not in repr(mon)

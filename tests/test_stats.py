@@ -35,8 +35,9 @@ def test_by_layer_on_an_array_is_the_whole():
     X = random_walk(4, 5000, 1e-4, seed=32)
     st = wtraj.trajectory_stats(X, by_layer=True)
     assert len(st.layers) == 1
-    assert_close(st.layers[0].distances, st.distances, 1e-12)
-    assert_close(st.layers[0].step_norms, st.step_norms, 1e-12)
+    (layer,) = st.layers.values()
+    assert_close(layer.distances, st.distances, 1e-12)
+    assert_close(layer.step_norms, st.step_norms, 1e-12)
 
 
 class ChoppedSource:
@@ -73,13 +74,13 @@ def test_a_stream_of_blocks_gives_the_in_memory_result():
     assert_close(streamed.step_norms, whole.step_norms, 1e-12)
     assert_close(streamed.turning_angles, whole.turning_angles, 1e-12)
     assert_close(streamed.menger_curvature, whole.menger_curvature, 1e-10)
-    for layer, stats in zip(source.layers, streamed.layers):
+    for layer, stats in zip(source.layers, streamed.layers.values()):
         part = X[:, layer.offset : layer.offset + layer.size].astype(np.float64)
         assert stats.name == layer.name
         assert_close(stats.distances, pairwise_truth(part), 1e-6, 1e-300)
         assert_close(stats.step_norms, np.linalg.norm(np.diff(part, axis=0), axis=1), 1e-12)
     # per-layer squared distances add up to the whole
-    total = sum(s.distances**2 for s in streamed.layers)
+    total = sum(s.distances**2 for s in streamed.layers.values())
     assert_close(total, whole.distances**2, 1e-6, 1e-300)
 
 
@@ -117,3 +118,24 @@ def test_cross_pairs_between_differently_cut_sources():
     chopped = ChoppedSource(X[:3], [5, 4096, 9999])
     D = wtraj.pairwise(chopped, X[3:], memory_budget=3 * 8 * 8 * 4096)
     assert_close(D, pairwise_truth(X[:3], X[3:]), 1e-6, 1e-300)
+
+
+def test_layers_by_name_and_compact_reprs(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy", reason="layers come from checkpoint files")
+    rng = np.random.default_rng(40)
+    names = [f"block{i}.weight" for i in range(40)]
+    paths = []
+    for k in range(4):
+        path = tmp_path / f"step{k}.safetensors"
+        safetensors.save_file({n: rng.standard_normal((8, 9)).astype(np.float32) for n in names}, str(path))
+        paths.append(path)
+    st = wtraj.trajectory_stats(paths, by_layer=True)
+    assert sorted(st.layers) == sorted(names)
+    layer = st.layers["block7.weight"]
+    assert layer.name == "block7.weight" and layer.shape == (8, 9)
+    message = "no tensor named 'block7' among 40 layers; names containing it: block7.weight"
+    with pytest.raises(KeyError, match=message):
+        st.layers["block7"]
+    # a few lines whatever the number of layers, not every array
+    assert len(repr(st)) < 500 and "4 checkpoints" in repr(st) and "40 by name" in repr(st)
+    assert len(repr(st.layers)) < 400 and "... 36 more" in repr(st.layers)

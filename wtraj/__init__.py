@@ -30,6 +30,8 @@ _EXPORTS = {
     "detect_shifts": "wtraj.analysis",
     "ShiftEvent": "wtraj.analysis",
     "assign": "wtraj.analysis",
+    "analyze": "wtraj.pipeline",
+    "Analysis": "wtraj.result",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -71,12 +71,19 @@ def _one_line(error: BaseException) -> str:
 # argument parsing
 
 
+def _version() -> str:
+    import wtraj
+
+    return wtraj.__version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wtraj",
         description="Geometry of neural-network training trajectories in weight space.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"wtraj {_version()}")
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -114,13 +121,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_reading_options(order)
     order.set_defaults(run=_order, command="order")
 
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of metrics.json",
+        description="Print the JSON Schema (draft 2020-12) of the metrics.json that "
+        "`wtraj analyze` writes; every field is described in it.",
+    )
+    schema.set_defaults(run=_schema, command="schema")
+
     demo = commands.add_parser(
         "demo",
         help="`analyze` on the sample checkpoints shipped with wtraj",
-        description="Run `wtraj analyze` on the sample checkpoints in the repository's "
-        "samples/ folder and write the report.",
+        description="Run `wtraj analyze` on the sample checkpoints shipped with wtraj "
+        "(four tiny training runs) and write the report.",
     )
-    demo.add_argument("--samples", help="sample folder (default: samples/ next to the package)")
+    demo.add_argument("--samples", help="sample folder (default: the samples shipped with wtraj)")
     demo.add_argument("--out", default=DEMO_OUT, help=f"report folder (default ./{DEMO_OUT})")
     _add_report_options(demo)
     _add_reading_options(demo)
@@ -191,8 +206,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
-    from wtraj.report.analysis import analyze
-    from wtraj.report.build import write_report
+    from wtraj.pipeline import analyze
     from wtraj.report.writer import OutputFolder
 
     if args.runs is not None and args.runs < 1:
@@ -200,14 +214,14 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     # refuse an existing --out before the (long) analysis, not after it
     OutputFolder(args.out, overwrite=args.overwrite)
     options = _reading(args)
-    analysis = analyze(paths, n_trajectories=args.runs, runs_from=args.runs_from, **options)
-    out = write_report(analysis, args.out, inputs=paths, overwrite=args.overwrite)
+    analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, **options)
+    out = analysis.save(args.out, overwrite=args.overwrite)
     runs = [
         {
             "run": run.label,
             "n_checkpoints": len(run.order),
-            "first": analysis.names[run.order[0]],
-            "last": analysis.names[run.order[-1]],
+            "first": run.checkpoints[0],
+            "last": run.checkpoints[-1],
             "direction_confidence": run.direction_confidence,
             "events": [
                 {"kind": s["kind"], "checkpoint": analysis.names[s["checkpoint"]], "score": s["score"]}
@@ -222,6 +236,7 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
         "n_checkpoints": len(analysis.names),
         "n_params": analysis.n_params,
         "runs": runs,
+        "notes": analysis.notes(),
     }
     lines = [
         f"{len(analysis.names)} checkpoints x {analysis.n_params:,} parameters, {len(analysis.runs)} run(s):"
@@ -234,6 +249,7 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
             f"{'n/a' if math.isnan(confidence) else f'{confidence:.3f}'}); events: "
             + (", ".join(f"{e['kind']} at {e['checkpoint']}" for e in run["events"]) or "none")
         )
+    lines.extend(f"note: {note}" for note in analysis.notes())
     lines.append(f"report: {out / 'report.html'}")
     _emit(args, payload, "\n".join(lines))
     return 0
@@ -264,7 +280,7 @@ def _diff(args: argparse.Namespace) -> int:
     layers = [
         {"name": layer.name, "shape": list(layer.shape), "size": int(np.prod(layer.shape))}
         | _change(layer.distances[0, 1], layer.norms[0], layer.norms[1])
-        for layer in stats.layers
+        for layer in stats.layers.values()
     ]
     layers.sort(key=lambda layer: -layer["distance"])
     payload = {"a": args.a, "b": args.b, "n_params": int(checkpoints.n_params)} | overall
@@ -272,9 +288,10 @@ def _diff(args: argparse.Namespace) -> int:
     shown = layers if args.top == 0 else layers[: args.top]
     lines = [
         f"{args.a} -> {args.b}: {checkpoints.n_params:,} parameters in {len(layers)} tensors",
-        f"  distance        {overall['distance']:.6g}",
-        f"  relative change {overall['relative_change']:.6g}  (distance / ||a||)",
-        f"  cosine          {overall['cosine']:.9f}",
+        f"  distance          {overall['distance']:.6g}  (L2, ||b - a||)",
+        f"  relative change   {overall['relative_change']:.6g}  (distance / ||a||)",
+        f"  cosine similarity {overall['cosine_similarity']:.9f}  "
+        '(cos(a, b); pairwise(metric="cosine") gives 1 - cos)',
         "",
         _layer_table(shown),
     ]
@@ -294,26 +311,28 @@ def _change(distance: float, norm_a: float, norm_b: float) -> dict[str, float]:
         cosine = min(1.0, max(-1.0, cosine))
     else:
         cosine = math.nan
-    return {"distance": distance, "relative_change": relative, "cosine": cosine,
+    return {"distance": distance, "relative_change": relative, "cosine_similarity": cosine,
             "norm_a": norm_a, "norm_b": norm_b}  # fmt: skip
 
 
 def _layer_table(layers: list[dict]) -> str:
     width = max([len("layer")] + [len(layer["name"]) for layer in layers])
-    header = f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cosine':>11}"
+    header = (
+        f"  {'layer':<{width}}  {'shape':>16}  {'distance':>12}  {'relative':>10}  {'cos similarity':>14}"
+    )
     rows = [header, "  " + "-" * (len(header) - 2)]
     for layer in layers:
         shape = "x".join(str(s) for s in layer["shape"]) or "scalar"
         rows.append(
             f"  {layer['name']:<{width}}  {shape:>16}  {layer['distance']:>12.6g}  "
-            f"{layer['relative_change']:>10.4g}  {layer['cosine']:>11.8f}"
+            f"{layer['relative_change']:>10.4g}  {layer['cosine_similarity']:>14.8f}"
         )
     return "\n".join(rows)
 
 
 def _order(args: argparse.Namespace) -> int:
     import wtraj
-    from wtraj.report.analysis import discover_checkpoints
+    from wtraj.pipeline import discover_checkpoints
 
     options = _reading(args)
     files, names, _ = discover_checkpoints([str(p) for p in args.paths])
@@ -353,11 +372,20 @@ def _order(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from wtraj.report.schema import metrics_schema_text
+
+    sys.stdout.write(metrics_schema_text())
+    return 0
+
+
 def default_samples() -> Path:
-    """samples/ in the repository: the folder next to the installed ``wtraj`` package."""
+    """The shipped sample runs: in the installed package (``wtraj/_samples``) or a clone's ``samples/``."""
     import wtraj
 
-    return Path(wtraj.__file__).resolve().parent.parent / "samples"
+    package = Path(wtraj.__file__).resolve().parent
+    installed = package / "_samples"
+    return installed if installed.is_dir() else package.parent / "samples"
 
 
 def demo_inputs(samples: Path) -> list[str]:
@@ -366,8 +394,8 @@ def demo_inputs(samples: Path) -> list[str]:
 
     if not samples.is_dir():
         raise FileNotFoundError(
-            f"{samples}: sample checkpoints not found; they ship in the repository's samples/ "
-            "folder (run from a clone, or pass --samples PATH)."
+            f"{samples}: sample checkpoints not found; they ship with wtraj (wtraj/_samples in "
+            "the installed package, samples/ in a clone): reinstall wtraj, or pass --samples PATH."
         )
     runs = []
     for folder in sorted(p for p in samples.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -65,7 +65,13 @@ ESTIMATED = {
     "sketch": ("step_norm", "turning_angle", "distance_from_init", "distance_from_reference"),
 }
 
-_LAYER_QUANTITIES = ("step_norm", "turning_angle", "distance_from_init", "distance_from_reference")
+_LAYER_QUANTITIES = (
+    "step_norm",
+    "relative_step",
+    "turning_angle",
+    "distance_from_init",
+    "distance_from_reference",
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class LayerMetrics:
     distance_from_init: float
     distance_from_reference: float
     norm: float
+    # step_norm / this tensor's norm before the step (NaN when that norm is 0)
+    relative_step: float
 
 
 @dataclass(frozen=True)
@@ -236,8 +244,9 @@ class TrajectoryMonitor:
         with torch.no_grad():
             initial, norm_sq = self._sketch_all([p for _, p in params])
             self._init_sketch = initial
+            # squared parameter norms per tensor before the next step (for relative steps)
             self._previous_norm_sq = norm_sq
-            self._reference_norm_sq = norm_sq
+            self._reference_norm_sq = sum(norm_sq)
             self._reference_sketch = initial
             if mode == "snapshot":
                 self._previous = [self._copy(p) for _, p in params]
@@ -298,16 +307,30 @@ class TrajectoryMonitor:
     def _copy(self, p: Any) -> Any:
         return p.detach().reshape(-1).to(self._device, copy=True)
 
-    def _sketch_all(self, params: list[Any]) -> tuple[list[Any], float]:
-        """Sketch every tensor; also return the exact squared norm of all of them."""
-        sketches, norm_sq = [], 0.0
+    def _sketch_all(self, params: list[Any]) -> tuple[list[Any], list[float]]:
+        """Sketch every tensor; also return the exact squared norm of each."""
+        sketches, norm_sq = [], []
         for p, sketch in zip(params, self._sketches, strict=True):
             out, norm = self._sketch_tensor(p, sketch)
             sketches.append(out)
-            norm_sq += float(norm)
+            norm_sq.append(float(norm))
         return sketches, norm_sq
 
     # public API
+
+    def __repr__(self) -> str:
+        n_params = sum(math.prod(shape) for shape in self.shapes.values())
+        latest = ""
+        if self._latest is not None:
+            m = self._latest
+            latest = (
+                f"; latest: step_norm {m.step_norm:.4g}, turning_angle {m.turning_angle:.4g} rad, "
+                f"distance_from_init {m.distance_from_init:.4g}"
+            )
+        return (
+            f"<TrajectoryMonitor mode={self.mode!r}: {len(self.names)} tensors, {n_params:,} parameters, "
+            f"{self._n_steps} step(s){latest}>"
+        )
 
     @property
     def n_steps(self) -> int:
@@ -404,7 +427,8 @@ class TrajectoryMonitor:
 
         params = self._checked_parameters()
         with torch.no_grad():
-            self._reference_sketch, self._reference_norm_sq = self._sketch_all(params)
+            self._reference_sketch, norm_sq = self._sketch_all(params)
+            self._reference_norm_sq = sum(norm_sq)
         self._reference_step = self._n_steps
 
     def needs_retest(
@@ -577,15 +601,16 @@ class TrajectoryMonitor:
                 distance_from_init=math.sqrt(init_sq[i]),
                 distance_from_reference=math.sqrt(ref_sq[i]),
                 norm=math.sqrt(norm_sq[i]),
+                relative_step=_relative(step_sq[i], previous_norm_sq[i]),
             )
         total_step_sq = sum(step_sq)
         if dot is not None:
             turning = _angle(sum(dots), sum(previous_sq), total_step_sq)
         else:
             turning = math.nan
-        relative = math.sqrt(total_step_sq / previous_norm_sq) if previous_norm_sq > 0 else math.nan
+        relative = _relative(total_step_sq, sum(previous_norm_sq))
         self._previous_step_sq = step_sq
-        self._previous_norm_sq = sum(norm_sq)
+        self._previous_norm_sq = norm_sq
         return MonitorMetrics(
             step=self._n_steps,
             step_norm=math.sqrt(total_step_sq),
@@ -606,6 +631,11 @@ _NO_STEP = (
     "the monitor has no step yet: call mon.step() after optimizer.step() at least once "
     "before reading metrics or asking needs_retest()."
 )
+
+
+def _relative(step_sq: float, previous_norm_sq: float) -> float:
+    """``||step|| / ||θ before the step||``; NaN when the parameters were all zero."""
+    return math.sqrt(step_sq / previous_norm_sq) if previous_norm_sq > 0 else math.nan
 
 
 def _angle(dot: float, previous_sq: float, current_sq: float) -> float:

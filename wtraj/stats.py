@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,40 @@ class LayerStats:
     # (N,) |x[i]| over this tensor's values
     norms: np.ndarray
 
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.shape)) or "scalar"
+        return f"LayerStats({self.name!r}, shape {shape}, {len(self.norms)} checkpoints)"
+
+
+class Layers(Mapping):
+    """Per-tensor stats looked up by tensor name (``st.layers["fc1.weight"]``), in checkpoint order.
+
+    A read-only mapping: iterating gives the names; ``.values()`` the
+    :class:`LayerStats`.
+    """
+
+    def __init__(self, layers: list[LayerStats] = ()):
+        self._by_name = {layer.name: layer for layer in layers}
+
+    def __getitem__(self, name: str) -> LayerStats:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            close = [n for n in self._by_name if name in n][:5]
+            hint = f"; names containing it: {', '.join(close)}" if close else ""
+            raise KeyError(f"no tensor named {name!r} among {len(self)} layers{hint}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __repr__(self) -> str:
+        shown = [repr(layer) for layer in list(self._by_name.values())[:4]]
+        more = f", ... {len(self) - 4} more" if len(self) > 4 else ""
+        return f"<{len(self)} layers: {', '.join(shown)}{more}>"
+
 
 @dataclass(frozen=True)
 class TrajectoryStats:
@@ -42,8 +78,21 @@ class TrajectoryStats:
     norms: np.ndarray
     # (N,) row labels (file names for checkpoints)
     names: list[str]
-    # per tensor, when asked for with by_layer=True
-    layers: list[LayerStats] = field(default_factory=list)
+    # per tensor by name, when asked for with by_layer=True
+    layers: Layers = field(default_factory=Layers)
+
+    def __repr__(self) -> str:
+        n = len(self.norms)
+        angles = self.turning_angles[np.isfinite(self.turning_angles)]
+        mean_angle = f"{math.degrees(float(angles.mean())):.1f} deg" if angles.size else "n/a"
+        return (
+            f"TrajectoryStats({n} checkpoints, path length {self.path_length:.6g}, "
+            f"start -> end distance {float(self.distances[0, -1]) if n else math.nan:.6g}, "
+            f"mean turning angle {mean_angle}; arrays: distances {self.distances.shape}, "
+            f"step_norms {self.step_norms.shape}, turning_angles {self.turning_angles.shape} (radians), "
+            f"menger_curvature {self.menger_curvature.shape}, norms {self.norms.shape}; "
+            f"layers: {len(self.layers)} by name)"
+        )
 
     @property
     def distance_from_start(self) -> np.ndarray:
@@ -119,5 +168,5 @@ def trajectory_stats(
         menger_curvature=menger,
         norms=np.sqrt(steps[0]),
         names=list(x_source.names),
-        layers=layers,
+        layers=Layers(layers),
     )

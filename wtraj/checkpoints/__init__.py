@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from wtraj._memory import resolve_memory_budget
 from wtraj.checkpoints.checkpoints import Checkpoints
 from wtraj.checkpoints.discovery import discover, natural_key
+from wtraj.checkpoints.hub import at_revisions
 from wtraj.checkpoints.reading import read_checkpoint
 from wtraj.checkpoints.selection import rename, select
 
@@ -29,6 +30,7 @@ def open(
     strip_prefix: Sequence[str] = ("module.", "model."),
     memory_budget: int | str | None = None,
     check_finite: bool = True,
+    revisions: Sequence[str] | None = None,
 ) -> Checkpoints:
     """Open checkpoints for streaming: read their headers, check they agree, read no values.
 
@@ -40,7 +42,9 @@ def open(
         ``checkpoint-<step>/`` subfolders take precedence over weights at the top
         of the folder, such as the Trainer's final save),
         a single checkpoint (file, shard index, or model folder), or a list of
-        single checkpoints in the order given.
+        single checkpoints in the order given. ``hf://ORG/NAME@REVISION`` is a
+        checkpoint on the Hugging Face Hub and ``hf://ORG/NAME@step*`` every
+        matching revision in natural order (:mod:`wtraj.checkpoints.hub`).
     include, exclude : str or re.Pattern, optional
         Keep the tensors whose (prefix-stripped) name matches ``include`` and
         not ``exclude`` (``re.search``).
@@ -53,6 +57,8 @@ def open(
     check_finite : bool
         Whether computations on these checkpoints refuse NaN and Inf (naming
         checkpoint, tensor and index).
+    revisions : sequence of str, optional
+        With one ``hf://ORG/NAME`` path: these revisions of it, in the order given.
 
     Returns
     -------
@@ -70,6 +76,8 @@ def open(
     if isinstance(strip_prefix, str):
         strip_prefix = (strip_prefix,)
     budget = resolve_memory_budget(memory_budget)
+    if revisions is not None:
+        paths = at_revisions(paths, revisions)
     locations = discover(paths)
     labels = [str(loc.path) for loc in locations]
     tensors = [

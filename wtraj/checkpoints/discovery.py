@@ -75,12 +75,12 @@ def discover(paths: str | os.PathLike | list | tuple) -> list[CheckpointLocation
         element holds more than one checkpoint.
     """
     if isinstance(paths, (str, os.PathLike)):
-        return _discover_one(Path(paths))
+        return _discover_given(paths)
     if len(paths) == 0:
         raise ValueError("wtraj.open got an empty list of paths.")
     locations = []
     for given in paths:
-        found = _discover_one(Path(given))
+        found = _discover_given(given)
         if len(found) != 1:
             raise ValueError(
                 f"{given}: holds {len(found)} checkpoints; in a list, each path must be one "
@@ -88,6 +88,14 @@ def discover(paths: str | os.PathLike | list | tuple) -> list[CheckpointLocation
             )
         locations.append(found[0])
     return _unique_names(locations)
+
+
+def _discover_given(given: str | os.PathLike) -> list[CheckpointLocation]:
+    from wtraj.checkpoints import hub
+
+    if hub.is_hub_path(given):
+        return hub.discover(given)
+    return _discover_one(Path(given))
 
 
 def _discover_one(path: Path) -> list[CheckpointLocation]:

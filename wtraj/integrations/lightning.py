@@ -10,6 +10,7 @@ except ImportError:
     from pytorch_lightning.callbacks import Callback
 
 from wtraj.integrations._schedule import StepSchedule
+from wtraj.integrations._values import loggable
 from wtraj.monitor import TrajectoryMonitor
 
 
@@ -17,7 +18,10 @@ class TrajectoryLightningCallback(Callback):
     """Follow the LightningModule's parameters and log step norm, turning angle and distances.
 
     The metrics go to every logger of the Trainer (``trainer.loggers``) at each
-    monitored step, under ``prefix``, e.g. ``wtraj/step_norm``.
+    monitored step, under ``prefix``, e.g. ``wtraj/step_norm``, at the step where
+    Lightning logs the loss of the batch that made the update (``self.log`` in
+    ``training_step``), so the curves line up. Turning angles are in radians;
+    the first one (no previous step) is left out rather than logged as NaN.
 
     Parameters
     ----------
@@ -60,9 +64,12 @@ class TrajectoryLightningCallback(Callback):
     ) -> None:
         if self.monitor is None or not self._schedule.due(trainer.global_step):
             return
-        metrics = self.monitor.step()
-        values = metrics.as_dict(prefix=self.prefix, by_layer=self.by_layer)
+        values = loggable(self.monitor.step(), self.prefix, self.by_layer)
+        # Lightning logs what training_step reports for the batch of optimizer step k at
+        # step k - 1 (global_step has already counted the step here); the same step
+        # puts this update beside that batch's loss
+        step = trainer.global_step - 1
         # straight to the loggers, once per monitored step: pl_module.log_dict would
         # re-emit the last values at the following steps
         for logger in trainer.loggers:
-            logger.log_metrics(values, step=trainer.global_step)
+            logger.log_metrics(values, step=step)

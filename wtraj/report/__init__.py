@@ -4,6 +4,9 @@
 - :mod:`wtraj.report.plots`: the figures, from arrays, with matplotlib's Agg backend;
 - :mod:`wtraj.report.html`: one self-contained ``report.html`` with the figures embedded;
 - :mod:`wtraj.report.writer`: an output folder built aside and renamed into place when complete;
-- :mod:`wtraj.report.analysis`: the ``analyze`` job, from checkpoint paths to every number;
-- :mod:`wtraj.report.build`: those numbers written as files, figures and the page.
+- :mod:`wtraj.report.tables`, :mod:`wtraj.report.figures`: the tables and figures of an analysis;
+- :mod:`wtraj.report.summary`: the runs table and the compact HTML summary shown in Jupyter;
+- :mod:`wtraj.report.build`: everything written as files, figures and the page.
+
+The analysis itself is :mod:`wtraj.pipeline`; its result is :class:`wtraj.result.Analysis`.
 """

@@ -1,4 +1,4 @@
-"""Write an :class:`~wtraj.report.analysis.Analysis` to a report folder, atomically.
+"""Write an :class:`~wtraj.result.Analysis` to a report folder, atomically.
 
 Files written (all or none, see :mod:`wtraj.report.writer`):
 
@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from wtraj.report import html, plots
-from wtraj.report.analysis import Analysis
+from wtraj.report.figures import report_figures
+from wtraj.report.summary import runs_table
+from wtraj.report.tables import table
 from wtraj.report.writer import OutputFolder, strict_json
+from wtraj.result import Analysis
 
 # bump when a key of metrics.json changes meaning or disappears
 SCHEMA_VERSION = 1
@@ -58,75 +61,20 @@ def write_report(
             folder.write_bytes(name, png)
         metrics = _metrics(analysis, inputs, sorted(figures))
         folder.write_text("metrics.json", json.dumps(strict_json(metrics), indent=1, allow_nan=False))
-        folder.write_text("steps.csv", _steps_csv(analysis))
-        folder.write_text("layers.csv", _layers_csv(analysis))
+        folder.write_text("steps.csv", _csv(analysis, "steps"))
+        folder.write_text("layers.csv", _csv(analysis, "layers"))
         with open(folder.path("distances.npy"), "wb") as f:
             np.save(f, analysis.stats.distances)
         folder.write_text("report.html", _page(analysis, inputs, figures))
     return Path(out)
 
 
-def run_label(analysis: Analysis, run_index: int) -> str:
-    run = analysis.runs[run_index]
-    return f"run {run.label} ({len(run.order)} ckpts)"
-
-
 def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
     """File name -> (PNG bytes, caption, alt text)."""
-    labels = [run_label(analysis, i) for i in range(len(analysis.runs))]
-    orders = [run.order for run in analysis.runs]
-    shifts = [_positions(run, "shift") for run in analysis.runs]
-    slowdowns = [_positions(run, "slowdown") for run in analysis.runs]
-    curves = [
-        plots.RunCurve(label, run.step_norms, run.turning_angles, run.distance_from_start, shift, slowdown)
-        for label, run, shift, slowdown in zip(labels, analysis.runs, shifts, slowdowns, strict=True)
-    ]
-    emb = analysis.embedding
-    grouping = "recovered run" if analysis.runs_from == "recovered" else "input path"
-    figures = {
-        "steps.png": (
-            plots.steps_figure(curves),
-            "Step norm (log scale), turning angle between consecutive steps, and distance from "
-            "the first checkpoint, along each run's recovered order. Dashed lines: detected "
-            "shifts (the step length jumps); dotted: slowdowns (it drops).",
-            "step norm, turning angle and distance from start per run",
-        ),
-        "distances.png": (
-            plots.distance_heatmap_figure(analysis.stats.distances, orders, labels, grouping),
-            f"Euclidean distances between all checkpoints, grouped by {grouping} (white lines) "
-            "and in recovered order, earliest first, within each group.",
-            "pairwise distance heatmap",
-        ),
-        "embedding_2d.png": (
-            plots.embedding_figure(emb.coordinates, emb.explained_variance_ratio, orders, labels, 2),
-            "Classical MDS of the distance matrix (the PCA of the checkpoints, computed from "
-            "distances only): each run a line, light to dark from first to last checkpoint.",
-            "2-D embedding of all trajectories",
-        ),
-        "embedding_3d.png": (
-            plots.embedding_figure(emb.coordinates, emb.explained_variance_ratio, orders, labels, 3),
-            "The same embedding in its first three axes.",
-            "3-D embedding of all trajectories",
-        ),
-        "layers.png": (
-            plots.layer_change_figure(
-                analysis.layer_names,
-                [run.layer_relative_change for run in analysis.runs],
-                labels,
-                shifts,
-                slowdowns,
-            ),
-            "Relative change of each layer (tensor) per step, ‖Δθₗ‖ / ‖θₗ‖, log colour scale; "
-            "blank cells are steps where the layer did not change. Dashed / dotted lines: shifts / "
-            "slowdowns.",
-            "per-layer change heatmap",
-        ),
+    return {
+        name: (plots.png_bytes(fig), caption, alt)
+        for name, (fig, caption, alt) in report_figures(analysis).items()
     }
-    return {name: (plots.png_bytes(fig), caption, alt) for name, (fig, caption, alt) in figures.items()}
-
-
-def _positions(run, kind: str) -> list[int]:
-    return [event["position"] for event in run.shifts if event["kind"] == kind]
 
 
 def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> dict:
@@ -135,6 +83,7 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
     stats = analysis.stats
     emb = analysis.embedding
     run_of = {int(row): run.label for run in analysis.runs for row in run.order}
+    disagreement = analysis.folder_disagreement
     return {
         "schema": "wtraj.analyze",
         "schema_version": SCHEMA_VERSION,
@@ -173,9 +122,24 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
                 "distance_from_start": run.distance_from_start.tolist(),
                 "path_from_exact_sums": run.exact_path,
                 "shifts": run.shifts,
+                "inputs": run.inputs,
+                "shared": run.shared,
             }
             for run in analysis.runs
         ],
+        "shared_checkpoints": [
+            {
+                "rows": list(group.rows),
+                "names": [analysis.names[r] for r in group.rows],
+                "runs": list(group.runs),
+            }
+            for group in analysis.shared
+        ],
+        "folder_disagreement": {
+            "split": [{"folder": f, "runs": runs} for f, runs in disagreement["split"].items()],
+            "merged": [{"run": run, "folders": folders} for run, folders in disagreement["merged"].items()],
+        },
+        "notes": analysis.notes(),
         "layers": [
             {"name": name, "shape": list(shape)}
             for name, shape in zip(analysis.layer_names, analysis.layer_shapes, strict=True)
@@ -196,65 +160,20 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
 
 
 
-def _csv(header: list[str], rows) -> str:
+def _csv(analysis: Analysis, kind: str) -> str:
+    header, rows = table(analysis, kind)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([_cell(value) for value in row] for row in rows)
     return buffer.getvalue()
 
 
-def _number(x: float) -> str:
-    return "" if not math.isfinite(x) else repr(float(x))
-
-
-def _steps_csv(analysis: Analysis) -> str:
-    rows = []
-    for run in analysis.runs:
-        event_at = {s["position"]: s for s in run.shifts}
-        for position, row in enumerate(run.order):
-            step = run.step_norms[position - 1] if position >= 1 else math.nan
-            has_angle = 1 <= position <= len(run.turning_angles)
-            angle = math.degrees(run.turning_angles[position - 1]) if has_angle else math.nan
-            rows.append(
-                [
-                    run.label,
-                    position,
-                    int(row),
-                    analysis.names[row],
-                    _number(step),
-                    _number(angle),
-                    _number(run.distance_from_start[position]),
-                    event_at[position]["kind"] if position in event_at else "",
-                    _number(event_at[position]["score"] if position in event_at else math.nan),
-                ]
-            )
-    header = [
-        "run", "position", "checkpoint", "name", "step_norm", "turning_angle_deg",
-        "distance_from_start", "event", "event_score",
-    ]  # fmt: skip
-    return _csv(header, rows)
-
-
-def _layers_csv(analysis: Analysis) -> str:
-    rows = []
-    layers = analysis.stats.layers
-    for run in analysis.runs:
-        for position in range(1, len(run.order)):
-            a, b = int(run.order[position - 1]), int(run.order[position])
-            for i, layer in enumerate(layers):
-                rows.append(
-                    [
-                        run.label,
-                        position,
-                        b,
-                        layer.name,
-                        _number(layer.distances[a, b]),
-                        _number(run.layer_relative_change[i, position - 1]),
-                    ]
-                )
-    header = ["run", "position", "checkpoint", "layer", "step_norm", "relative_change"]
-    return _csv(header, rows)
+def _cell(value):
+    """NaN and infinities as empty cells; floats in full precision."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return value
 
 
 def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:
@@ -285,29 +204,7 @@ def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:
             ],
         ],
     )
-    run_rows = []
-    for i, run in enumerate(analysis.runs):
-        inputs_of_run = sorted({analysis.groups[r] for r in run.order})
-        run_rows.append(
-            [
-                run_label(analysis, i),
-                analysis.names[run.order[0]],
-                analysis.names[run.order[-1]],
-                "—" if math.isnan(run.direction_confidence) else f"{run.direction_confidence:.3f}",
-                f"{np.nansum(run.step_norms):.4g}",
-                f"{run.distance_from_start[-1]:.4g}",
-                ", ".join(f"{s['kind']} at {analysis.names[s['checkpoint']]}" for s in run.shifts) or "none",
-                ", ".join(inputs_of_run),
-            ]
-        )
-    runs = html.Table(
-        [
-            "run", "first", "last", "direction confidence", "path length",
-            "start → end distance", "events", "input paths",
-        ],
-        run_rows,
-        numeric=(3, 4, 5),
-    )  # fmt: skip
+    runs = runs_table(analysis)
     blocks = [html.FigureBlock(png, caption, alt) for png, caption, alt in figures.values()]
     notes = [
         "Distances are L2 norms over all floating-point parameters (tensors skipped: "
@@ -319,7 +216,7 @@ def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:
         "run's first checkpoint is its start (0.5 = undecided).",
     ]
     sections = [
-        html.Section("Summary", tables=[summary]),
+        html.Section("Summary", tables=[summary], notes=analysis.notes()),
         html.Section("Runs", tables=[runs]),
         html.Section("Figures", figures=blocks),
         html.Section(

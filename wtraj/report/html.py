@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 60rem;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 72rem;
        margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
 .meta { color: #666; font-size: 0.9rem; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
+td { overflow-wrap: anywhere; }
+td.num, td.keep { white-space: nowrap; }
 th { background: #f5f5f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1.2rem 0; }
@@ -31,8 +33,11 @@ class Table:
 
     header: Sequence[str]
     rows: Sequence[Sequence[str]]
-    # indices of columns holding numbers (right-aligned)
+    # indices of columns holding numbers (right-aligned, never broken)
     numeric: Sequence[int] = field(default_factory=tuple)
+    # indices of short text columns never broken across lines (other cells break
+    # anywhere, so that long paths and names fit the page)
+    keep: Sequence[int] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -65,26 +70,36 @@ def render(title: str, meta: str, sections: Sequence[Section]) -> str:
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(meta)}</p>',
     ]
+    parts.append(fragment(sections))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def fragment(sections: Sequence[Section], heading: str = "h2") -> str:
+    """The sections alone, without a page around them (e.g. for a notebook cell)."""
+    parts = []
     for section in sections:
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(f"<{heading}>{html.escape(section.title)}</{heading}>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
         parts.extend(_table(t) for t in section.tables)
         parts.extend(_figure(f) for f in section.figures)
         parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in section.notes)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts)
 
 
 def _table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = []
     for row in table.rows:
-        cells = "".join(
-            f'<td class="num">{html.escape(c)}</td>' if i in table.numeric else f"<td>{html.escape(c)}</td>"
-            for i, c in enumerate(row)
-        )
+        cells = "".join(f"<td{_cell_class(table, i)}>{html.escape(c)}</td>" for i, c in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cell_class(table: Table, column: int) -> str:
+    if column in table.numeric:
+        return ' class="num"'
+    return ' class="keep"' if column in table.keep else ""
 
 
 def _figure(block: FigureBlock) -> str:

@@ -1,4 +1,4 @@
-"""The ``wtraj analyze`` job: from checkpoint paths to every number the report shows.
+"""The job behind ``wtraj analyze`` and :func:`wtraj.analyze`: from checkpoint paths to every number.
 
 One streamed pass over the checkpoints (:func:`wtraj.trajectory_stats` with
 ``by_layer=True``) gives all distances, whole-model and per tensor. Everything
@@ -11,79 +11,26 @@ float64 path sums of that pass wherever the recovered order follows the input
 order (the usual case: files named in training order); where it does not,
 they come from the distance matrix (a step is ``D[a, b]``, a turning angle
 from the three distances of a triple by the law of cosines, which loses
-precision for nearly straight paths; ``metrics.json`` says which per run).
+precision for nearly straight paths; ``Run.exact_path`` says which).
+
+The command line parses arguments and prints; :mod:`wtraj.report` renders the
+result; neither computes anything of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wtraj.report.embedding import Embedding, classical_mds
+from wtraj.report.embedding import classical_mds
+from wtraj.result import Analysis, Run, SharedCheckpoint
 
 RUNS_FROM = ("recovered", "inputs")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One recovered training run.
-
-    Attributes
-    ----------
-    label : int
-        Run number (``separate_trajectories``' label).
-    order : ndarray of int, shape (n,)
-        Checkpoint rows in recovered training order, earliest first.
-    direction_confidence : float
-        ``order_checkpoints``' confidence that ``order[0]`` is the start; NaN
-        when the run has fewer than 3 distinct checkpoints (input order kept).
-    step_norms : ndarray, shape (n-1,)
-    turning_angles : ndarray, shape (n-2,), radians
-    distance_from_start : ndarray, shape (n,)
-    exact_path : bool
-        True when step norms and angles come from the float64 path sums
-        (the recovered order follows the input order).
-    shifts : list of dict
-        Events of :func:`wtraj.detect_shifts`: ``{"position": ..., "checkpoint": row,
-        "kind": "shift" or "slowdown", "score": ...}``.
-    layer_relative_change : ndarray, shape (n_layers, n-1)
-        ``||Δθ_l|| / ||θ_l||`` per layer and step (the norm before the step).
-    """
-
-    label: int
-    order: np.ndarray
-    direction_confidence: float
-    step_norms: np.ndarray
-    turning_angles: np.ndarray
-    distance_from_start: np.ndarray
-    exact_path: bool
-    shifts: list[dict]
-    layer_relative_change: np.ndarray
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything ``wtraj analyze`` reports (see :func:`analyze`)."""
-
-    names: list[str]
-    # input path each checkpoint was found under (one per row)
-    groups: list[str]
-    n_params: int
-    layer_names: list[str]
-    layer_shapes: list[tuple[int, ...]]
-    stats: Any
-    labels: np.ndarray
-    # "recovered" (separate_trajectories) or "inputs" (one run per input path)
-    runs_from: str
-    tree_parent: np.ndarray | None
-    runs: list[Run]
-    embedding: Embedding
-    skipped_tensors: dict[str, str]
 
 
 def discover_checkpoints(paths: list[str | os.PathLike]) -> tuple[list[Path], list[str], list[str]]:
@@ -105,6 +52,8 @@ def discover_checkpoints(paths: list[str | os.PathLike]) -> tuple[list[Path], li
     """
     from wtraj.checkpoints.discovery import discover
 
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     if not paths:
         raise ValueError("no checkpoint paths given: pass run folders or checkpoint files.")
     files, names, groups = [], [], []
@@ -120,69 +69,88 @@ def discover_checkpoints(paths: list[str | os.PathLike]) -> tuple[list[Path], li
 
 
 def analyze(
-    paths: list[str | os.PathLike],
+    paths: str | os.PathLike | list[str | os.PathLike],
     *,
     include: str | None = None,
     exclude: str | None = None,
     backend: str | None = None,
-    memory_budget: int | None = None,
-    n_trajectories: int | None = None,
+    memory_budget: int | str | None = None,
+    n_runs: int | None = None,
     runs_from: str = "recovered",
     progress: bool | None = None,
 ) -> Analysis:
     """Distances, step norms, curvature, runs, order, shifts and embedding of checkpoints.
 
+    The Python form of ``wtraj analyze``, with the same options.
+
     Parameters
     ----------
-    paths : list of paths
+    paths : path or list of paths
         Run folders and/or checkpoint files (see :func:`discover_checkpoints`).
     include, exclude : str, optional
-        Tensor-name regular expressions, passed to :func:`wtraj.open`.
+        Tensor-name regular expressions (``--include``, ``--exclude``), passed to :func:`wtraj.open`.
     backend, memory_budget, progress
-        Passed to :func:`wtraj.trajectory_stats`.
-    n_trajectories : int, optional
-        Number of runs; inferred by :func:`wtraj.separate_trajectories` when None.
+        Passed to :func:`wtraj.trajectory_stats` (``--backend``, ``--memory-budget``,
+        ``--no-progress``).
+    n_runs : int, optional
+        Number of runs (``--runs``); inferred by :func:`wtraj.separate_trajectories` when None.
     runs_from : {"recovered", "inputs"}
-        ``"recovered"``: runs found by :func:`wtraj.separate_trajectories`
-        from the distances alone; ``"inputs"``: each input path is one run
-        (for run folders whose grouping is known).
+        ``"recovered"`` (``--runs-from recovered``): runs found by
+        :func:`wtraj.separate_trajectories` from the distances alone;
+        ``"inputs"``: each input path is one run (for run folders whose grouping is known).
 
     Returns
     -------
     Analysis
+        The result: ``.runs``, ``.to_dataframe(kind)``, ``.plot(kind)``,
+        ``.save(folder)`` (the folder ``wtraj analyze --out`` writes), and an
+        HTML summary in Jupyter.
 
     Raises
     ------
     FileNotFoundError, ValueError
         Paths that do not exist, hold no checkpoints, or checkpoints that
-        disagree; too few checkpoints (at least 2 are needed).
+        disagree; too few checkpoints (at least 2 are needed); bad options.
     """
     import wtraj
+    from wtraj._memory import resolve_memory_budget
 
     if runs_from not in RUNS_FROM:
         raise ValueError(f"runs_from={runs_from!r}: choose one of {', '.join(RUNS_FROM)}.")
-    if runs_from == "inputs" and n_trajectories is not None:
+    if runs_from == "inputs" and n_runs is not None:
         raise ValueError("give either a number of runs or runs_from='inputs', not both.")
-    files, names, groups = discover_checkpoints(paths)
+    if n_runs is not None and (isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1):
+        raise ValueError(f"n_runs must be a positive number of runs; got {n_runs!r}.")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    inputs = [str(p) for p in paths]
+    budget = None if memory_budget is None else resolve_memory_budget(memory_budget)
+    files, names, groups = discover_checkpoints(inputs)
     if len(files) < 2:
         raise ValueError(
-            f"{paths[0]}: found {len(files)} checkpoint; a trajectory needs at least 2 "
+            f"{inputs[0]}: found {len(files)} checkpoint; a trajectory needs at least 2 "
             "(use `wtraj diff` to compare two files)."
         )
-    checkpoints = wtraj.open(files, include=include, exclude=exclude, memory_budget=memory_budget)
+    checkpoints = wtraj.open(files, include=include, exclude=exclude, memory_budget=budget)
     stats = wtraj.trajectory_stats(
-        checkpoints, by_layer=True, backend=backend, memory_budget=memory_budget, progress=progress
+        checkpoints, by_layer=True, backend=backend, memory_budget=budget, progress=progress
     )
     D = stats.distances
     if runs_from == "inputs":
-        inputs = list(dict.fromkeys(groups))
-        labels = np.array([inputs.index(g) for g in groups], dtype=np.int64)
+        given = list(dict.fromkeys(groups))
+        labels = np.array([given.index(g) for g in groups], dtype=np.int64)
     else:
-        labels = _run_labels(D, n_trajectories)
+        labels = _copies_follow_their_folder(D, _run_labels(D, n_runs), groups)
     tree = wtraj.trajectory_tree(D, metric="precomputed")
-    runs = [_run(label, np.flatnonzero(labels == label), stats) for label in np.unique(labels).tolist()]
+    shared = _shared_checkpoints(D, labels)
+    runs = [
+        _run(label, np.flatnonzero(labels == label), stats, names, groups, shared)
+        for label in np.unique(labels).tolist()
+    ]
     runs = _with_shifts(runs, D, labels)
     return Analysis(
+        inputs=inputs,
+        run_inputs=[given for given in inputs if _stands_for_a_run(given)],
         names=names,
         groups=groups,
         n_params=int(checkpoints.n_params),
@@ -193,39 +161,106 @@ def analyze(
         runs_from=runs_from,
         tree_parent=None if tree is None else np.asarray(tree),
         runs=runs,
+        shared=shared,
         embedding=classical_mds(D, 3),
         skipped_tensors=dict(getattr(checkpoints, "skipped", {})),
     )
 
 
-def _run_labels(D: np.ndarray, n_trajectories: int | None) -> np.ndarray:
+def _stands_for_a_run(given: str) -> bool:
+    """A folder or a Hub revision pattern: several checkpoints the user grouped as one run."""
+    from wtraj.checkpoints import hub
+
+    if hub.is_hub_path(given):
+        _, revision = hub.parse(given)
+        return revision is not None and any(c in revision for c in "*?[")
+    return Path(given).is_dir()
+
+
+def _run_labels(D: np.ndarray, n_runs: int | None) -> np.ndarray:
     import wtraj
 
-    if n_trajectories == 1:
+    if n_runs == 1:
         return np.zeros(D.shape[0], dtype=np.int64)
-    return np.asarray(wtraj.separate_trajectories(D, n_trajectories, metric="precomputed"), dtype=np.int64)
+    return np.asarray(wtraj.separate_trajectories(D, n_runs, metric="precomputed"), dtype=np.int64)
 
 
-def _run(label: int, rows: np.ndarray, stats: Any) -> Run:
+def _identical_groups(D: np.ndarray) -> list[np.ndarray]:
+    """Rows of each set of identical checkpoints (distance exactly 0), sets of 2 or more.
+
+    Exact zeros only: a distance of distinct checkpoints is a sum of squares of
+    nonzero differences, never 0.
+    """
+    seen = np.zeros(D.shape[0], dtype=bool)
+    groups = []
+    for row in range(D.shape[0]):
+        if not seen[row]:
+            same = np.flatnonzero(D[row] == 0)
+            seen[same] = True
+            if len(same) > 1:
+                groups.append(same)
+    return groups
+
+
+def _copies_follow_their_folder(D: np.ndarray, labels: np.ndarray, groups: list[str]) -> np.ndarray:
+    """Each copy of an identical checkpoint in the run that holds most of its own folder.
+
+    Runs started from one initialisation usually each save it, so the same
+    weights sit in several run folders. The distances cannot tell the copies
+    apart (separation often puts them all in one run, leaving the other runs
+    without their start); the folder a copy was found in is the only
+    information, so each copy goes to the run of most other checkpoints of
+    its folder.
+    """
+    labels = labels.copy()
+    for same in _identical_groups(D):
+        for row in same:
+            others = [r for r, g in enumerate(groups) if g == groups[row] and r not in same]
+            if others:
+                values, counts = np.unique(labels[others], return_counts=True)
+                labels[row] = values[np.argmax(counts)]
+    return labels
+
+
+def _shared_checkpoints(D: np.ndarray, labels: np.ndarray) -> list[SharedCheckpoint]:
+    """Sets of identical checkpoints that lie in different runs (e.g. a shared initialisation)."""
+    shared = []
+    for same in _identical_groups(D):
+        runs = sorted({int(labels[r]) for r in same})
+        if len(runs) > 1:
+            shared.append(SharedCheckpoint(rows=tuple(int(r) for r in same), runs=tuple(runs)))
+    return shared
+
+
+def _run(
+    label: int,
+    rows: np.ndarray,
+    stats: Any,
+    names: list[str],
+    groups: list[str],
+    shared: list[SharedCheckpoint],
+) -> Run:
     import wtraj
 
     D = stats.distances
     sub = D[np.ix_(rows, rows)]
-    distinct = _n_distinct(sub)
-    if distinct >= 3:
+    if _n_distinct(sub) >= 3:
         local, confidence = wtraj.order_checkpoints(sub, metric="precomputed", return_confidence=True)
         order = rows[np.asarray(local)]
     else:
         order, confidence = rows, math.nan
     steps, angles, exact = _path_along(order, stats)
     change = np.empty((len(stats.layers), max(len(order) - 1, 0)))
-    for i, layer in enumerate(stats.layers):
+    for i, layer in enumerate(stats.layers.values()):
         before = layer.norms[order[:-1]]
         with np.errstate(divide="ignore", invalid="ignore"):
             change[i] = np.where(before > 0, layer.distances[order[:-1], order[1:]] / before, np.nan)
+    position_of = {int(row): position for position, row in enumerate(order)}
     return Run(
         label=int(label),
         order=order,
+        checkpoints=[names[row] for row in order],
+        inputs=list(dict.fromkeys(groups[row] for row in order)),
         direction_confidence=float(confidence),
         step_norms=steps,
         turning_angles=angles,
@@ -233,6 +268,17 @@ def _run(label: int, rows: np.ndarray, stats: Any) -> Run:
         exact_path=exact,
         shifts=[],
         layer_relative_change=change,
+        shared=[
+            {
+                "position": position_of[row],
+                "checkpoint": names[row],
+                "with_runs": [r for r in group.runs if r != label],
+            }
+            for group in shared
+            if label in group.runs
+            for row in group.rows
+            if row in position_of
+        ],
     )
 
 
@@ -263,8 +309,6 @@ def _path_along(order: np.ndarray, stats: Any) -> tuple[np.ndarray, np.ndarray, 
 
 def _with_shifts(runs: list[Run], D: np.ndarray, labels: np.ndarray) -> list[Run]:
     """The runs with their shift and slowdown events from :func:`wtraj.detect_shifts`."""
-    import dataclasses
-
     import wtraj
 
     # detect_shifts needs two steps to compare in some run: at least 4 distinct checkpoints
