@@ -58,9 +58,10 @@ REACH = 0.3
 # pairs of checkpoints at most this many positions apart on a chain decide
 # which continuation is whose: a run's early offset shows only summed over many
 RELINK_WINDOW = 16
-# runs that share a start leave it with first steps of about one length; a
-# chain that starts at a run's second checkpoint starts about twice as far out
-FIRST_STEP_RATIO = 1.5
+# runs that share a start leave it with first steps of about one length (on
+# the zoo's development part within 13 % of each other), a run's second
+# checkpoint lies at least 44 % farther out than its first
+FIRST_STEP_RATIO = 1.25
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
