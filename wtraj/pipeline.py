@@ -140,8 +140,8 @@ def analyze(
         given = list(dict.fromkeys(groups))
         labels = np.array([given.index(g) for g in groups], dtype=np.int64)
     else:
-        labels = _copies_follow_their_folder(D, _run_labels(D, n_runs), groups)
-    tree = wtraj.trajectory_tree(D, metric="precomputed")
+        labels = _copies_follow_their_folder(D, _run_labels(D, n_runs, stats.norms), groups)
+    tree = wtraj.trajectory_tree(D, metric="precomputed", norms=stats.norms)
     shared = _shared_checkpoints(D, labels)
     runs = [
         _run(label, np.flatnonzero(labels == label), stats, names, groups, shared)
@@ -177,12 +177,14 @@ def _stands_for_a_run(given: str) -> bool:
     return Path(given).is_dir()
 
 
-def _run_labels(D: np.ndarray, n_runs: int | None) -> np.ndarray:
+def _run_labels(D: np.ndarray, n_runs: int | None, norms: np.ndarray) -> np.ndarray:
     import wtraj
 
     if n_runs == 1:
         return np.zeros(D.shape[0], dtype=np.int64)
-    return np.asarray(wtraj.separate_trajectories(D, n_runs, metric="precomputed"), dtype=np.int64)
+    # the norms from the same pass tell runs of different starts apart by their angle
+    labels = wtraj.separate_trajectories(D, n_runs, metric="precomputed", norms=norms)
+    return np.asarray(labels, dtype=np.int64)
 
 
 def _identical_groups(D: np.ndarray) -> list[np.ndarray]:
