@@ -26,10 +26,10 @@ DEFAULT_WINDOW = 12
 # consecutive steps that differ by more than a factor e^1.1 = 3 start a new
 # phase of training for the trend of step lengths
 LOG_PHASE_JUMP = math.log(3.0)
-# margin of rise_from_start between the two ends that gives full confidence: twice
-# the largest margin of a wrong direction on the zoo's development part (0.034),
-# so that those stay near 0.55 (bench/RESULTS.md, "Analysis constants")
-FULL_MARGIN = 0.3
+# evidence (margin of rise_from_start between the two ends times sqrt(N)) that
+# gives full confidence: the largest evidence of a wrong direction on the zoo's
+# development part (0.46, a run stopped during its warm-up) gets 0.58
+FULL_EVIDENCE = 3.0
 # most confidence when the step lengths point the other way
 DISAGREEING_CONFIDENCE = 0.6
 
@@ -108,8 +108,9 @@ def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
     """Decide which end of ``order`` is the start: the end the distance rises fast from.
 
     The margin ``rise_from_start`` of the first end minus that of the last
-    decides (positive: forward). The confidence grows with the margin, up to
-    1 at ``FULL_MARGIN``; where the trend of step lengths (steps shrink as
+    decides (positive: forward). The confidence grows with the evidence, the
+    margin times the square root of the number of checkpoints, up to 1 at
+    ``FULL_EVIDENCE``; where the trend of step lengths (steps shrink as
     training converges) points the other way, the evidence disagrees and the
     confidence stays at most ``DISAGREEING_CONFIDENCE``.
 
@@ -122,7 +123,7 @@ def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
     margin = rise_from_start(D, order) - rise_from_start(D, order[::-1])
     steps = D[order[:-1], order[1:]]
     z = segmented_trend_z(np.log(np.maximum(steps, np.finfo(float).tiny)))
-    strength = min(1.0, abs(margin) / FULL_MARGIN)
+    strength = min(1.0, abs(margin) * math.sqrt(order.shape[0]) / FULL_EVIDENCE)
     # no margin at all keeps the seriation's own orientation
     forward = margin >= 0
     # shrinking steps (z < 0) agree with a forward path
