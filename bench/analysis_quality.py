@@ -213,8 +213,10 @@ def evaluate_assignment(runs, rows, seed_set):
         for pool in pools(independent_runs(runs), split):
             pool = [r for r in pool if r.weights.shape[0] >= 12]
             order = np.random.default_rng(100 + seed_set).permutation(len(pool))
-            known = [pool[i] for i in order[:MIX_SIZE]]
-            unseen = [pool[i] for i in order[MIX_SIZE:]]
+            # half of the pool known (at most a mix), the other half never seen
+            half = min(MIX_SIZE, len(pool) // 2)
+            known = [pool[i] for i in order[:half]]
+            unseen = [pool[i] for i in order[half:]]
             if len(known) < 2 or not unseen:
                 continue
             kept, held, labels = [], [], []
