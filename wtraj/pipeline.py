@@ -298,15 +298,13 @@ def _path_along(order: np.ndarray, stats: Any) -> tuple[np.ndarray, np.ndarray, 
         steps = stats.step_norms[start : start + n - 1]
         angles = stats.turning_angles[start : start + n - 2] if n >= 3 else np.empty(0)
         return np.array(steps, dtype=float), np.array(angles, dtype=float), True
+    from wtraj.analysis._geometry import turning_angle
+
     D = stats.distances
     steps = D[order[:-1], order[1:]]
-    a, b = steps[:-1], steps[1:]
-    c = D[order[:-2], order[2:]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # law of cosines: <u, v> = (|u + v|² - |u|² - |v|²) / 2 with u, v consecutive steps
-        cosine = (c**2 - a**2 - b**2) / (2 * a * b)
-    angles = np.where((a > 0) & (b > 0), np.arccos(np.clip(cosine, -1, 1)), np.nan)
-    return np.array(steps, dtype=float), angles, False
+    # from the triangle of three checkpoints (Kahan's formula, stable for small turns)
+    angles = turning_angle(steps[:-1], steps[1:], D[order[:-2], order[2:]])
+    return np.array(steps, dtype=float), np.asarray(angles, dtype=float), False
 
 
 def _with_shifts(runs: list[Run], D: np.ndarray, labels: np.ndarray) -> list[Run]:
