@@ -230,8 +230,8 @@ def test_interrupted_output_leaves_nothing(tmp_path):
 
 def test_existing_output_refused_unless_overwrite(tmp_path):
     target = tmp_path / "report"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with OutputFolder(target) as out:
+        out.write_text("old.txt", "old")
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
         OutputFolder(target)
     # a failure while overwriting keeps the old report
@@ -241,7 +241,7 @@ def test_existing_output_refused_unless_overwrite(tmp_path):
     assert (target / "old.txt").read_text() == "old"
     with OutputFolder(target, overwrite=True) as out:
         out.write_text("new.txt", "new")
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".wtraj-report", "new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 

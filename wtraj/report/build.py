@@ -30,6 +30,8 @@ from wtraj.report.writer import OutputFolder, strict_json
 
 # bump when a key of metrics.json changes meaning or disappears
 SCHEMA_VERSION = 1
+# a CSV cell starting with one of these runs as a formula in a spreadsheet (OWASP, "CSV Injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_report(
@@ -43,16 +45,17 @@ def write_report(
     out : path
         The report folder; it must not exist unless ``overwrite``.
     inputs : list of str
-        The paths the user gave (recorded in ``metrics.json`` and the page).
+        The paths the user gave (recorded in ``metrics.json`` and the page); the
+        report may not be, hold or lie inside one of them.
     overwrite : bool
-        Replace an existing folder.
+        Replace an existing report that wtraj wrote (see :func:`wtraj.report.writer.prepare_output`).
 
     Returns
     -------
     Path
         The report folder.
     """
-    with OutputFolder(out, overwrite=overwrite) as folder:
+    with OutputFolder(out, overwrite=overwrite, inputs=inputs) as folder:
         figures = _figures(analysis)
         for name, (png, _, _) in figures.items():
             folder.write_bytes(name, png)
@@ -204,6 +207,16 @@ def _csv(header: list[str], rows) -> str:
     return buffer.getvalue()
 
 
+def csv_text(value: str) -> str:
+    """A text cell that spreadsheets show as text, never run as a formula.
+
+    A cell starting with ``= + - @``, a tab or a carriage return (a tensor or
+    file name can) gets a single quote in front, as OWASP recommends; the csv
+    module quotes the cell when it holds a quote, comma or line break.
+    """
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _number(x: float) -> str:
     return "" if not math.isfinite(x) else repr(float(x))
 
@@ -221,7 +234,7 @@ def _steps_csv(analysis: Analysis) -> str:
                     run.label,
                     position,
                     int(row),
-                    analysis.names[row],
+                    csv_text(analysis.names[row]),
                     _number(step),
                     _number(angle),
                     _number(run.distance_from_start[position]),
@@ -248,7 +261,7 @@ def _layers_csv(analysis: Analysis) -> str:
                         run.label,
                         position,
                         b,
-                        layer.name,
+                        csv_text(layer.name),
                         _number(layer.distances[a, b]),
                         _number(run.layer_relative_change[i, position - 1]),
                     ]
