@@ -312,9 +312,7 @@ def _check_replaceable(shown, target: Path) -> None:
         )
     written = {*marker["files"], MARKER}
     foreign = sorted(
-        entry.name
-        for entry in entries
-        if entry.name not in written or entry.is_dir(follow_symlinks=False)
+        entry.name for entry in entries if entry.name not in written or entry.is_dir(follow_symlinks=False)
     )
     if foreign:
         listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
