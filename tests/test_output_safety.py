@@ -29,7 +29,8 @@ from checkpoints_fixtures import make_state  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 from wtraj.cli import main  # noqa: E402
-from wtraj.report.writer import MARKER, OutputFolder, prepare_output, read_marker  # noqa: E402
+from wtraj.report.output_target import MARKER, prepare_output, read_marker  # noqa: E402
+from wtraj.report.writer import OutputFolder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = {"a.weight": (3, 4), "a.bias": (3,)}

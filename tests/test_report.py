@@ -178,6 +178,17 @@ def test_layer_figure_keeps_most_changed_layers():
     assert np.ma.is_masked(ax.get_images()[0].get_array())
 
 
+def test_layer_figure_draws_names_as_plain_text():
+    # "$x$" would be drawn as an italic x and "w$^{$" would fail to parse as mathtext
+    names = ["$x$", "w$^{$", "tab\there"]
+    figure = plots.layer_change_figure(names, [np.ones((3, 2))], ["run $0$"], [[]])
+    assert plots.png_bytes(figure)[:4] == b"\x89PNG"
+    labels = figure.axes[0].get_yticklabels()
+    assert [label.get_text() for label in labels] == ["$x$", "w$^{$", "tab\\there"]
+    assert not any(label.get_parse_math() for label in labels)
+    assert figure.axes[0].get_title(loc="left") == "run $0$"
+
+
 def test_run_colors_distinct():
     for n in (1, 5, 12, 30):
         colors = plots.run_colors(n)

@@ -201,7 +201,7 @@ def _analyze(args: argparse.Namespace) -> int:
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     from wtraj.report.analysis import analyze
     from wtraj.report.build import write_report
-    from wtraj.report.writer import prepare_output
+    from wtraj.report.output_target import prepare_output
 
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs must be a positive number of runs; got {args.runs}.")

@@ -198,7 +198,6 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
     }
 
 
-
 def _csv(header: list[str], rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

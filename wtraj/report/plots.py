@@ -353,4 +353,6 @@ def layer_change_figure(
 
 
 def _short(name: str, width: int = 32) -> str:
+    """``name`` fit for a tick label: control characters escaped, long names cut at the front."""
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
     return name if len(name) <= width else "…" + name[-(width - 1) :]

@@ -27,6 +27,9 @@ except ImportError:
     fcntl = None
 
 OWNER = ".wtraj-owner"
+# inside a work folder: the report being built, and the reports it replaced, moved aside
+REPORT = "report"
+ASIDE = "previous-"
 # an owner file is a few dozen bytes; anything larger is not one
 MAX_OWNER_BYTES = 4096
 
@@ -42,12 +45,22 @@ class WorkFolder:
     Attributes
     ----------
     path : Path
-        The folder.
+        The folder: it holds :data:`OWNER`, the report being built (:attr:`report`)
+        and the reports it replaced (:meth:`aside`), until it is removed.
     """
 
     def __init__(self, path: Path, lock: int | None):
         self.path = path
         self._lock = lock
+
+    @property
+    def report(self) -> Path:
+        """The folder the report is built in, renamed to the target when complete."""
+        return self.path / REPORT
+
+    def aside(self, attempt: int) -> Path:
+        """Where the report being replaced is moved, on the ``attempt``-th try."""
+        return self.path / f"{ASIDE}{attempt:02d}"
 
     @classmethod
     def create(cls, target: Path) -> WorkFolder:
