@@ -9,6 +9,7 @@ while its work folder exists.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -419,6 +420,32 @@ def test_a_run_killed_while_replacing_loses_no_report(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 
+@pytest.mark.parametrize("put_back_fails", [False, True], ids=["put_back", "put_back_fails"])
+def test_a_failed_rename_loses_no_report(put_back_fails, tmp_path, monkeypatch):
+    target = tmp_path / "report"
+    _own_report(target, "old")
+    rename = os.rename
+
+    def refused(source, destination):
+        # the new report may not be renamed into place (and, for put_back_fails, nothing may)
+        if Path(destination) == target and (put_back_fails or Path(source).name == "report"):
+            raise PermissionError(errno.EACCES, "refused", str(destination))
+        rename(source, destination)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "rename", refused)
+        with pytest.raises(PermissionError), OutputFolder(target, overwrite=True) as out:
+            out.write_text("a.txt", "new")
+    if put_back_fails:
+        # both reports wait in the work folder; the next run puts the complete new one in place
+        assert not target.exists()
+        prepare_output(target, overwrite=True)
+        assert (target / "a.txt").read_text() == "new"
+    else:
+        assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
 def test_interleaved_overwrites_leave_one_complete_report(tmp_path):
     target = tmp_path / "reports" / "report"
     target.parent.mkdir()
@@ -468,9 +495,13 @@ HOSTILE_NAMES = {
 
 def test_hostile_tensor_names_are_written_as_text(tmp_path, capsys):
     run = _make_run(tmp_path / "runs" / "seed0", n=4, shapes=HOSTILE_NAMES)
+    # a checkpoint file name is a cell of steps.csv
+    (run / "step_3.safetensors").rename(run / "=step_3.safetensors")
     out = tmp_path / "report"
     status, _, err = _analyze(capsys, out, run)
     assert status == 0, err
+    names = {row["name"] for row in csv.DictReader(open(out / "steps.csv", newline=""))}
+    assert "'=step_3.safetensors" in names and "step_0.safetensors" in names
     layers = {row["layer"] for row in csv.DictReader(open(out / "layers.csv", newline=""))}
     assert layers == {
         "$x$", "'=HYPERLINK(\"http://a\")", "w$^{$", "'+cmd", "'-2+3", "'@SUM(A1)", "'\tTAB", "plain.weight",

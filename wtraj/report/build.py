@@ -48,7 +48,7 @@ def write_report(
         The paths the user gave (recorded in ``metrics.json`` and the page); the
         report may not be, hold or lie inside one of them.
     overwrite : bool
-        Replace an existing report that wtraj wrote (see :func:`wtraj.report.writer.prepare_output`).
+        Replace an existing report that wtraj wrote (see :func:`wtraj.report.output_target.prepare_output`).
 
     Returns
     -------

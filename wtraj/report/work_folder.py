@@ -52,6 +52,7 @@ class WorkFolder:
     def __init__(self, path: Path, lock: int | None):
         self.path = path
         self._lock = lock
+        self._kept = False
 
     @property
     def report(self) -> Path:
@@ -72,6 +73,10 @@ class WorkFolder:
             shutil.rmtree(path, ignore_errors=True)
             raise
 
+    def keep(self) -> None:
+        """Leave the folder for a later run to sweep: :meth:`remove` only releases the lock."""
+        self._kept = True
+
     def remove(self) -> None:
         """Delete the folder, the owner file last, then release the lock.
 
@@ -79,6 +84,8 @@ class WorkFolder:
         a later run can still prove the folder is a leftover and retry.
         """
         try:
+            if self._kept:
+                return
             for child in os.scandir(self.path):
                 if child.name == OWNER:
                     continue

@@ -145,15 +145,25 @@ class OutputFolder:
                 os.rename(report, self.target)
                 return
             except OSError as error:
-                replaced_meanwhile = error.errno in (errno.EEXIST, errno.ENOTEMPTY)
-                if not replaced_meanwhile:
-                    if aside is not None and not os.path.lexists(self.target):
-                        os.rename(aside, self.target)
-                    raise
+                if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    # another run's report arrived in between: move that one aside too
+                    continue
+                if aside is not None and not os.path.lexists(self.target):
+                    _put_back(aside, self.target, work)
+                raise
         raise FileExistsError(
             f"output folder {self.given} was replaced {INSTALL_ATTEMPTS} times by other runs while "
             "this one tried to write it; nothing of this run was kept."
         )
+
+
+def _put_back(aside: Path, target: Path, work: WorkFolder) -> None:
+    """Move the replaced report back; failing that, keep it for the next run to restore."""
+    try:
+        os.rename(aside, target)
+    except OSError:
+        # the next run sweeps this work folder and renames its newest complete report to target
+        work.keep()
 
 
 def strict_json(value):
