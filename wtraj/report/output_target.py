@@ -148,7 +148,9 @@ def check_replaceable(shown, target: Path) -> None:
     """Refuse to replace anything but an unchanged wtraj report that is not the current directory.
 
     A target that vanishes during the check (another run moved its report
-    aside) passes: there is nothing to replace.
+    aside) passes: there is nothing to replace. The final check is made on
+    the folder once moved into the run's own work folder, where no other run
+    can swap it (:class:`wtraj.report.writer.OutputFolder`).
     """
     cwd = Path.cwd().resolve()
     if cwd == target or target in cwd.parents:

@@ -77,6 +77,11 @@ class WorkFolder:
         """Leave the folder for a later run to sweep: :meth:`remove` only releases the lock."""
         self._kept = True
 
+    def abandon(self) -> None:
+        """Leave the folder and make it unsweepable (it holds something not wtraj's)."""
+        self._kept = True
+        _unlink(self.path / OWNER)
+
     def remove(self) -> None:
         """Delete the folder, the owner file last, then release the lock.
 

@@ -135,12 +135,7 @@ class OutputFolder:
                         f"output folder {self.given} appeared while the report was being "
                         "written; nothing was replaced."
                     )
-                check_replaceable(self.given, self.target)
-                aside = work.aside(attempt)
-                try:
-                    os.rename(self.target, aside)
-                except FileNotFoundError:
-                    aside = None
+                aside = self._move_aside(work, attempt)
             try:
                 os.rename(report, self.target)
                 return
@@ -148,22 +143,52 @@ class OutputFolder:
                 if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     # another run's report arrived in between: move that one aside too
                     continue
-                if aside is not None and not os.path.lexists(self.target):
-                    _put_back(aside, self.target, work)
+                if aside is not None:
+                    _put_back(aside, self.target, work, sweepable=True)
                 raise
         raise FileExistsError(
             f"output folder {self.given} was replaced {INSTALL_ATTEMPTS} times by other runs while "
             "this one tried to write it; nothing of this run was kept."
         )
 
+    def _move_aside(self, work: WorkFolder, attempt: int) -> Path | None:
+        """Move the folder at the target into ``work`` if it may be replaced; None if it vanished.
 
-def _put_back(aside: Path, target: Path, work: WorkFolder) -> None:
-    """Move the replaced report back; failing that, keep it for the next run to restore."""
+        The folder is checked where it lands, in this run's own work folder:
+        at the target, another run could swap it for its own between the
+        check and the move.
+        """
+        aside = work.aside(attempt)
+        try:
+            os.rename(self.target, aside)
+        except FileNotFoundError:
+            return None
+        try:
+            check_replaceable(self.given, aside)
+        except FileExistsError:
+            _put_back(aside, self.target, work, sweepable=False)
+            raise
+        return aside
+
+
+def _put_back(aside: Path, target: Path, work: WorkFolder, *, sweepable: bool) -> None:
+    """Move a folder taken from ``target`` back; failing that, make sure it is never deleted.
+
+    A wtraj report (``sweepable``) stays in the work folder for the next run
+    to restore; any other folder stays where it is, in a work folder no run
+    will sweep, and the error says where.
+    """
     try:
         os.rename(aside, target)
-    except OSError:
-        # the next run sweeps this work folder and renames its newest complete report to target
-        work.keep()
+    except OSError as error:
+        if sweepable:
+            work.keep()
+        else:
+            work.abandon()
+            raise FileExistsError(
+                f"output folder {target} was taken by another program while it was being "
+                f"replaced; the folder that was there is now {aside}: move it back yourself."
+            ) from error
 
 
 def strict_json(value):
