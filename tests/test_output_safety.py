@@ -446,18 +446,22 @@ def test_a_failed_rename_loses_no_report(put_back_fails, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 
-def test_a_folder_that_replaced_the_report_meanwhile_is_kept(tmp_path):
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_what_replaced_the_report_meanwhile_is_kept(kind, tmp_path):
     target = tmp_path / "report"
     _own_report(target, "old")
-    with pytest.raises(FileExistsError, match="was not written by wtraj"):
+    with pytest.raises(FileExistsError, match="was not written by wtraj|is not a folder"):
         with OutputFolder(target, overwrite=True) as out:
             out.write_text("a.txt", "new")
-            # while the report is being built, the user puts their own folder there
+            # while the report is being built, the user puts their own folder or file there
             shutil.rmtree(target)
-            target.mkdir()
-            (target / "a.txt").write_text("mine")
-            (target / "notes.txt").write_text("mine")
-    assert _snapshot(tmp_path) == {"report": None, "report/a.txt": b"mine", "report/notes.txt": b"mine"}
+            if kind == "folder":
+                target.mkdir()
+                (target / "a.txt").write_text("mine")
+            else:
+                target.write_text("mine")
+    expected = {"report": None, "report/a.txt": b"mine"} if kind == "folder" else {"report": b"mine"}
+    assert _snapshot(tmp_path) == expected
 
 
 def test_interleaved_overwrites_leave_one_complete_report(tmp_path):

@@ -124,7 +124,9 @@ def _resolved(path: str | os.PathLike) -> Path:
     return target
 
 
-def _check_outside_inputs(shown, target: Path, inputs: Sequence[str | os.PathLike]) -> None:
+def _check_outside_inputs(
+    shown: str | os.PathLike, target: Path, inputs: Sequence[str | os.PathLike]
+) -> None:
     for given in inputs:
         try:
             source = Path(given).resolve()
@@ -144,7 +146,7 @@ def _check_outside_inputs(shown, target: Path, inputs: Sequence[str | os.PathLik
             )
 
 
-def check_replaceable(shown, target: Path) -> None:
+def check_replaceable(shown: str | os.PathLike, target: Path) -> None:
     """Refuse to replace anything but an unchanged wtraj report that is not the current directory.
 
     A target that vanishes during the check (another run moved its report
@@ -162,6 +164,8 @@ def check_replaceable(shown, target: Path) -> None:
         entries = list(os.scandir(target))
     except FileNotFoundError:
         return
+    except NotADirectoryError:
+        raise FileExistsError(f"{shown} exists and is not a folder; choose another output path.") from None
     marker = read_marker(target)
     if marker is None and not os.path.lexists(target):
         return
@@ -183,7 +187,7 @@ def check_replaceable(shown, target: Path) -> None:
         )
 
 
-def _check_writable(shown, target: Path) -> None:
+def _check_writable(shown: str | os.PathLike, target: Path) -> None:
     """Create and remove a folder where the report's work folder will go."""
     existing = target.parent
     while not os.path.lexists(existing):

@@ -165,7 +165,8 @@ class OutputFolder:
             return None
         try:
             check_replaceable(self.given, aside)
-        except FileExistsError:
+        except Exception:
+            # whatever failed, a folder that may not be replaced must not stay in a work folder
             _put_back(aside, self.target, work, sweepable=False)
             raise
         return aside
