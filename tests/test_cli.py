@@ -86,10 +86,15 @@ def test_analyze_writes_every_output(report, runs):
     payload = json.loads(out)
     assert payload["report"] == str(folder / "report.html")
     names = {p.name for p in folder.iterdir()}
-    assert names == {
+    written = {
         "metrics.json", "steps.csv", "layers.csv", "distances.npy", "report.html",
         "steps.png", "distances.png", "embedding_2d.png", "embedding_3d.png", "layers.png",
     }  # fmt: skip
+    assert names == written | {".wtraj-report"}
+    # the marker that lets --overwrite replace this folder, and only it
+    marker = json.loads((folder / ".wtraj-report").read_text())
+    assert marker["written_by"] == "wtraj" and marker["wtraj_version"] == wtraj.__version__
+    assert set(marker["files"]) == written and marker["created"]
     # built aside and renamed: no temporary folder left next to it
     assert [p.name for p in folder.parent.iterdir()] == ["report"]
 
@@ -159,17 +164,28 @@ def test_report_html_embeds_every_figure(report):
 
 def test_existing_output_is_refused_then_overwritten(runs, tmp_path, capsys):
     out = tmp_path / "r"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    status, _, err = _run(capsys, "analyze", runs / "seed0", "--out", out)
+    argv = ("analyze", runs / "seed0", "--out", out, "--backend", "reference")
+    assert _run(capsys, *argv)[0] == 0
+    first = (out / "metrics.json").read_bytes()
+    status, _, err = _run(capsys, *argv)
     assert status == 1
     assert err.count("\n") == 1 and "already exists; pass --overwrite" in err
-    assert (out / "keep.txt").read_text() == "mine"
-    argv = ("analyze", runs / "seed0", "--out", out, "--overwrite", "--backend", "reference")
-    status, text, err = _run(capsys, *argv)
+    assert (out / "metrics.json").read_bytes() == first
+    status, text, err = _run(capsys, *argv, "--overwrite")
     assert status == 0 and err == ""
     assert "11 checkpoints" in text and f"report: {out / 'report.html'}" in text
-    assert (out / "report.html").exists() and not (out / "keep.txt").exists()
+    assert (out / "metrics.json").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_overwrite_refuses_a_folder_wtraj_did_not_write(runs, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    status, _, err = _run(capsys, "analyze", runs / "seed0", "--out", out, "--overwrite")
+    assert status == 1
+    assert err.count("\n") == 1 and "was not written by wtraj" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
 
 def test_interrupted_analyze_leaves_nothing(runs, tmp_path, capsys, monkeypatch):

@@ -178,6 +178,17 @@ def test_layer_figure_keeps_most_changed_layers():
     assert np.ma.is_masked(ax.get_images()[0].get_array())
 
 
+def test_layer_figure_draws_names_as_plain_text():
+    # "$x$" would be drawn as an italic x and "w$^{$" would fail to parse as mathtext
+    names = ["$x$", "w$^{$", "tab\there"]
+    figure = plots.layer_change_figure(names, [np.ones((3, 2))], ["run $0$"], [[]])
+    assert plots.png_bytes(figure)[:4] == b"\x89PNG"
+    labels = figure.axes[0].get_yticklabels()
+    assert [label.get_text() for label in labels] == ["$x$", "w$^{$", "tab\\there"]
+    assert not any(label.get_parse_math() for label in labels)
+    assert figure.axes[0].get_title(loc="left") == "run $0$"
+
+
 def test_run_colors_distinct():
     for n in (1, 5, 12, 30):
         colors = plots.run_colors(n)
@@ -230,8 +241,8 @@ def test_interrupted_output_leaves_nothing(tmp_path):
 
 def test_existing_output_refused_unless_overwrite(tmp_path):
     target = tmp_path / "report"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with OutputFolder(target) as out:
+        out.write_text("old.txt", "old")
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
         OutputFolder(target)
     # a failure while overwriting keeps the old report
@@ -241,7 +252,7 @@ def test_existing_output_refused_unless_overwrite(tmp_path):
     assert (target / "old.txt").read_text() == "old"
     with OutputFolder(target, overwrite=True) as out:
         out.write_text("new.txt", "new")
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".wtraj-report", "new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 

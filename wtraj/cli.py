@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wtraj.report.signals import Terminated, signals_raise
+
 # exceptions that mean "the input is wrong", reported as one line without a traceback
 USER_ERRORS = (
     FileNotFoundError,
@@ -39,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     try:
-        return args.run(args)
+        with signals_raise():
+            return args.run(args)
+    except Terminated as stop:
+        if args.debug:
+            raise
+        print(f"wtraj: {stop}; no partial output was left.", file=sys.stderr)
+        return stop.code
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -207,12 +215,12 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     from wtraj.pipeline import analyze
-    from wtraj.report.writer import OutputFolder
+    from wtraj.report.output_target import prepare_output
 
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs must be a positive number of runs; got {args.runs}.")
-    # refuse an existing --out before the (long) analysis, not after it
-    OutputFolder(args.out, overwrite=args.overwrite)
+    # refuse an --out that exists, is an input or cannot be written before the (long) analysis
+    prepare_output(args.out, overwrite=args.overwrite, inputs=paths)
     options = _reading(args)
     analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, **options)
     out = analysis.save(args.out, overwrite=args.overwrite)

@@ -33,6 +33,8 @@ from wtraj.result import Analysis
 
 # bump when a key of metrics.json changes meaning or disappears
 SCHEMA_VERSION = 1
+# a CSV cell starting with one of these runs as a formula in a spreadsheet (OWASP, "CSV Injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_report(
@@ -46,16 +48,17 @@ def write_report(
     out : path
         The report folder; it must not exist unless ``overwrite``.
     inputs : list of str
-        The paths the user gave (recorded in ``metrics.json`` and the page).
+        The paths the user gave (recorded in ``metrics.json`` and the page); the
+        report may not be, hold or lie inside one of them.
     overwrite : bool
-        Replace an existing folder.
+        Replace an existing report that wtraj wrote (see :func:`wtraj.report.output_target.prepare_output`).
 
     Returns
     -------
     Path
         The report folder.
     """
-    with OutputFolder(out, overwrite=overwrite) as folder:
+    with OutputFolder(out, overwrite=overwrite, inputs=inputs) as folder:
         figures = _figures(analysis)
         for name, (png, _, _) in figures.items():
             folder.write_bytes(name, png)
@@ -159,7 +162,6 @@ def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> 
     }
 
 
-
 def _csv(analysis: Analysis, kind: str) -> str:
     header, rows = table(analysis, kind)
     buffer = io.StringIO()
@@ -170,10 +172,22 @@ def _csv(analysis: Analysis, kind: str) -> str:
 
 
 def _cell(value):
-    """NaN and infinities as empty cells; floats in full precision."""
+    """NaN and infinities as empty cells; floats in full precision; text that spreadsheets never run."""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, str):
+        return csv_text(value)
     return value
+
+
+def csv_text(value: str) -> str:
+    """A text cell that spreadsheets show as text, never run as a formula.
+
+    A cell starting with ``= + - @``, a tab or a carriage return (a tensor or
+    file name can) gets a single quote in front, as OWASP recommends; the csv
+    module quotes the cell when it holds a quote, comma or line break.
+    """
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _page(analysis: Analysis, inputs: list[str], figures: dict) -> str:

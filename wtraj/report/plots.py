@@ -5,21 +5,25 @@ it draws, so figures can be made from any result (and tested on small arrays).
 Time axes are checkpoint positions along a run's recovered order; detected
 events are drawn on every one of them as vertical lines: dashed for shifts
 (the step length jumps), dotted for slowdowns (it drops, e.g. a learning-rate decay).
+All text is drawn as written: a ``$`` in a tensor name never starts mathtext.
 """
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.colors import LogNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+# names are data, not markup: "$x$" is shown as "$x$", and "w$^{$" does not fail to parse
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 # inches: about 17 cm wide, the width of a report column or a full paper page
 WIDTH = 6.8
 DPI = 150
@@ -65,6 +69,18 @@ def run_colors(n_runs: int) -> list[tuple[float, float, float]]:
     return [to_rgb(hsv(i / n_runs)) for i in range(n_runs)]
 
 
+def _plain_text(draw: Callable) -> Callable:
+    """``draw`` run with :data:`PLAIN_TEXT` settings, for the text it creates and renders."""
+
+    @functools.wraps(draw)
+    def plain(*args, **kwargs):
+        with rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+
+    return plain
+
+
+@_plain_text
 def png_bytes(figure: Figure) -> bytes:
     """The figure as PNG bytes at the report's resolution."""
     buffer = io.BytesIO()
@@ -95,6 +111,7 @@ def _event_legend_entries(any_shift: bool, any_slowdown: bool) -> list[Line2D]:
     return entries
 
 
+@_plain_text
 def steps_figure(runs: Sequence[RunCurve]) -> Figure:
     """Step norm, turning angle and distance from the start over checkpoints, one line per run.
 
@@ -142,6 +159,7 @@ def steps_figure(runs: Sequence[RunCurve]) -> Figure:
     return figure
 
 
+@_plain_text
 def distance_heatmap_figure(
     D: np.ndarray,
     runs: Sequence[np.ndarray],
@@ -189,6 +207,7 @@ def _run_shades(color, n: int) -> np.ndarray:
     return 1 - fractions * (1 - base)
 
 
+@_plain_text
 def embedding_figure(
     coordinates: np.ndarray,
     explained_variance_ratio: np.ndarray,
@@ -256,6 +275,7 @@ def embedding_figure(
     return figure
 
 
+@_plain_text
 def layer_change_figure(
     layer_names: Sequence[str],
     relative_changes: Sequence[np.ndarray],
@@ -333,4 +353,6 @@ def layer_change_figure(
 
 
 def _short(name: str, width: int = 32) -> str:
+    """``name`` fit for a tick label: control characters escaped, long names cut at the front."""
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
     return name if len(name) <= width else "…" + name[-(width - 1) :]
