@@ -104,9 +104,13 @@ def test_save_writes_the_folder_of_the_command_line(analysis, tmp_path):
     np.testing.assert_array_equal(np.load(out / "distances.npy"), np.load(tmp_path / "cli" / "distances.npy"))
     with pytest.raises(FileExistsError, match="already exists"):
         analysis.save(out)
-    (out / "marker").write_text("old")
+    # an unchanged wtraj report is replaced; one holding a file wtraj did not write is not
     analysis.save(out, overwrite=True)
-    assert not (out / "marker").exists() and (out / "report.html").exists()
+    assert (out / "report.html").exists() and (out / ".wtraj-report").exists()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="did not write"):
+        analysis.save(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("kind", ["steps", "layers", "runs", "events"])
