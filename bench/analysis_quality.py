@@ -86,7 +86,7 @@ def stack(runs: list[zoo.ZooRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def split_of(runs: list[zoo.ZooRun]) -> str:
-    """"heldout" when any run of a case is held out, else "dev"."""
+    """ "heldout" when any run of a case is held out, else "dev"."""
     return "heldout" if any(r.meta["split"] == "heldout" for r in runs) else "dev"
 
 
@@ -188,7 +188,11 @@ def evaluate_finetunes(runs, rows):
             first = int(np.flatnonzero((truth == t) & (position == 0))[0])
             source = case.index(by_id[tune.meta["parent"]["run"]])
             found = tree[first]
-            ok = found >= 0 and truth[found] == source and abs(position[found] - tune.meta["parent"]["row"]) <= 1
+            ok = (
+                found >= 0
+                and truth[found] == source
+                and abs(position[found] - tune.meta["parent"]["row"]) <= 1
+            )
             rows["branches"].append(dict(split=split_of([tune]), run=tune.id, ok=bool(ok)))
         rows["finetunes"].append(dict(split=split_of(case), parent=parent.id, runs=len(case), ari=ari))
 
@@ -204,8 +208,11 @@ def evaluate_shifts(runs, rows):
         scored = wtraj.detect_shifts(X, np.zeros(n, dtype=np.int64), threshold=min(SHIFT_THRESHOLDS))
         events = [(int(permutation[e.index]), e.kind, e.score) for e in scored]
         expected = r.meta["shift"]["row"] if r.meta["shift"] else None
-        rows["shifts"].append(dict(split=r.meta["split"], run=r.id, expected=expected, events=events,
-                                   lr_drops=r.meta["lr_drops"]))
+        rows["shifts"].append(
+            dict(
+                split=r.meta["split"], run=r.id, expected=expected, events=events, lr_drops=r.meta["lr_drops"]
+            )
+        )
 
 
 def evaluate_assignment(runs, rows, seed_set):
@@ -231,7 +238,9 @@ def evaluate_assignment(runs, rows, seed_set):
             labels = np.concatenate(labels)
             for t, rows_out in held:
                 assigned, _ = wtraj.assign(rows_out, X, labels)
-                rows["assign_known"].append(dict(split=split, right=int(np.sum(assigned == t)), total=len(assigned)))
+                rows["assign_known"].append(
+                    dict(split=split, right=int(np.sum(assigned == t)), total=len(assigned))
+                )
             for r in unseen:
                 assigned, _ = wtraj.assign(r.weights, X, labels)
                 rows["assign_unseen"].append(
@@ -284,30 +293,58 @@ def report(rows, threshold) -> list[str]:
         "assignment: held-out checkpoints of known runs": "assign_known",
         "assignment: checkpoints of unseen runs -> -1": "assign_unseen",
     }
-    line("ordering: Kendall tau", "≥ 0.99 every run",
-         lambda p: f"min {min(r['tau'] for r in p):.4f} ({sum(r['tau'] >= 0.99 for r in p)}/{len(p)})")
+    line(
+        "ordering: Kendall tau",
+        "≥ 0.99 every run",
+        lambda p: f"min {min(r['tau'] for r in p):.4f} ({sum(r['tau'] >= 0.99 for r in p)}/{len(p)})",
+    )
     line("ordering: direction", "every run", lambda p: f"{sum(r['tau'] > 0 for r in p)}/{len(p)}")
-    line("ordering: confidence when wrong", "≤ 0.6",
-         lambda p: (f"max {max(r['confidence'] for r in p if r['tau'] <= 0):.3f}"
-                    if any(r["tau"] <= 0 for r in p) else "none wrong"))
-    line("separation: single runs", "0 split",
-         lambda p: f"{sum(r['k'] > 1 for r in p)} split of {len(p)}")
-    line("separation: different starts mixed", "ARI ≥ 0.98",
-         lambda p: f"min {min(r['ari'] for r in p):.3f}, mean {np.mean([r['ari'] for r in p]):.3f} ({len(p)} mixes)")
-    line("separation: different starts merged", "0",
-         lambda p: f"{sum(r['merged'] for r in p)} in {len(p)} mixes")
-    line("separation: groups sharing a start", "ARI ≥ 0.95",
-         lambda p: ", ".join(f"{r['ari']:.2f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p))
+    line(
+        "ordering: confidence when wrong",
+        "≤ 0.6",
+        lambda p: (
+            f"max {max(r['confidence'] for r in p if r['tau'] <= 0):.3f}"
+            if any(r["tau"] <= 0 for r in p)
+            else "none wrong"
+        ),
+    )
+    line("separation: single runs", "0 split", lambda p: f"{sum(r['k'] > 1 for r in p)} split of {len(p)}")
+    line(
+        "separation: different starts mixed",
+        "ARI ≥ 0.98",
+        lambda p: (
+            f"min {min(r['ari'] for r in p):.3f}, mean {np.mean([r['ari'] for r in p]):.3f} ({len(p)} mixes)"
+        ),
+    )
+    line(
+        "separation: different starts merged",
+        "0",
+        lambda p: f"{sum(r['merged'] for r in p)} in {len(p)} mixes",
+    )
+    line(
+        "separation: groups sharing a start",
+        "ARI ≥ 0.95",
+        lambda p: ", ".join(f"{r['ari']:.2f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p),
+    )
     line("fine-tunes: separated", "ARI ≥ 0.98", lambda p: ", ".join(f"{r['ari']:.2f}" for r in p))
-    line("fine-tunes: branch point ±1", "≥ 90 %",
-         lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}")
-    line("shifts", f"recall ≥ 0.9, ≤ 1 false per 50 clean (threshold {threshold})",
-         lambda p: "recall {0}/{1}, {2} false on {3} clean, {4} LR drops as shifts".format(
-             *shift_counts(p, threshold)))
-    line("assignment: held-out checkpoints of known runs", "≥ 98 %",
-         lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}")
-    line("assignment: checkpoints of unseen runs -> -1", "≥ 98 %",
-         lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}")
+    line("fine-tunes: branch point ±1", "≥ 90 %", lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}")
+    line(
+        "shifts",
+        f"recall ≥ 0.9, ≤ 1 false per 50 clean (threshold {threshold})",
+        lambda p: "recall {}/{}, {} false on {} clean, {} LR drops as shifts".format(
+            *shift_counts(p, threshold)
+        ),
+    )
+    line(
+        "assignment: held-out checkpoints of known runs",
+        "≥ 98 %",
+        lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}",
+    )
+    line(
+        "assignment: checkpoints of unseen runs -> -1",
+        "≥ 98 %",
+        lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}",
+    )
     return lines
 
 
@@ -317,12 +354,16 @@ def calibration(rows) -> list[str]:
         inside = [r for r in rows["ordering"] if low <= r["confidence"] < high]
         right = sum(r["tau"] > 0 for r in inside)
         share = f"{right / len(inside):.2f}" if inside else "—"
-        lines.append(f"| [{low:.2f}, {min(high, 1.0):.2f}{']' if high > 1 else ')'} | {len(inside)} | {right} ({share}) |")
+        bracket = "]" if high > 1 else ")"
+        lines.append(f"| [{low:.2f}, {min(high, 1.0):.2f}{bracket} | {len(inside)} | {right} ({share}) |")
     return lines
 
 
 def shift_table(rows) -> list[str]:
-    lines = ["| threshold | part | recall | false flags / clean runs | LR drops as shifts |", "|---|---|---|---|---|"]
+    lines = [
+        "| threshold | part | recall | false flags / clean runs | LR drops as shifts |",
+        "|---|---|---|---|---|",
+    ]
     for threshold in SHIFT_THRESHOLDS:
         for name, part in by_split(rows["shifts"]).items():
             found, shifts, false, clean, lr = shift_counts(part, threshold)
@@ -333,13 +374,25 @@ def shift_table(rows) -> list[str]:
 def failures(rows) -> list[str]:
     """The cases behind every missed target, to read before changing a method."""
     out = []
-    out += [f"ordering {r['run']}: tau {r['tau']:.4f} confidence {r['confidence']:.3f}"
-            for r in rows["ordering"] if r["tau"] < 0.99]
+    out += [
+        f"ordering {r['run']}: tau {r['tau']:.4f} confidence {r['confidence']:.3f}"
+        for r in rows["ordering"]
+        if r["tau"] < 0.99
+    ]
     out += [f"split {r['run']}: {r['k']} runs" for r in rows["single"] if r["k"] > 1]
-    out += [f"mix ARI {r['ari']:.3f} k {r['k']} merged {r['merged']}: {' '.join(r['runs'])}"
-            for r in rows["mixed"] if r["ari"] < 0.98 or r["merged"]]
-    out += [f"group {r['group']}: ARI {r['ari']:.3f} k {r['k']} of {r['runs']}" for r in rows["groups"] if r["ari"] < 0.95]
-    out += [f"finetune family of {r['parent']}: ARI {r['ari']:.3f}" for r in rows["finetunes"] if r["ari"] < 0.98]
+    out += [
+        f"mix ARI {r['ari']:.3f} k {r['k']} merged {r['merged']}: {' '.join(r['runs'])}"
+        for r in rows["mixed"]
+        if r["ari"] < 0.98 or r["merged"]
+    ]
+    out += [
+        f"group {r['group']}: ARI {r['ari']:.3f} k {r['k']} of {r['runs']}"
+        for r in rows["groups"]
+        if r["ari"] < 0.95
+    ]
+    out += [
+        f"finetune family of {r['parent']}: ARI {r['ari']:.3f}" for r in rows["finetunes"] if r["ari"] < 0.98
+    ]
     out += [f"branch {r['run']}: missed" for r in rows["branches"] if not r["ok"]]
     return out
 
@@ -352,7 +405,9 @@ def main() -> None:
     parser.add_argument("--split", default=None, choices=(*SPLITS, None), help="evaluate one part only")
     parser.add_argument("--failures", action="store_true", help="list the cases behind missed targets")
     args = parser.parse_args()
-    folder = zoo.build_zoo(args.zoo or os.environ.get("WTRAJ_ZOO_DIR", ZOO_DIR), seed_sets=args.seed_sets, size=args.size)
+    folder = zoo.build_zoo(
+        args.zoo or os.environ.get("WTRAJ_ZOO_DIR", ZOO_DIR), seed_sets=args.seed_sets, size=args.size
+    )
     rows = defaultdict(list)
     started = time.perf_counter()
     for seed_set in args.seed_sets:

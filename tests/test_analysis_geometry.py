@@ -105,8 +105,11 @@ def test_disagreeing_evidence_gives_low_confidence():
     radius = np.cumsum(np.linspace(0.2, 0.6, 8))
     arc = np.cumsum(np.linspace(0.7, 1.5, 16)) / radius[-1]
     path = np.vstack(
-        [[0.0, 0.0], np.stack([radius, np.zeros(8)], axis=1),
-         radius[-1] * np.stack([np.cos(arc), np.sin(arc)], axis=1)]
+        [
+            [0.0, 0.0],
+            np.stack([radius, np.zeros(8)], axis=1),
+            radius[-1] * np.stack([np.cos(arc), np.sin(arc)], axis=1),
+        ]
     )
     direction = path_direction(_distances(path), np.arange(path.shape[0]))
     assert direction.forward and direction.z > 0

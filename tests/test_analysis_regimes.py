@@ -28,7 +28,7 @@ import zoo  # noqa: E402
 SMALL = [spec["id"] for spec in zoo.catalogue(0, "small")]
 # runs whose failures are known, measured on the whole zoo too (bench/RESULTS.md)
 SPLIT_IN_TWO = {
-    "s0/sequence-gru-adam-constant-epoch-plain-a": "7 checkpoints of a GRU whose first epoch moves 2x its later steps",
+    "s0/sequence-gru-adam-constant-epoch-plain-a": "7 checkpoints of a GRU, first epoch 2x its later steps",
     "s0/digits-mlp-sgd-constant-every_k-spike-a": "a loss spike's jump and turn read as a second start",
 }
 WRONG_DIRECTION = {
@@ -65,7 +65,9 @@ def test_order_and_direction(zoo_small, run_id):
 @pytest.mark.parametrize(
     "run_id",
     [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=SPLIT_IN_TWO[r])) if r in SPLIT_IN_TWO else r
+        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=SPLIT_IN_TWO[r]))
+        if r in SPLIT_IN_TWO
+        else r
         for r in SMALL
     ],
 )
@@ -77,8 +79,11 @@ def test_a_single_run_is_one_run(zoo_small, run_id):
 def test_runs_of_different_starts_are_told_apart(zoo_small):
     # every MLP on digits of its own start, whatever its optimizer, schedule, cadence or events
     runs = [
-        r for r in zoo_small
-        if r.meta["group"] is None and r.meta["parent"] is None and r.weights.shape[1] == 4810
+        r
+        for r in zoo_small
+        if r.meta["group"] is None
+        and r.meta["parent"] is None
+        and r.weights.shape[1] == 4810
         and r.id not in SPLIT_IN_TWO
     ]
     assert len({r.meta["family"]["cadence"] for r in runs}) >= 2
@@ -119,15 +124,25 @@ def test_a_strong_data_shift_is_found(zoo_small):
 
 
 def test_clean_runs_have_no_shift(zoo_small):
-    clean = [r for r in zoo_small if r.meta["shift"] is None and r.meta["kind"] != "spike" and r.weights.shape[0] >= 4]
+    clean = [
+        r
+        for r in zoo_small
+        if r.meta["shift"] is None and r.meta["kind"] != "spike" and r.weights.shape[0] >= 4
+    ]
     assert {r.meta["family"]["schedule"] for r in clean} >= {"constant", "step", "warmup_cosine", "onecycle"}
     for run in clean:
         assert _shifts(run) == [], run.id
 
 
 def test_held_out_checkpoints_are_assigned_and_unseen_runs_are_not(zoo_small):
-    runs = [r for r in zoo_small if r.weights.shape[1] == 4810 and r.meta["group"] is None
-            and r.meta["parent"] is None and r.weights.shape[0] >= 10]
+    runs = [
+        r
+        for r in zoo_small
+        if r.weights.shape[1] == 4810
+        and r.meta["group"] is None
+        and r.meta["parent"] is None
+        and r.weights.shape[0] >= 10
+    ]
     known, unseen = runs[:-1], runs[-1]
     kept, labels, held = [], [], []
     for label, run in enumerate(known):

@@ -266,7 +266,7 @@ class Nodes:
 
 
 def distinct_nodes(D: np.ndarray, norms: np.ndarray | None = None) -> Nodes:
-    """Collapse identical checkpoints (zero distance) of ``D`` into single nodes (``norms`` of the rows too)."""
+    """Collapse identical checkpoints (zero distance) of ``D`` into single nodes, with their ``norms``."""
     n = D.shape[0]
     scale = float(D.max()) if n else 0.0
     tolerance = DUPLICATE_RTOL * scale

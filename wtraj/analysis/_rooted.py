@@ -198,12 +198,16 @@ def first_step_count(D: np.ndarray, root: int) -> int:
     near = near[np.argsort(distance[near], kind="stable")]
     firsts = [
         c for i, c in enumerate(near)
-        if not any(
-            D[e, c] >= OWN_STEP_FRACTION * distance[e] and distance[c] - distance[e] >= AFTER_FRACTION * D[e, c]
-            for e in near[:i]
-        )
+        if not any(_lies_after(D, distance, e, c) for e in near[:i])
     ]
     return len(firsts)
+
+
+def _lies_after(D: np.ndarray, distance: np.ndarray, earlier: int, later: int) -> bool:
+    """Whether ``later`` is the next checkpoint of ``earlier``'s run (see :func:`first_step_count`)."""
+    step = D[earlier, later]
+    own_step = step >= OWN_STEP_FRACTION * distance[earlier]
+    return bool(own_step and distance[later] - distance[earlier] >= AFTER_FRACTION * step)
 
 
 def cover_width(n_runs: int) -> int:

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from wtraj.analysis._distances import PassOptions, check_labels, check_positive, distance_matrix, distinct_nodes
+from wtraj.analysis._distances import (
+    PassOptions,
+    check_labels,
+    check_positive,
+    distance_matrix,
+    distinct_nodes,
+)
 from wtraj.analysis.ordering import order_nodes
 
 DEFAULT_MAX_RATIO = 1.5
