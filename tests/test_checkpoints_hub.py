@@ -33,14 +33,14 @@ SHAPES = {
 
 
 def _states(n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    # a path like training's: a drift whose steps shrink, and a little noise
     rng = np.random.default_rng(seed)
     state = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in SHAPES.items()}
+    drift = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in SHAPES.items()}
     states = []
-    for _ in range(n):
-        state = {
-            name: value + 0.05 * rng.standard_normal(value.shape).astype(np.float32)
-            for name, value in state.items()
-        }
+    for t in range(n):
+        noise = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in state.items()}
+        state = {name: value + 0.3 / (1 + t) * drift[name] + 0.01 * noise[name] for name, value in state.items()}
         states.append(state)
     return states
 
