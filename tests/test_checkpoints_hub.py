@@ -40,7 +40,7 @@ def _states(n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
     states = []
     for t in range(n):
         noise = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in state.items()}
-        state = {name: value + 0.3 / (1 + t) * drift[name] + 0.01 * noise[name] for name, value in state.items()}
+        state = {name: v + 0.3 / (1 + t) * drift[name] + 0.01 * noise[name] for name, v in state.items()}
         states.append(state)
     return states
 
