@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import numpy as np
 import zoo_data
 
 ARCHS = ("mlp", "cnn", "gru")
@@ -52,23 +51,3 @@ def build_model(arch: str, dataset: str):
             return self.out(last[0])
 
     return SequenceGRU()
-
-
-def flatten(net) -> np.ndarray:
-    return np.concatenate([t.detach().reshape(-1).numpy() for t in net.state_dict().values()]).astype(
-        np.float32
-    )
-
-
-def load_flat(net, flat: np.ndarray) -> None:
-    import torch
-
-    state = net.state_dict()
-    expected = sum(t.numel() for t in state.values())
-    if flat.shape != (expected,):
-        raise ValueError(f"start must hold {expected} weights for this model; got shape {flat.shape}.")
-    offset = 0
-    for name, tensor in state.items():
-        state[name] = torch.from_numpy(flat[offset : offset + tensor.numel()].copy()).reshape(tensor.shape)
-        offset += tensor.numel()
-    net.load_state_dict(state)

@@ -12,15 +12,15 @@ restart) changes update ``i + 1`` and later ones.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import zoo_data
 import zoo_models
 import zoo_optim
+
+from wtraj.toy import flat_weights, load_flat_weights, one_torch_thread
 
 CADENCES = ("iteration", "every_k", "epoch", "log")
 
@@ -95,19 +95,6 @@ class _BatchOrder:
         return batch
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    # one thread makes the float sums, hence the whole run, reproducible
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def iterations_per_epoch(config: dict) -> int:
     """Whole batches in one pass over the run's (unshifted) training set."""
     return len(zoo_data.load(config["dataset"])[1]) // config["batch_size"]
@@ -159,13 +146,13 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
         )
     )
     shift = config.get("shift")
-    with _one_thread():
+    with one_torch_thread():
         init_rng = torch.Generator().manual_seed(config["init_seed"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=init_rng)))
             net = zoo_models.build_model(config["arch"], dataset)
         if start is not None:
-            zoo_models.load_flat(net, np.asarray(start, dtype=np.float32))
+            load_flat_weights(net, np.asarray(start, dtype=np.float32))
         optimizer = zoo_optim.make_optimizer(config["optimizer"], net.parameters(), config["lr"])
         order = _BatchOrder(len(data[1]), config["batch_size"], 10_000 + config["data_seed"])
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -178,7 +165,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
         resume = config.get("resume_iteration")
         weights, accuracies = [], []
         if saved[0] == 0:
-            weights.append(zoo_models.flatten(net))
+            weights.append(flat_weights(net))
             accuracies.append(accuracy())
         for u in range(1, total + 1):
             if shift is not None and u == shift["iteration"] + 1:
@@ -200,7 +187,7 @@ def train(config: dict, start: np.ndarray | None = None) -> TrainedRun:
             loss_fn(net(data[0][batch]), data[1][batch]).backward()
             optimizer.step()
             if u in saved_set:
-                weights.append(zoo_models.flatten(net))
+                weights.append(flat_weights(net))
                 accuracies.append(accuracy())
     result = TrainedRun(np.stack(weights), saved, np.asarray(accuracies))
     if not np.isfinite(result.weights).all():

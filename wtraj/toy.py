@@ -139,8 +139,8 @@ def build_model(model: str = "mlp", hidden: int = 32):
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    # one thread makes the float sums, hence the whole run, reproducible
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: the float sums, hence a whole run, are reproducible."""
     import torch
 
     previous = torch.get_num_threads()
@@ -151,13 +151,15 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _flatten(module) -> np.ndarray:
+def flat_weights(module) -> np.ndarray:
+    """The module's ``state_dict`` as one flat float32 vector, tensors in order."""
     return np.concatenate([t.detach().reshape(-1).numpy() for t in module.state_dict().values()]).astype(
         np.float32
     )
 
 
-def _load_flat(module, flat: np.ndarray) -> None:
+def load_flat_weights(module, flat: np.ndarray) -> None:
+    """Load a flat vector of :func:`flat_weights` into ``module`` (ValueError for a wrong length)."""
     import torch
 
     state = module.state_dict()
@@ -255,13 +257,13 @@ def train_run(
     shifted = torch.from_numpy(shifted_images(images, shift))[:, None]
     targets = torch.from_numpy(labels)
 
-    with _one_thread():
+    with one_torch_thread():
         init_rng = torch.Generator().manual_seed(init_seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=init_rng)))
             net = build_model(model, hidden)
         if start is not None:
-            _load_flat(net, np.asarray(start, dtype=np.float32))
+            load_flat_weights(net, np.asarray(start, dtype=np.float32))
         tensors = [(name, tuple(t.shape)) for name, t in net.state_dict().items()]
         optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -271,7 +273,7 @@ def train_run(
             with torch.no_grad():
                 return float((net(inputs).argmax(1) == targets).float().mean())
 
-        weights = [_flatten(net)]
+        weights = [flat_weights(net)]
         accuracies = [accuracy(clean)]
         order = torch.randperm(n_samples, generator=order_rng)
         position = 0
@@ -289,7 +291,7 @@ def train_run(
                 optimizer.zero_grad(set_to_none=True)
                 loss_fn(net(inputs[batch]), targets[batch]).backward()
                 optimizer.step()
-            weights.append(_flatten(net))
+            weights.append(flat_weights(net))
             accuracies.append(accuracy(inputs))
     return TrainedRun(np.stack(weights), tensors, np.asarray(accuracies), config)
 
