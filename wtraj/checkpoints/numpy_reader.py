@@ -28,6 +28,8 @@ from wtraj.checkpoints.stored import StoredTensor, check_shape
 # name of the single tensor of an .npy checkpoint
 NPY_TENSOR_NAME = "array"
 NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+# deflate expands at most ~1032-fold (a 258-byte match per 2-bit code)
+DEFLATE_MAX_RATIO = 1032
 _ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 # what zipfile raises on a damaged archive or member
 _ZIP_ERRORS = (
@@ -110,6 +112,14 @@ def _member(
         raise ValueError(
             f"{where} uses zip compression method {info.compress_type}; wtraj reads stored "
             "and deflated members (what np.savez and np.savez_compressed write)."
+        )
+    if (
+        info.compress_type == zipfile.ZIP_DEFLATED
+        and info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024
+    ):
+        raise ValueError(
+            f"{where}: corrupted: it claims {info.file_size} bytes from {info.compress_size} compressed "
+            "bytes, more than deflate can expand to."
         )
     data_offset = _member_data_offset(where, f, info)
     if data_offset + info.compress_size > source.size:

@@ -27,7 +27,9 @@ READERS: dict[str, Callable[[Path], dict[str, StoredTensor]]] = {
 }
 
 
-def read_checkpoint(location: CheckpointLocation, allow_outside_shards: bool = False) -> dict[str, StoredTensor]:
+def read_checkpoint(
+    location: CheckpointLocation, allow_outside_shards: bool = False
+) -> dict[str, StoredTensor]:
     """The tensors of one checkpoint (located in their files, not read), keyed by their name in the file."""
     path = location.path
     if path.name.endswith(INDEX_SUFFIXES):

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from wtraj.checkpoints.file_reads import open_identified
-from wtraj.checkpoints.strict_json import parse_json_object
 from wtraj.checkpoints.stored import StoredTensor, check_shape, short_repr
+from wtraj.checkpoints.strict_json import parse_json_object
 
 # the safetensors package refuses headers above 100 MB too
 MAX_HEADER_BYTES = 100_000_000
@@ -67,10 +67,10 @@ def read_safetensors(path: Path) -> dict[str, StoredTensor]:
             )
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > MAX_HEADER_BYTES or 8 + header_len > source.size:
+            limit = f" (headers are limited to {MAX_HEADER_BYTES})" if header_len > MAX_HEADER_BYTES else ""
             raise ValueError(
                 f"{path}: corrupted or truncated safetensors file: the header claims "
-                f"{header_len} bytes but the file has {source.size}"
-                f"{f' (and headers are limited to {MAX_HEADER_BYTES} bytes)' if header_len > MAX_HEADER_BYTES else ''}."
+                f"{header_len} bytes{limit} but the file has {source.size}."
             )
         raw_header = f.read(header_len)
     header = parse_json_object(path, raw_header, "the safetensors header")
@@ -79,9 +79,7 @@ def read_safetensors(path: Path) -> dict[str, StoredTensor]:
         raise ValueError(f"{path}: corrupted safetensors header: __metadata__ must map strings to strings.")
 
     data_start = 8 + header_len
-    entries = sorted(
-        (_check_entry(path, key, entry) for key, entry in header.items()), key=lambda e: e[3]
-    )
+    entries = sorted((_check_entry(path, key, entry) for key, entry in header.items()), key=lambda e: e[3])
     del header
     data_len = source.size - data_start
     tensors = {}
