@@ -2,8 +2,8 @@
 
 An ``.npy`` file holds one tensor, named ``"array"``. An ``.npz`` archive holds
 one tensor per member. The values of an ``.npy`` file and of members stored
-uncompressed (``np.savez``) are read in place; members of
-``np.savez_compressed`` are decompressed as a forward stream, one block after
+uncompressed (``np.savez``) are read in place (the members' CRCs checked as
+a pass reads them); members of ``np.savez_compressed`` are decompressed as a forward stream, one block after
 the other, so they too are never held whole in memory. Every size a header
 claims is checked against the bytes the file (or zip member) holds before
 anything is planned from it.
@@ -22,15 +22,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-from wtraj.checkpoints.file_reads import FileIdentity, OpenFiles, open_identified
+from wtraj.checkpoints.file_reads import FileIdentity, OpenFiles, open_identified, read_exactly
 from wtraj.checkpoints.stored import StoredTensor, check_shape
+from wtraj.checkpoints.zip_members import member_data_offset
 
 # name of the single tensor of an .npy checkpoint
 NPY_TENSOR_NAME = "array"
 NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
 # deflate expands at most ~1032-fold (a 258-byte match per 2-bit code)
 DEFLATE_MAX_RATIO = 1032
-_ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 # what zipfile raises on a damaged archive or member
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -121,12 +121,10 @@ def _member(
             f"{where}: corrupted: it claims {info.file_size} bytes from {info.compress_size} compressed "
             "bytes, more than deflate can expand to."
         )
-    data_offset = _member_data_offset(where, f, info)
-    if data_offset + info.compress_size > source.size:
-        raise ValueError(
-            f"{where}: truncated or corrupted: its {info.compress_size} bytes would end at byte "
-            f"{data_offset + info.compress_size} of a {source.size}-byte file."
-        )
+    try:
+        data_offset = member_data_offset(f, info, source.size)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}.") from exc
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             f.seek(data_offset)
@@ -151,19 +149,10 @@ def _member(
             f"its {header_len}-byte header, but the member holds {info.file_size} bytes in all."
         )
     if info.compress_type == zipfile.ZIP_STORED:
-        return _stored(source, name, shape, dtype, file_offset=data_offset + header_len)
-    values = DeflatedValues(source, info, data_offset, header_len, dtype)
+        values = StoredMemberValues(source, info, data_offset, header_len, dtype)
+    else:
+        values = DeflatedValues(source, info, data_offset, header_len, dtype)
     return _stored(source, name, shape, dtype, values=values)
-
-
-def _member_data_offset(where: str, f: BinaryIO, info: zipfile.ZipInfo) -> int:
-    f.seek(info.header_offset)
-    raw = f.read(_ZIP_LOCAL_HEADER.size)
-    if len(raw) < _ZIP_LOCAL_HEADER.size or raw[:4] != b"PK\x03\x04":
-        raise ValueError(f"{where}: corrupted zip local header.")
-    fields = _ZIP_LOCAL_HEADER.unpack(raw)
-    name_len, extra_len = fields[-2], fields[-1]
-    return info.header_offset + _ZIP_LOCAL_HEADER.size + name_len + extra_len
 
 
 def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -197,6 +186,57 @@ def _stored(
         file_offset=file_offset,
         values=values,
     )
+
+
+class StoredMemberValues:
+    """The elements of an uncompressed ``.npz`` member, read in place and checked against its CRC.
+
+    A pass reads each tensor front to back: the CRC of the member (its .npy
+    header, then its elements) is carried from one read to the next and
+    compared with the archive's record after the last, as NumPy's reader does.
+    """
+
+    def __init__(
+        self, source: FileIdentity, info: zipfile.ZipInfo, data_offset: int, header_len: int, dtype: np.dtype
+    ):
+        self.source = source
+        self.member = info.filename
+        self.dtype = dtype
+        self._offset = data_offset + header_len
+        self._n_elements = (info.file_size - header_len) // dtype.itemsize
+        self._crc = info.CRC
+        self._header_crc = None
+        self._header = (data_offset, header_len)
+        self._next = 0
+        self._running_crc = 0
+
+    def read(self, files: OpenFiles, start: int, stop: int) -> np.ndarray:
+        """Elements ``[start, stop)``.
+
+        Raises
+        ------
+        ValueError
+            If the file ends early, or after the last element the CRC does not match.
+        """
+        out = np.empty(stop - start, self.dtype)
+        what = f"{self.source.path}: member {self.member!r}"
+        with files.fd(self.source) as fd:
+            if start == 0:
+                if self._header_crc is None:
+                    header = np.empty(self._header[1], np.uint8)
+                    read_exactly(fd, header, self._header[0], what)
+                    self._header_crc = zlib.crc32(header)
+                self._next, self._running_crc = 0, self._header_crc
+            read_exactly(fd, out, self._offset + start * self.dtype.itemsize, what)
+        if start != self._next:
+            # not a front-to-back read: the CRC cannot be carried on
+            self._next = -1
+            return out
+        self._running_crc = zlib.crc32(out, self._running_crc)
+        self._next = stop
+        if stop == self._n_elements and self._running_crc != self._crc:
+            raise ValueError(f"{what} is corrupted: its CRC does not match the archive's record.")
+        return out
 
 
 class DeflatedValues:

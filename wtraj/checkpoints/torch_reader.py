@@ -12,6 +12,7 @@ while in use.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from wtraj.checkpoints.file_reads import FileIdentity, open_identified, read_exactly
 from wtraj.checkpoints.stored import StoredTensor
+from wtraj.checkpoints.zip_members import member_data_offset
 
 # keys under which training scripts nest the model's state_dict, tried in this order
 # (Lightning's .ckpt uses "state_dict")
@@ -52,7 +54,7 @@ def read_torch(path: Path) -> dict[str, StoredTensor]:
         raise ImportError(f"{path}: reading PyTorch checkpoints needs torch (pip install torch).") from exc
     f, source = open_identified(path)
     with f:
-        records = _storage_records(path, f)
+        records = _storage_records(path, f, source.size)
         f.seek(0)
         try:
             loaded = torch.load(f, map_location="meta", weights_only=True)
@@ -78,7 +80,7 @@ def read_torch(path: Path) -> dict[str, StoredTensor]:
     return tensors
 
 
-def _storage_records(path: Path, f) -> dict[int, tuple[int, str]]:
+def _storage_records(path: Path, f, file_size: int) -> dict[int, tuple[int, str]]:
     """Offset of each storage record's data in the file -> (its size in bytes, byte order)."""
     try:
         archive = zipfile.ZipFile(f)
@@ -94,9 +96,7 @@ def _storage_records(path: Path, f) -> dict[int, tuple[int, str]]:
                     continue
                 if info.compress_type != zipfile.ZIP_STORED:
                     raise ValueError(f"storage record {info.filename!r} is compressed")
-                f.seek(info.header_offset + 26)
-                name_len, extra_len = np.frombuffer(f.read(4), "<u2")
-                offset = info.header_offset + 30 + int(name_len) + int(extra_len)
+                offset = member_data_offset(f, info, file_size)
                 records[offset] = (info.file_size, ">" if order == b"big" else "<")
     except zipfile.BadZipFile as exc:
         raise ValueError(
@@ -104,7 +104,7 @@ def _storage_records(path: Path, f) -> dict[int, tuple[int, str]]:
             "legacy non-zip format of torch < 1.6, which wtraj cannot read in place; load and "
             f"save it again with torch.save): {exc}"
         ) from exc
-    except (ValueError, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (ValueError, OSError, EOFError, struct.error, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint (corrupted): {exc}") from exc
     return records
 
