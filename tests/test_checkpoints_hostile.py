@@ -443,3 +443,14 @@ def test_more_files_than_the_open_file_limit(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert f"OK {n_files}" in result.stdout
+
+
+def test_tensor_floating_in_one_checkpoint_only(tmp_path):
+    first = {"w": np.ones(3, np.float32), "steps": np.arange(3, dtype=np.int64)}
+    second = {"w": np.ones(3, np.float32), "steps": np.arange(3, dtype=np.float64)}
+    save_file(first, str(tmp_path / "a.safetensors"))
+    save_file(second, str(tmp_path / "b.safetensors"))
+    with pytest.raises(
+        ValueError, match=r"b\.safetensors: tensor 'steps' is float64 but int64 in .*a\.safetensors"
+    ):
+        wtraj.open(tmp_path)
