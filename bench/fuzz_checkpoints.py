@@ -41,6 +41,7 @@ import threading
 import time
 import traceback
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
