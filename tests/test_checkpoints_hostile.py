@@ -477,3 +477,27 @@ def test_metadata_of_many_tensors_is_compact(tmp_path):
     # a StoredTensor, a Layer, the name and shape: ~510 bytes a tensor (a memory-mapped
     # view per tensor took ~1070)
     assert retained / n < 800, retained / n
+
+
+def test_a_pass_holds_a_bounded_number_of_descriptors(tmp_path, monkeypatch):
+    from wtraj.checkpoints import file_reads
+
+    monkeypatch.setattr(file_reads, "open_files_limit", lambda: 4)
+    for i in range(12):
+        save_file({"w": np.full(5000, i, np.float32)}, str(tmp_path / f"{i:02d}.safetensors"))
+    ck = wtraj.open(tmp_path)
+
+    def open_here() -> int:
+        return sum(
+            os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(tmp_path))
+            for fd in os.listdir("/proc/self/fd")
+        )
+
+    most = 0
+    for block in ck.blocks(max_width=4096):
+        most = max(most, open_here())
+        columns = block.data[:, block.start : block.stop]
+        np.testing.assert_array_equal(columns, np.broadcast_to(np.arange(12)[:, None], columns.shape))
+    # the limit, plus the descriptors the reading threads hold while they read
+    assert 0 < most <= 4 + 2
+    assert open_here() == 0

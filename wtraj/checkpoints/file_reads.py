@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-# descriptors one pass keeps open at most (besides those in use by a reading thread):
-# far below the usual limits (1024 on Linux, 256 on macOS), whatever the number of files
-MAX_OPEN_FILES = 64
+# descriptors one pass keeps open at most (besides those in use by a reading thread): a
+# quarter of the process's limit (1024 on Linux, 256 on macOS), within these bounds, whatever
+# the number of files; past it, files are closed least recently used first and reopened
+MIN_OPEN_FILES = 16
+MAX_OPEN_FILES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,8 @@ class OpenFiles:
     closed to make room, and at :meth:`close` for those still open.
     """
 
-    def __init__(self, limit: int = MAX_OPEN_FILES):
-        self._limit = limit
+    def __init__(self, limit: int | None = None):
+        self._limit = open_files_limit() if limit is None else limit
         # identity -> [descriptor, number of reads in progress], least recently used first
         self._open: OrderedDict[FileIdentity, list[int]] = OrderedDict()
         # the reading threads share one descriptor per file
@@ -133,6 +135,19 @@ class OpenFiles:
                 _check_after_reads(source, fd)
             finally:
                 os.close(fd)
+
+
+def open_files_limit() -> int:
+    """Descriptors a pass may keep open: a quarter of ``RLIMIT_NOFILE``, from 16 to 1024."""
+    try:
+        import resource
+    except ImportError:
+        # Windows: no resource module; its C runtime allows 512 open files by default
+        return 64
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN_FILES
+    return max(MIN_OPEN_FILES, min(MAX_OPEN_FILES, soft // 4))
 
 
 def _open_checked(source: FileIdentity) -> int:
