@@ -26,6 +26,9 @@ from wtraj.checkpoints.zip_members import member_data_offset
 # keys under which training scripts nest the model's state_dict, tried in this order
 # (Lightning's .ckpt uses "state_dict")
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module")
+# zip flags of encrypted (0x1, 0x40) and patched (0x20) data, and the DOS attribute of a folder
+UNSUPPORTED_ZIP_FLAGS = 0x1 | 0x20 | 0x40
+DOS_DIRECTORY_ATTRIBUTE = 0x10
 # floating dtypes -> NumPy dtype of their stored bits (bfloat16 as raw uint16 bits)
 STORAGE_DTYPES = {
     "float16": np.dtype("<f2"),
@@ -94,8 +97,15 @@ def _storage_records(path: Path, f, file_size: int) -> dict[int, tuple[int, str]
             for info in infos:
                 if "/data/" not in info.filename or info.filename.endswith("/"):
                     continue
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise ValueError(f"storage record {info.filename!r} is compressed")
+                # what torch's reader (miniz) refuses or reads as a directory (no bytes)
+                if (
+                    info.compress_type != zipfile.ZIP_STORED
+                    or info.compress_size != info.file_size
+                    or info.flag_bits & UNSUPPORTED_ZIP_FLAGS
+                ):
+                    raise ValueError(f"storage record {info.filename!r} is compressed or encrypted")
+                if info.external_attr & DOS_DIRECTORY_ATTRIBUTE:
+                    raise ValueError(f"storage record {info.filename!r} is marked as a directory")
                 offset = member_data_offset(f, info, file_size)
                 records[offset] = (info.file_size, ">" if order == b"big" else "<")
     except zipfile.BadZipFile as exc:
@@ -104,7 +114,15 @@ def _storage_records(path: Path, f, file_size: int) -> dict[int, tuple[int, str]
             "legacy non-zip format of torch < 1.6, which wtraj cannot read in place; load and "
             f"save it again with torch.save): {exc}"
         ) from exc
-    except (ValueError, OSError, EOFError, struct.error, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        RuntimeError,
+        struct.error,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+    ) as exc:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint (corrupted): {exc}") from exc
     return records
 
@@ -148,25 +166,30 @@ def _stored(
         raise ValueError(f"{where} is {layout}; wtraj reads dense (strided) tensors only.")
     dtype = str(tensor.dtype).removeprefix("torch.")
     shape = tuple(tensor.shape)
-    storage = STORAGE_DTYPES.get(dtype)
-    if storage is None:
-        # only floating tensors are ever read
-        return StoredTensor(key=key, shape=shape, dtype=dtype, source=source, storage=None)
+    # every storage is checked as torch.load checks it, though only floating tensors are read
     untyped = tensor.untyped_storage()
     record_offset = getattr(untyped, "_checkpoint_offset", None)
     if record_offset not in records:
         raise ValueError(f"{where}: its storage record was not found in the archive (corrupted file?).")
     record_size, byte_order = records[record_offset]
-    storage = storage.newbyteorder(byte_order)
-    # the last byte the tensor covers in its storage, which must lie in the record and the file
-    extent = (tensor.storage_offset() + sum((n - 1) * s for n, s in zip(shape, tensor.stride()))) + 1
-    extent_bytes = extent * storage.itemsize if tensor.numel() else 0
-    if extent_bytes > min(untyped.nbytes(), record_size) or record_offset + extent_bytes > source.size:
+    if record_size != untyped.nbytes():
         raise ValueError(
-            f"{where}: truncated or corrupted file: the tensor needs {extent_bytes} bytes of its "
-            f"storage record, which holds {record_size} and ends at byte {record_offset + record_size} "
-            f"of a {source.size}-byte file."
+            f"{where}: corrupted file: its storage record holds {record_size} bytes but the pickle "
+            f"says {untyped.nbytes()}."
         )
+    itemsize = tensor.element_size()
+    # one past the last element the tensor covers in its storage
+    extent = tensor.storage_offset() + sum((n - 1) * s for n, s in zip(shape, tensor.stride())) + 1
+    if tensor.numel() and extent * itemsize > record_size:
+        raise ValueError(
+            f"{where}: corrupted file: the tensor needs {extent * itemsize} bytes of its storage "
+            f"record, which holds {record_size}."
+        )
+    storage = STORAGE_DTYPES.get(dtype)
+    if storage is None:
+        # only floating tensors are ever read
+        return StoredTensor(key=key, shape=shape, dtype=dtype, source=source, storage=None)
+    storage = storage.newbyteorder(byte_order)
     file_offset = record_offset + tensor.storage_offset() * storage.itemsize
     if tensor.is_contiguous():
         return StoredTensor(key, shape, dtype, source, storage, file_offset=file_offset)
