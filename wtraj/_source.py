@@ -9,6 +9,7 @@ a memory map and a folder of checkpoint files therefore give the same result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -33,7 +34,8 @@ CACHE_BLOCK_BYTES = 8 << 20
 COLUMN_ALIGN = 4096
 
 
-@dataclass(frozen=True)
+# slots: a checkpoint may hold a million tensors, one Layer each
+@dataclass(frozen=True, slots=True)
 class Layer:
     """One tensor of a checkpoint: where it lies in the flattened vector."""
 
@@ -43,7 +45,7 @@ class Layer:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)

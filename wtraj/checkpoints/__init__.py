@@ -3,8 +3,9 @@
 Reads safetensors (single or sharded), PyTorch state_dict files (``.pt``,
 ``.pth``, ``.bin``, Lightning ``.ckpt``; loaded with ``weights_only=True``, so
 no code ever runs), Hugging Face model / Trainer folders, PEFT adapters and
-``.npy`` / ``.npz``. Tensors stay memory-mapped in their files until a block
-reads them.
+``.npy`` / ``.npz``. Tensors stay in their files until a block reads them
+(with pread, through a bounded number of descriptors); a file that changes
+after its header was read is reported, never read as a mix of two versions.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def open(
     memory_budget: int | str | None = None,
     check_finite: bool = True,
     revisions: Sequence[str] | None = None,
+    allow_outside_shards: bool = False,
 ) -> Checkpoints:
     """Open checkpoints for streaming: read their headers, check they agree, read no values.
 
@@ -59,6 +61,11 @@ def open(
         checkpoint, tensor and index).
     revisions : sequence of str, optional
         With one ``hf://ORG/NAME`` path: these revisions of it, in the order given.
+    allow_outside_shards : bool
+        Let a shard index (``model.safetensors.index.json``) name shard files
+        outside its own folder (``../x.safetensors``, an absolute path, a
+        symlink leading elsewhere). Off by default, so that a downloaded model
+        folder cannot make wtraj read other files of the machine.
 
     Returns
     -------
@@ -71,7 +78,9 @@ def open(
         If a path does not exist.
     ValueError
         If no checkpoint is found, a file is truncated, corrupted or unsafe,
-        or the checkpoints disagree on tensor names or shapes.
+        a shard lies outside its index's folder, or the checkpoints disagree
+        on tensor names or shapes. Passes raise it too if a file changed
+        after this call read its header.
     """
     if isinstance(strip_prefix, str):
         strip_prefix = (strip_prefix,)
@@ -81,7 +90,7 @@ def open(
     locations = discover(paths)
     labels = [str(loc.path) for loc in locations]
     tensors = [
-        rename(read_checkpoint(loc), strip_prefix, label)
+        rename(read_checkpoint(loc, allow_outside_shards), strip_prefix, label)
         for loc, label in zip(locations, labels, strict=True)
     ]
     selection = select(tensors, labels, include, exclude)

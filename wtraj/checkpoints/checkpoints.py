@@ -159,7 +159,8 @@ class Checkpoints:
             passes of a GiB or more.
         """
         width = self.block_width(max_width, by_layer)
-        plans = list(self._block_plans(width, by_layer))
+        # planned lazily on the reading thread: the number of blocks grows with n_params
+        plans = self._block_plans(width, by_layer)
         bytes_per_column = [
             sum(itemsize(row[k].dtype) for row in self._tensors) for k in range(len(self.layers))
         ]
@@ -186,6 +187,9 @@ class Checkpoints:
                 for plan, buffer in filled:
                     yield Block(buffer, 0, plan.width, plan.offset, plan.layer)
                     bar.update(sum((p.stop - p.start) * bytes_per_column[p.k] for p in plan.pieces))
+            pool.shutdown(wait=True)
+            # every value was read: a file that changed meanwhile makes the pass fail
+            files.close(check=True)
         finally:
             pool.shutdown(wait=True)
             files.close()
@@ -227,10 +231,10 @@ class Checkpoints:
     def _staging_itemsize(self) -> int:
         """Bytes per element of the staging rows that raw reads needing conversion land in."""
         staged = [
-            t.values.dtype.itemsize
+            t.storage.itemsize
             for row in self._tensors
             for t in row
-            if t.file_offset is not None and t.values.dtype != self._buffer_dtype
+            if t.file_offset is not None and t.storage != self._buffer_dtype
         ]
         return max(staged, default=0)
 
@@ -247,18 +251,21 @@ class Checkpoints:
         """Columns ``[start, stop)`` of tensor ``k`` of checkpoint ``i`` into ``out``."""
         tensor = self._tensors[i][k]
         out = out[: stop - start]
-        stored = tensor.values.dtype
-        if tensor.file_offset is None:
+        stored = tensor.storage
+        if isinstance(tensor.values, np.ndarray):
             copy_widened(out, tensor.values[start:stop], tensor.dtype)
             return
-        fd = files.fd(tensor.file)
+        if tensor.file_offset is None:
+            copy_widened(out, tensor.values.read(files, start, stop), tensor.dtype)
+            return
         offset = tensor.file_offset + start * stored.itemsize
         what = f"{tensor.file}: tensor {tensor.key!r}"
-        if stored == out.dtype:
-            read_exactly(fd, out, offset, what)
-            return
-        raw = staging[: (stop - start) * stored.itemsize].view(stored)
-        read_exactly(fd, raw, offset, what)
+        with files.fd(tensor.source) as fd:
+            if stored == out.dtype:
+                read_exactly(fd, out, offset, what)
+                return
+            raw = staging[: (stop - start) * stored.itemsize].view(stored)
+            read_exactly(fd, raw, offset, what)
         copy_widened(out, raw, tensor.dtype)
 
 

@@ -1,102 +1,167 @@
-"""Read ``.npy`` and ``.npz`` checkpoints as memory maps.
+"""Read ``.npy`` and ``.npz`` checkpoints: parse and check each array's header, locate its bytes.
 
 An ``.npy`` file holds one tensor, named ``"array"``. An ``.npz`` archive holds
-one tensor per member. Members stored uncompressed (``np.savez``) are memory
-mapped at their offset inside the zip; members of ``np.savez_compressed``
-cannot be mapped and are decompressed as a forward stream, one block after
-the other, so they too are never held whole in memory.
+one tensor per member. The values of an ``.npy`` file and of members stored
+uncompressed (``np.savez``) are read in place (the members' CRCs checked as
+a pass reads them); members of ``np.savez_compressed`` are decompressed as a forward stream, one block after
+the other, so they too are never held whole in memory. Every size a header
+claims is checked against the bytes the file (or zip member) holds before
+anything is planned from it.
 """
 
 from __future__ import annotations
 
+import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from wtraj.checkpoints.stored import StoredTensor
+from wtraj.checkpoints.file_reads import FileIdentity, open_identified
+from wtraj.checkpoints.npz_values import DeflatedValues, StoredMemberValues
+from wtraj.checkpoints.stored import StoredTensor, check_shape
+from wtraj.checkpoints.zip_members import member_data_offset
 
 # name of the single tensor of an .npy checkpoint
 NPY_TENSOR_NAME = "array"
-_ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+# deflate expands at most ~1032-fold (a 258-byte match per 2-bit code)
+DEFLATE_MAX_RATIO = 1032
+# what zipfile raises on a damaged archive or member
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    ValueError,
+)
+# what NumPy's .npy header parser raises on damaged text: it evaluates the header as a
+# Python literal (ast, and tokenize for Python 2 headers), so syntax errors reach us too
+_NPY_HEADER_ERRORS = (
+    ValueError,
+    SyntaxError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+    EOFError,
+    tokenize.TokenError,
+)
 
 
 def read_npy(path: Path) -> dict[str, StoredTensor]:
-    """The single tensor of an ``.npy`` file, memory-mapped."""
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy file (truncated or corrupted?): {exc}") from exc
-    _check_layout(path, NPY_TENSOR_NAME, array.dtype, array.ndim, np.isfortran(array))
-    values = array.reshape(-1)
-    return {NPY_TENSOR_NAME: _stored(path, NPY_TENSOR_NAME, array.shape, array.dtype, values, array.offset)}
+    """The single tensor of an ``.npy`` file, checked against the file size."""
+    f, source = open_identified(path)
+    with f:
+        try:
+            shape, fortran, dtype = _read_npy_header(f)
+        except _NPY_HEADER_ERRORS as exc:
+            raise ValueError(f"{path}: not a readable .npy file (truncated or corrupted?): {exc}") from exc
+        data_start = f.tell()
+    shape = check_shape(f"{path}: {NPY_TENSOR_NAME!r}", shape)
+    _check_layout(path, NPY_TENSOR_NAME, dtype, len(shape), fortran)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if data_start + nbytes > source.size:
+        raise ValueError(
+            f"{path}: truncated or corrupted .npy file: shape {shape} of {dtype} needs {nbytes} bytes "
+            f"after the header but the file holds {source.size - data_start}."
+        )
+    return {NPY_TENSOR_NAME: _stored(source, NPY_TENSOR_NAME, shape, dtype, file_offset=data_start)}
 
 
 def read_npz(path: Path) -> dict[str, StoredTensor]:
     """The tensors of an ``.npz`` archive, in member order."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npz archive (truncated or corrupted?): {exc}") from exc
-    tensors = {}
-    with archive, path.open("rb") as raw:
-        for info in archive.infolist():
-            name = info.filename.removesuffix(".npy")
-            if info.compress_type == zipfile.ZIP_STORED:
-                tensors[name] = _mapped_member(path, raw, info, name)
-            else:
-                tensors[name] = _streamed_member(path, archive, info, name)
+    f, source = open_identified(path)
+    with f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except _ZIP_ERRORS as exc:
+            raise ValueError(f"{path}: not a readable .npz archive (truncated or corrupted?): {exc}") from exc
+        with archive:
+            tensors = {}
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name in tensors or name == info.filename:
+                    raise ValueError(
+                        f"{path}: member {info.filename!r} is "
+                        f"{'repeated' if name in tensors else 'not an .npy array'} "
+                        "(an .npz archive holds one .npy member per array)."
+                    )
+                tensors[name] = _member(path, source, f, archive, info, name)
     if not tensors:
         raise ValueError(f"{path}: the .npz archive is empty.")
     return tensors
 
 
-def _mapped_member(path: Path, raw, info: zipfile.ZipInfo, name: str) -> StoredTensor:
-    raw.seek(info.header_offset)
-    fields = _ZIP_LOCAL_HEADER.unpack(raw.read(_ZIP_LOCAL_HEADER.size))
-    if fields[0] != b"PK\x03\x04":
-        raise ValueError(f"{path}: member {name!r}: corrupted zip local header.")
-    name_len, extra_len = fields[-2], fields[-1]
-    member_start = info.header_offset + _ZIP_LOCAL_HEADER.size + name_len + extra_len
-    raw.seek(member_start)
-    shape, fortran, dtype = _read_npy_header(path, name, raw)
-    _check_layout(path, name, dtype, len(shape), fortran)
-    array_start = raw.tell()
-    size = int(np.prod(shape, dtype=np.int64))
-    if array_start - member_start + size * dtype.itemsize > info.file_size:
+def _member(
+    path: Path, source: FileIdentity, f: BinaryIO, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
+) -> StoredTensor:
+    where = f"{path}: member {info.filename!r}"
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{where} is encrypted.")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ValueError(
-            f"{path}: member {name!r}: truncated or corrupted: shape {shape} of {dtype} needs "
-            f"{size * dtype.itemsize} bytes but the member holds fewer."
+            f"{where} uses zip compression method {info.compress_type}; wtraj reads stored "
+            "and deflated members (what np.savez and np.savez_compressed write)."
         )
-    values = (
-        np.memmap(path, dtype=dtype, mode="r", offset=array_start, shape=(size,))
-        if size
-        else np.empty(0, dtype)
-    )
-    return _stored(path, name, shape, dtype, values, array_start)
-
-
-def _streamed_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> StoredTensor:
+    if (
+        info.compress_type == zipfile.ZIP_DEFLATED
+        and info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024
+    ):
+        raise ValueError(
+            f"{where}: corrupted: it claims {info.file_size} bytes from {info.compress_size} compressed "
+            "bytes, more than deflate can expand to."
+        )
     try:
-        with archive.open(info) as member:
-            shape, fortran, dtype = _read_npy_header(path, name, member)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise ValueError(f"{path}: member {name!r} is corrupted: {exc}") from exc
-    _check_layout(path, name, dtype, len(shape), fortran)
-    size = int(np.prod(shape, dtype=np.int64))
-    return _stored(path, name, shape, dtype, DeflatedValues(path, info.filename, dtype, size))
-
-
-def _read_npy_header(path: Path, name: str, f) -> tuple[tuple[int, ...], bool, np.dtype]:
-    try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(f)
-        return np.lib.format.read_array_header_2_0(f)
+        data_offset = member_data_offset(f, info, source.size)
     except ValueError as exc:
-        raise ValueError(f"{path}: member {name!r} is not a valid .npy array: {exc}") from exc
+        raise ValueError(f"{path}: {exc}.") from exc
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            f.seek(data_offset)
+            shape, fortran, dtype = _read_npy_header(f)
+            header_len = f.tell() - data_offset
+        else:
+            with archive.open(info) as member:
+                shape, fortran, dtype = _read_npy_header(member)
+                header_len = member.tell()
+    except _NPY_HEADER_ERRORS + _ZIP_ERRORS as exc:
+        raise ValueError(f"{where} is not a valid .npy array (corrupted?): {exc}") from exc
+    shape = check_shape(where, shape)
+    _check_layout(path, name, dtype, len(shape), fortran)
+    nbytes = math.prod(shape) * dtype.itemsize
+    # the member's size is known before anything is read: a header claiming more values
+    # than the member holds (a zip bomb, or a corrupted shape) fails here
+    if header_len + nbytes != info.file_size or (
+        info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size
+    ):
+        raise ValueError(
+            f"{where}: truncated or corrupted: shape {shape} of {dtype} needs {nbytes} bytes after "
+            f"its {header_len}-byte header, but the member holds {info.file_size} bytes in all."
+        )
+    if info.compress_type == zipfile.ZIP_STORED:
+        values = StoredMemberValues(source, info, data_offset, header_len, dtype)
+    else:
+        values = DeflatedValues(source, info, data_offset, header_len, dtype)
+    return _stored(source, name, shape, dtype, values=values)
+
+
+def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version not in NPY_VERSIONS:
+        raise ValueError(f"unknown .npy format version {version}")
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
 
 
 def _check_layout(path: Path, name: str, dtype: np.dtype, ndim: int, fortran: bool) -> None:
@@ -110,74 +175,14 @@ def _check_layout(path: Path, name: str, dtype: np.dtype, ndim: int, fortran: bo
 
 
 def _stored(
-    path: Path, name: str, shape, dtype: np.dtype, values, file_offset: int | None = None
+    source: FileIdentity, name: str, shape: tuple[int, ...], dtype: np.dtype, file_offset=None, values=None
 ) -> StoredTensor:
     return StoredTensor(
         key=name,
-        shape=tuple(shape),
+        shape=shape,
         dtype=dtype.name,
-        file=path,
-        values=values,
+        source=source,
+        storage=dtype,
         file_offset=file_offset,
+        values=values,
     )
-
-
-class DeflatedValues:
-    """The elements of a compressed ``.npz`` member, decompressed as a forward stream.
-
-    Slicing at or after the last position read continues the stream; slicing
-    backwards restarts it (each pass reads a tensor front to back, so a pass
-    decompresses each member once).
-    """
-
-    def __init__(self, path: Path, member: str, dtype: np.dtype, size: int):
-        self.path = path
-        self.member = member
-        self.dtype = dtype
-        self.shape = (size,)
-        self._stream = None
-        self._position = 0
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: slice) -> np.ndarray:
-        start, stop, step = index.indices(self.shape[0])
-        if step != 1:
-            raise ValueError("DeflatedValues supports contiguous slices only.")
-        try:
-            if self._stream is None or start < self._position:
-                self._open()
-            self._skip(start - self._position)
-            data = self._read_exactly((stop - start) * self.dtype.itemsize)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            self.close()
-            raise ValueError(f"{self.path}: member {self.member!r} is corrupted: {exc}") from exc
-        self._position = stop
-        if stop == self.shape[0]:
-            self.close()
-        return np.frombuffer(data, dtype=self.dtype)
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._archive.close()
-        self._stream = None
-        self._position = 0
-
-    def _open(self) -> None:
-        self.close()
-        self._archive = zipfile.ZipFile(self.path)
-        self._stream = self._archive.open(self.member)
-        _read_npy_header(self.path, self.member, self._stream)
-
-    def _skip(self, n_elements: int) -> None:
-        remaining = n_elements * self.dtype.itemsize
-        while remaining:
-            remaining -= len(self._read_exactly(min(remaining, 1 << 24)))
-
-    def _read_exactly(self, n_bytes: int) -> bytes:
-        data = self._stream.read(n_bytes)
-        if len(data) != n_bytes:
-            raise EOFError(f"expected {n_bytes} more bytes, got {len(data)}")
-        return data

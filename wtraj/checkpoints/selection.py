@@ -95,11 +95,14 @@ def select(
         layers.append(Layer(name, reference[name].shape, offset))
         offset += reference[name].size
     tensors = [[ckpt[n] for n in names] for ckpt in chosen]
-    for i, row in enumerate(tensors):
-        for tensor in row:
-            if not tensor.is_float:
+    # a tensor read in one checkpoint and skipped in another would drop values silently
+    for i in range(1, len(chosen)):
+        for name, first in reference.items():
+            tensor = chosen[i][name]
+            if tensor.is_float != first.is_float:
                 raise ValueError(
-                    f"{labels[i]}: tensor {tensor.key!r} is {tensor.dtype} but floating point in {labels[0]}."
+                    f"{labels[i]}: tensor {tensor.key!r} is {tensor.dtype} but {first.dtype} in "
+                    f"{labels[0]}; a tensor must be floating point in every checkpoint or in none."
                 )
     return Selection(layers, tensors, skipped)
 
