@@ -43,10 +43,16 @@ STEP_FOLDER = re.compile(r"checkpoint[-_](\d+)")
 
 @dataclass(frozen=True)
 class CheckpointLocation:
-    """One checkpoint on disk: the file to read (a weights file or a shard index) and its label."""
+    """One checkpoint on disk: the file to read (a weights file or a shard index) and its label.
+
+    ``shard_root``: the folder a shard index's shards may resolve into (by
+    default the index's own folder); a Hugging Face cache links its snapshots'
+    files to the repository's blobs folder beside them.
+    """
 
     name: str
     path: Path
+    shard_root: Path | None = None
 
     @property
     def format(self) -> str:

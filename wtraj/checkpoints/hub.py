@@ -74,7 +74,12 @@ def discover(given: str) -> list:
             raise ValueError(f"{given}: no branch or tag of {repo_id} matches {revision!r}.")
     else:
         revisions = [revision]
-    return [CheckpointLocation(f"{repo_id}@{r}", weights_file(repo_id, r)) for r in revisions]
+    # the cache's snapshot files link to the repository's blobs folder beside them
+    return [
+        CheckpointLocation(f"{repo_id}@{r}", found, shard_root=found.parent.parent.parent)
+        for r in revisions
+        for found in [weights_file(repo_id, r)]
+    ]
 
 
 def revisions_matching(repo_id: str, pattern: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,11 +34,13 @@ def read_checkpoint(
     """The tensors of one checkpoint (located in their files, not read), keyed by their name in the file."""
     path = location.path
     if path.name.endswith(INDEX_SUFFIXES):
-        return read_sharded(path, allow_outside_shards)
+        return read_sharded(path, allow_outside_shards, location.shard_root)
     return READERS[path.suffix.lower()](path)
 
 
-def read_sharded(index_path: Path, allow_outside_shards: bool = False) -> dict[str, StoredTensor]:
+def read_sharded(
+    index_path: Path, allow_outside_shards: bool = False, shard_root: Path | None = None
+) -> dict[str, StoredTensor]:
     """The tensors of a sharded checkpoint, shard by shard, as its index maps them.
 
     Parameters
@@ -48,6 +51,9 @@ def read_sharded(index_path: Path, allow_outside_shards: bool = False) -> dict[s
         Follow shard names that lead outside the index's folder (``../x``, an
         absolute path, a symlink to elsewhere). Off by default: a downloaded
         model folder must not make wtraj read other files of the machine.
+    shard_root : Path, optional
+        The folder shards may resolve into, by default the index's own; a
+        shard's name must lie inside the index's folder either way.
 
     Raises
     ------
@@ -77,10 +83,13 @@ def read_sharded(index_path: Path, allow_outside_shards: bool = False) -> dict[s
             )
         shards.setdefault(shard, []).append(key)
     folder = index_path.parent.resolve()
+    root = folder if shard_root is None else Path(shard_root).resolve()
     tensors: dict[str, StoredTensor] = {}
     for shard, keys in shards.items():
         shard_path = index_path.parent / shard
-        if not allow_outside_shards and not shard_path.resolve().is_relative_to(folder):
+        # the name stays in the folder (no "..", not absolute), and what it links to in the root
+        named_inside = os.path.normpath(folder / shard).startswith(str(folder) + os.sep)
+        if not allow_outside_shards and not (named_inside and shard_path.resolve().is_relative_to(root)):
             raise ValueError(
                 f"{index_path}: shard {shard!r} lies outside the index's folder {str(folder)!r}; "
                 "wtraj reads only shards inside it unless told otherwise "
