@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,7 @@ def accumulate(
     *,
     y_source: Source | None = None,
     pair_op: str | None = None,
+    pair_scales: tuple[np.ndarray, np.ndarray] | None = None,
     steps: bool = False,
     y_steps: bool = False,
     by_layer: bool = False,
@@ -106,13 +108,22 @@ def accumulate(
     progress: bool | None = None,
     check_finite: bool = True,
 ) -> Sums:
-    """Run one pass over the columns and return the requested float64 sums."""
+    """Run one pass over the columns and return the requested float64 sums.
+
+    ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and Y's,
+    or X's twice). Pairwise sums that float32 tiles may have lost to overflow
+    or underflow are computed again from float64 copies of the blocks
+    (:func:`_tiles_out_of_range`); float64 input whose squares leave float64's
+    range raises or warns (:func:`_check_float64_range`).
+    """
     n_slots = len(x_source.layers) if by_layer else 1
     n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
     pairs_acc = steps_acc = y_steps_acc = None
     max_width = _max_width(x_source, y_source, memory_budget)
     # a checkpoint source opened with check_finite=False has said so already
     check_finite = check_finite and getattr(x_source, "check_finite", True)
+    if pair_op == "unitdiff" and pair_scales is None:
+        raise ValueError('pair_op="unitdiff" needs pair_scales, the factors of the rows.')
 
     x_blocks = x_source.blocks(max_width, by_layer=by_layer)
     y_blocks = y_source.blocks(max_width) if y_source else None
@@ -138,7 +149,7 @@ def accumulate(
             y_stop = 0 if y_block is None else y_block.stop
             kernels.pairwise_block(
                 x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                pair_op, pairs_acc[slot],
+                pair_op, pairs_acc[slot], pair_scales,
             )
         if steps:
             kernels.steps_block(x_block.data, x_block.start, x_block.stop, steps_acc[slot])
@@ -148,7 +159,8 @@ def accumulate(
     sums = Sums()
     if pair_op:
         layer_pairs = kernels.to_numpy(pairs_acc)
-        sums.pairs = layer_pairs.sum(axis=0)
+        # one layer: its sums are the total (no copy of a matrix that may be most of memory)
+        sums.pairs = layer_pairs[0] if n_slots == 1 else layer_pairs.sum(axis=0)
         sums.layer_pairs = layer_pairs if by_layer else None
     if steps:
         layer_steps = kernels.to_numpy(steps_acc)
@@ -156,8 +168,24 @@ def accumulate(
         sums.layer_steps = layer_steps if by_layer else None
     if y_steps:
         sums.y_steps = kernels.to_numpy(y_steps_acc)
-    if check_finite:
-        _check_finite(sums, x_source, y_source, max_width)
+    input_finite = _check_finite(sums, x_source, y_source, max_width, check_finite)
+    if not input_finite:
+        return sums
+    wide_input = x_source.dtype == "float64"
+    if pair_op and not wide_input and _tiles_out_of_range(sums.pairs, pair_op, y_source is None, x_source.n_params):
+        # float64 copies of the blocks take the float64 kernels, whose range holds
+        # every square and product of float32 values
+        wide = accumulate(
+            _Float64Source(x_source), kernels,
+            y_source=_Float64Source(y_source) if y_source else None,
+            pair_op=pair_op, pair_scales=pair_scales, by_layer=by_layer,
+            memory_budget=memory_budget, progress=progress, check_finite=False,
+        )
+        sums.pairs[...] = wide.pairs
+        if by_layer:
+            sums.layer_pairs[...] = wide.layer_pairs
+    if wide_input:
+        _check_float64_range(sums, pair_op, y_source is None, x_source)
     return sums
 
 
@@ -268,27 +296,160 @@ def _with_bar(blocks, bar):
 
 
 
-def _check_finite(sums: Sums, x_source: Source, y_source: Source | None, max_width: int) -> None:
-    """Raise on non-finite input, found through the sums it poisons.
+# Squares below these (float32 tiles: 2**-126, the smallest normal float32;
+# float64: 2**-1022) lose digits to underflow, at most one such value's worth per
+# term. A sum of D terms that stays above D * FLOOR is then exact to ~1e-9.
+FLOAT32_TILE_FLOOR = 2.0**-96
+FLOAT64_FLOOR = 2.0**-992
+
+
+@dataclass
+class _PairRange:
+    """Whether the used pairwise sums are all finite, and the least of them and the least positive."""
+
+    finite: bool
+    least: float
+    least_positive: float
+
+
+def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
+    """The range of the entries callers read (only ``i < j`` when symmetric), a band of rows at a time.
+
+    The band bounds the temporaries: the matrix itself may be most of memory.
+    """
+    finite, least, least_positive = True, np.inf, np.inf
+    n = pairs.shape[0]
+    band = max(1, (1 << 22) // max(1, pairs.shape[1]))
+    for start in range(0, n, band):
+        rows = pairs[start : start + band]
+        if symmetric:
+            above = np.arange(pairs.shape[1])[None, :] > np.arange(start, start + rows.shape[0])[:, None]
+            rows = rows[above]
+        if rows.size == 0:
+            continue
+        finite = finite and bool(np.isfinite(rows).all())
+        least = min(least, float(np.nanmin(rows)))
+        positive = rows[rows > 0]
+        if positive.size:
+            least_positive = min(least_positive, float(positive.min()))
+    return _PairRange(finite, least, least_positive)
+
+
+def _tiles_out_of_range(pairs: np.ndarray, pair_op: str, symmetric: bool, n_params: int) -> bool:
+    """Whether float32 tile sums may have overflowed or underflowed somewhere.
+
+    A non-finite sum from finite input overflowed. A sum of squares below
+    ``n_params * FLOAT32_TILE_FLOOR`` may have lost terms to underflow: values
+    that differ by less than ~1e-19 everywhere, identical rows included. A dot
+    product may lose terms to underflow with any sum, so it is checked by its
+    size alone only against overflow.
+    """
+    extent = _pair_range(pairs, symmetric)
+    if not extent.finite:
+        return True
+    return pair_op == "sqdiff" and extent.least < n_params * FLOAT32_TILE_FLOOR
+
+
+def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
+    """Float64 input whose squares overflow raises; one whose squares underflow warns."""
+    path_sums = [s[:2] for s in (sums.steps, sums.y_steps) if s is not None]
+    extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf, np.inf)
+    if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
+        raise ValueError(
+            "the squares of these float64 values overflow float64 (values or differences "
+            "above ~1e154); divide the input by a power of two (e.g. 2**-500) first: "
+            "distances scale with it, angles do not change."
+        )
+    floor = x_source.n_params * FLOAT64_FLOOR
+    least = [float(s[s > 0].min()) for s in path_sums if (s > 0).any()]
+    if pair_op in ("sqdiff", "unitdiff"):
+        least.append(extent.least_positive)
+    if least and min(least) < floor:
+        warnings.warn(
+            "some squared norms, steps or distances of this float64 input are below "
+            f"{floor:.1e}: squares of values below ~1e-150 underflow and lose digits. "
+            "Multiply the input by a power of two (e.g. 2**500) first.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+class _Float64Source:
+    """A source's blocks as float64 copies (bfloat16 bit patterns decoded first)."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.n_checkpoints, self.n_params = source.n_checkpoints, source.n_params
+        self.dtype, self.device = "float64", source.device
+        self.names, self.layers = source.names, source.layers
+
+    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+        for block in self.source.blocks(max_width, by_layer=by_layer):
+            columns = host_floats(block.data[:, block.start : block.stop])
+            if is_torch_tensor(columns):
+                import torch
+
+                wide = columns.to(torch.float64)
+            else:
+                wide = np.asarray(columns, dtype=np.float64)
+            yield Block(wide, 0, block.width, block.offset, block.layer)
+
+    def describe(self, row: int, column: int) -> str:
+        return self.source.describe(row, column)
+
+
+def _check_finite(
+    sums: Sums, x_source: Source, y_source: Source | None, max_width: int, check_finite: bool
+) -> bool:
+    """Whether the input is finite, found through the sums it poisons; raise if not and asked to.
 
     Any NaN or Inf in a row makes that row's sums non-finite, so a finite
     result proves finite input and costs nothing. Only when a sum is not
     finite are the sources scanned to name the first bad value; a scan that
-    finds none means finite values overflowed, and the result stands.
+    finds none means finite values overflowed (the caller computes again).
     """
     results = [s for s in (sums.pairs, sums.steps, sums.y_steps) if s is not None]
-    if all(np.isfinite(r).all() for r in results):
-        return
+    if all(_all_finite(r) for r in results):
+        return True
     for source in (x_source, y_source):
         if source is None:
             continue
         location = _first_nonfinite(source, max_width)
         if location is not None:
+            if not check_finite:
+                return False
             row, column, value = location
             raise ValueError(
                 f"{source.describe(row, column)} is {value}: the input must be finite. "
                 "Pass check_finite=False to compute anyway (results will be NaN or Inf)."
             )
+    return True
+
+
+def _all_finite(sums: np.ndarray) -> bool:
+    """``np.isfinite(sums).all()`` a band of rows at a time, without a mask as large as the sums."""
+    rows = sums.reshape(-1, sums.shape[-1])
+    band = max(1, (1 << 22) // max(1, rows.shape[1]))
+    return all(np.isfinite(rows[start : start + band]).all() for start in range(0, rows.shape[0], band))
+
+
+def mirror_upper_triangle(pairs: np.ndarray, diagonal: Any = 0.0) -> np.ndarray:
+    """Make a square matrix of which only ``i < j`` was computed symmetric, in place.
+
+    The entries on and below the diagonal are overwritten (the kernels leave
+    scratch there); ``diagonal`` fills the diagonal. A band of rows at a time,
+    so that no temporary approaches the size of the matrix.
+    """
+    n = pairs.shape[0]
+    band = max(1, min(n, (1 << 22) // max(1, n)))
+    for start in range(0, n, band):
+        stop = min(start + band, n)
+        pairs[start:stop, :start] = pairs[:start, start:stop].T
+        square = pairs[start:stop, start:stop]
+        below = np.tril_indices(stop - start, -1)
+        square[below] = square.T[below]
+    np.fill_diagonal(pairs, diagonal)
+    return pairs
 
 
 def _first_nonfinite(source: Source, max_width: int) -> tuple[int, int, float] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._engine import accumulate, prepare
+from wtraj._engine import accumulate, mirror_upper_triangle, prepare
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
@@ -57,8 +57,8 @@ class TrajectoryStats:
 
 
 def _symmetric_distances(pairs: np.ndarray) -> np.ndarray:
-    upper = np.triu(pairs, 1)
-    return np.sqrt(upper + upper.T)
+    """Distances from summed squares of which only ``i < j`` was computed, in place."""
+    return np.sqrt(mirror_upper_triangle(pairs), out=pairs)
 
 
 def trajectory_stats(

@@ -7,15 +7,18 @@ For consecutive rows :math:`x_i, x_{i+1}, x_{i+2}` with steps
 
     \mathrm{out}[0, i] \mathrel{+}= \sum_k x_{ik}^2 \qquad
     \mathrm{out}[1, i] \mathrel{+}= \sum_k u_{ik}^2 \qquad
-    \mathrm{out}[2, i] \mathrel{+}= \sum_k u_{ik} u_{i+1,k} \qquad
+    \mathrm{out}[2, i] \mathrel{+}= \sum_k (u_{i+1,k} - u_{ik})^2 \qquad
     \mathrm{out}[3, i] \mathrel{+}= \sum_k (x_{i+2,k} - x_{ik})^2
 
 Everything here is O(N D), so it is all done in float64: each value is
 widened before the subtraction (exact for float32, float16 and bfloat16
 input; bfloat16 blocks arrive as bit patterns, widened as they are loaded),
-and float32 products are exact in float64. Curvature needs this: the
-turning angle comes from :math:`|u|^2|v|^2 - (u \cdot v)^2`, which cancels
-unless its three terms are accurate to far better than float32.
+and float32 products are exact in float64. The turning angle between
+:math:`u = u_i` and :math:`v = u_{i+1}` comes from the three sides
+:math:`|u|, |v|, |v - u|` of their triangle (Kahan's formula, in
+``wtraj/path.py``): the bend :math:`v - u`, a second difference, is summed
+directly, so a small angle does not have to be recovered from
+:math:`|u|^2|v|^2 - (u \cdot v)^2`, which cancels.
 """
 
 import numba
@@ -24,7 +27,7 @@ from numba import prange
 from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
 
 # Rows of ``out``: what each accumulates.
-NORM2, STEP2, STEP_DOT, SKIP2 = 0, 1, 2, 3
+NORM2, STEP2, BEND2, SKIP2 = 0, 1, 2, 3
 
 
 @numba.njit(fastmath=FASTMATH)
@@ -32,7 +35,7 @@ def _row_sums(x, i, k0, k1, partial):
     n = x.shape[0]
     norm2 = 0.0
     step2 = 0.0
-    step_dot = 0.0
+    bend2 = 0.0
     skip2 = 0.0
     if i + 2 < n:
         for k in range(np.uint64(k0), np.uint64(k1)):
@@ -41,10 +44,11 @@ def _row_sums(x, i, k0, k1, partial):
             x2 = np.float64(load(x[i + 2, k]))
             u = x1 - x0
             v = x2 - x1
+            b = v - u
             w = x2 - x0
             norm2 += x0 * x0
             step2 += u * u
-            step_dot += u * v
+            bend2 += b * b
             skip2 += w * w
     elif i + 1 < n:
         for k in range(np.uint64(k0), np.uint64(k1)):
@@ -58,7 +62,7 @@ def _row_sums(x, i, k0, k1, partial):
             norm2 += x0 * x0
     partial[NORM2, i] += norm2
     partial[STEP2, i] += step2
-    partial[STEP_DOT, i] += step_dot
+    partial[BEND2, i] += bend2
     partial[SKIP2, i] += skip2
 
 
@@ -89,7 +93,7 @@ def steps_block(x, start, stop, out):
     start, stop : int
         The block is ``x[:, start:stop]``.
     out : (4, N) float64 array, accumulated in place
-        Rows: squared norms, squared steps, dots of consecutive steps,
-        squared skips ``|x[i+2] - x[i]|^2`` (unused tails stay zero).
+        Rows: squared norms, squared steps, squared bends
+        ``|x[i+2] - 2 x[i+1] + x[i]|^2``, squared skips ``|x[i+2] - x[i]|^2`` (unused tails stay zero).
     """
     _steps_by_columns(host_array(x), start, stop, out)

@@ -28,11 +28,11 @@ def _steps_partial_kernel(
     pid_s = tl.program_id(0).to(tl.int64)
     col_lo = pid_s * split_width
     col_hi = tl.minimum(col_lo + split_width, width)
-    # partial[pid_s] is (4, n_rows): norm2, step2, step_dot, skip2
+    # partial[pid_s] is (4, n_rows): norm2, step2, bend2, skip2
     norm2_ptr = partial_ptr + pid_s * stride_ps
     step2_ptr = norm2_ptr + n_rows
-    dot_ptr = step2_ptr + n_rows
-    skip2_ptr = dot_ptr + n_rows
+    bend2_ptr = step2_ptr + n_rows
+    skip2_ptr = bend2_ptr + n_rows
     for k0 in range(col_lo, col_hi, BLOCK_D):
         offs_d = k0 + tl.arange(0, BLOCK_D).to(tl.int64)
         mask_d = offs_d < col_hi
@@ -43,6 +43,7 @@ def _steps_partial_kernel(
             cur = tl.load(row_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float64)
             step = cur - prev
             prev_step = prev - before_prev
+            bend = step - prev_step
             skip = cur - before_prev
             tl.store(norm2_ptr + i, tl.load(norm2_ptr + i) + tl.sum(cur * cur))
             # row i closes step i-1 and, with it, the angle at i-2
@@ -51,7 +52,7 @@ def _steps_partial_kernel(
             j = tl.maximum(i - 1, 0)
             h = tl.maximum(i - 2, 0)
             tl.store(step2_ptr + j, tl.load(step2_ptr + j) + tl.sum(step * step), mask=has_step)
-            tl.store(dot_ptr + h, tl.load(dot_ptr + h) + tl.sum(prev_step * step), mask=has_angle)
+            tl.store(bend2_ptr + h, tl.load(bend2_ptr + h) + tl.sum(bend * bend), mask=has_angle)
             tl.store(skip2_ptr + h, tl.load(skip2_ptr + h) + tl.sum(skip * skip), mask=has_angle)
             before_prev = prev
             prev = cur
