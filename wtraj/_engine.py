@@ -301,6 +301,9 @@ def _with_bar(blocks, bar):
 # term. A sum of D terms that stays above D * FLOOR is then exact to ~1e-9.
 FLOAT32_TILE_FLOOR = 2.0**-96
 FLOAT64_FLOOR = 2.0**-992
+# Checks of an (N, M) matrix run over bands of rows of about this many values:
+# their temporaries stay small beside the matrix, which may be most of memory.
+BAND_VALUES = 1 << 16
 
 
 @dataclass
@@ -319,7 +322,7 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
     """
     finite, least, least_positive = True, np.inf, np.inf
     n = pairs.shape[0]
-    band = max(1, (1 << 22) // max(1, pairs.shape[1]))
+    band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
     for start in range(0, n, band):
         rows = pairs[start : start + band]
         if symmetric:
@@ -429,7 +432,7 @@ def _check_finite(
 def _all_finite(sums: np.ndarray) -> bool:
     """``np.isfinite(sums).all()`` a band of rows at a time, without a mask as large as the sums."""
     rows = sums.reshape(-1, sums.shape[-1])
-    band = max(1, (1 << 22) // max(1, rows.shape[1]))
+    band = max(1, BAND_VALUES // max(1, rows.shape[1]))
     return all(np.isfinite(rows[start : start + band]).all() for start in range(0, rows.shape[0], band))
 
 
@@ -441,7 +444,8 @@ def mirror_upper_triangle(pairs: np.ndarray, diagonal: Any = 0.0) -> np.ndarray:
     so that no temporary approaches the size of the matrix.
     """
     n = pairs.shape[0]
-    band = max(1, min(n, (1 << 22) // max(1, n)))
+    # the diagonal square's index arrays take 16 band^2 bytes
+    band = 256
     for start in range(0, n, band):
         stop = min(start + band, n)
         pairs[start:stop, :start] = pairs[:start, start:stop].T
