@@ -159,8 +159,9 @@ def accumulate(
     sums = Sums()
     if pair_op:
         layer_pairs = kernels.to_numpy(pairs_acc)
-        # one layer: its sums are the total (no copy of a matrix that may be most of memory)
-        sums.pairs = layer_pairs[0] if n_slots == 1 else layer_pairs.sum(axis=0)
+        # without layers the one slot is the total (no copy of a matrix that may be
+        # most of memory); with layers, the total is a matrix of its own
+        sums.pairs = layer_pairs.sum(axis=0) if by_layer else layer_pairs[0]
         sums.layer_pairs = layer_pairs if by_layer else None
     if steps:
         layer_steps = kernels.to_numpy(steps_acc)
@@ -172,7 +173,8 @@ def accumulate(
     if not input_finite:
         return sums
     wide_input = x_source.dtype == "float64"
-    if pair_op and not wide_input and _tiles_out_of_range(sums.pairs, pair_op, y_source is None, x_source.n_params):
+    float32_tiles = pair_op in FLOAT32_TILE_OPS and not wide_input
+    if float32_tiles and _tiles_out_of_range(sums.pairs, y_source is None, x_source.n_params):
         # float64 copies of the blocks take the float64 kernels, whose range holds
         # every square and product of float32 values
         wide = accumulate(
@@ -296,6 +298,9 @@ def _with_bar(blocks, bar):
 
 
 
+# The pairwise ops that sum float32 tiles for float32, float16 and bfloat16
+# input ("unitdiff" is float64 throughout).
+FLOAT32_TILE_OPS = ("sqdiff", "absdiff", "dot")
 # Squares below these (float32 tiles: 2**-126, the smallest normal float32;
 # float64: 2**-1022) lose digits to underflow, at most one such value's worth per
 # term. A sum of D terms that stays above D * FLOOR is then exact to ~1e-9.
@@ -308,10 +313,10 @@ BAND_VALUES = 1 << 16
 
 @dataclass
 class _PairRange:
-    """Whether the used pairwise sums are all finite, and the least of them and the least positive."""
+    """Whether the used pairwise sums are all finite, the least in magnitude, and the least positive."""
 
     finite: bool
-    least: float
+    least_magnitude: float
     least_positive: float
 
 
@@ -320,7 +325,7 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
 
     The band bounds the temporaries: the matrix itself may be most of memory.
     """
-    finite, least, least_positive = True, np.inf, np.inf
+    finite, least_magnitude, least_positive = True, np.inf, np.inf
     n = pairs.shape[0]
     band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
     for start in range(0, n, band):
@@ -331,26 +336,24 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
         if rows.size == 0:
             continue
         finite = finite and bool(np.isfinite(rows).all())
-        least = min(least, float(np.nanmin(rows)))
+        least_magnitude = min(least_magnitude, float(np.nanmin(np.abs(rows))))
         positive = rows[rows > 0]
         if positive.size:
             least_positive = min(least_positive, float(positive.min()))
-    return _PairRange(finite, least, least_positive)
+    return _PairRange(finite, least_magnitude, least_positive)
 
 
-def _tiles_out_of_range(pairs: np.ndarray, pair_op: str, symmetric: bool, n_params: int) -> bool:
+def _tiles_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> bool:
     """Whether float32 tile sums may have overflowed or underflowed somewhere.
 
-    A non-finite sum from finite input overflowed. A sum of squares below
-    ``n_params * FLOAT32_TILE_FLOOR`` may have lost terms to underflow: values
-    that differ by less than ~1e-19 everywhere, identical rows included. A dot
-    product may lose terms to underflow with any sum, so it is checked by its
-    size alone only against overflow.
+    A non-finite sum from finite input overflowed. A sum whose magnitude is
+    below ``n_params * FLOAT32_TILE_FLOOR`` may have lost terms to underflow
+    (squares, products or differences below ~1e-38): values that differ by
+    less than ~1e-19 everywhere, identical rows included, or tiny dot
+    products. Above it, what underflow can lose is below 1e-9 of the sum.
     """
     extent = _pair_range(pairs, symmetric)
-    if not extent.finite:
-        return True
-    return pair_op == "sqdiff" and extent.least < n_params * FLOAT32_TILE_FLOOR
+    return not extent.finite or extent.least_magnitude < n_params * FLOAT32_TILE_FLOOR
 
 
 def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
