@@ -325,7 +325,7 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
 
     The band bounds the temporaries: the matrix itself may be most of memory.
     """
-    finite, least_magnitude, least_positive = True, np.inf, np.inf
+    least_magnitude, least_positive = np.inf, np.inf
     n = pairs.shape[0]
     band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
     for start in range(0, n, band):
@@ -335,12 +335,14 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
             rows = rows[above]
         if rows.size == 0:
             continue
-        finite = finite and bool(np.isfinite(rows).all())
-        least_magnitude = min(least_magnitude, float(np.nanmin(np.abs(rows))))
+        if not np.isfinite(rows).all():
+            # whoever asks recomputes or raises: the rest of the range does not matter
+            return _PairRange(False, np.nan, np.nan)
+        least_magnitude = min(least_magnitude, float(np.abs(rows).min()))
         positive = rows[rows > 0]
         if positive.size:
             least_positive = min(least_positive, float(positive.min()))
-    return _PairRange(finite, least_magnitude, least_positive)
+    return _PairRange(True, least_magnitude, least_positive)
 
 
 def _tiles_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> bool:
