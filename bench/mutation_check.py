@@ -88,9 +88,18 @@ MUTATIONS = (
     ),
     Mutation(
         "triton-unit-float32",
-        "Triton's cosine summed in float32 (FLOAT64 not set for unitdiff)",
+        "Triton's unit-scaled values rounded to float32 and summed in float32",
         "kernels/triton/pairwise.py",
-        (('FLOAT64=x.dtype == torch.float64 or op == "unitdiff",', "FLOAT64=x.dtype == torch.float64,"),),
+        (
+            (
+                "            x = x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]\n",
+                "            x = (x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]).to(tl.float32)\n",
+            ),
+            (
+                "            y = y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]\n",
+                "            y = (y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]).to(tl.float32)\n",
+            ),
+        ),
         ("tests/test_pairwise.py",),
     ),
 )

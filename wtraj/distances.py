@@ -26,6 +26,7 @@ def pairwise(
     ----------
     X : (N, D) array, torch tensor, list of N 1-D arrays, path(s) or checkpoint set
         One flattened checkpoint per row. Read in column blocks: D may exceed memory.
+        Tensors that require grad are read without it (detached).
     Y : (M, D) like X, optional
         Pair every row of X with every row of Y; by default X with itself.
     metric : {"euclidean", "sqeuclidean", "cosine", "inner", "cityblock"}
@@ -55,7 +56,7 @@ def pairwise(
     or only changed length. Float32 sums that may have overflowed (values
     near 1e19) or underflowed (differences below ~1e-19) are computed again
     in float64. Expected error per metric: ``wtraj.METRICS[name].accuracy``
-    (e.g. euclidean, float32 input: relative error below 1e-6 of the float64
+    (e.g. euclidean, float32 input: relative error below 2e-7 of the float64
     distance of the same values, for any separation).
     """
     info = metric_info(metric)
