@@ -57,16 +57,20 @@ MUTATIONS = (
         "kernels/numba/pairwise.py",
         ((
             "        d = np.float64(load(x[i, xk0 + k])) * si - np.float64(load(y[j, yk0 + k])) * sj\n",
-            "        d = np.float64(np.float32(load(x[i, xk0 + k]) * si)) - np.float64(np.float32(load(y[j, yk0 + k]) * sj))\n",
+            "        d = np.float64(np.float32(load(x[i, xk0 + k]) * si))"
+            " - np.float64(np.float32(load(y[j, yk0 + k]) * sj))\n",
         ),),
         ("tests/test_pairwise.py",),
     ),
     Mutation(
         "cosine-old-formula",
-        "cosine as (|a-b|^2 - (|a|-|b|)^2) / 2|a||b| from float32 tile sums (unit scaling dropped)",
+        "cosine as (|a-b|^2 - (|a|-|b|)^2) / 2|a||b| from float32 tile sums (no unit scaling)",
         "wtraj/metrics.py",
         (
-            ('"cosine", ("cos",), "unitdiff", True, _cosine,', '"cosine", ("cos",), "sqdiff", True, _cosine,'),
+            (
+                '"cosine", ("cos",), "unitdiff", True, _cosine,',
+                '"cosine", ("cos",), "sqdiff", True, _cosine,',
+            ),
             (
                 "    distance = np.multiply(pairs, 0.5, out=pairs)\n",
                 "    x_norm, y_norm = np.sqrt(x_norm2)[:, None], np.sqrt(y_norm2)[None, :]\n"
@@ -93,11 +97,13 @@ MUTATIONS = (
         (
             (
                 "            x = x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]\n",
-                "            x = (x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]).to(tl.float32)\n",
+                "            x = (x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None])"
+                ".to(tl.float32)\n",
             ),
             (
                 "            y = y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]\n",
-                "            y = (y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]).to(tl.float32)\n",
+                "            y = (y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None])"
+                ".to(tl.float32)\n",
             ),
         ),
         ("tests/test_pairwise.py",),
@@ -134,7 +140,8 @@ def main(names: list[str]) -> int:
     for mutation in chosen:
         caught, failed = run(mutation)
         survived += not caught
-        print(f"{mutation.name}: {'caught' if caught else 'SURVIVED'} ({len(failed)} tests failed): {mutation.what}")
+        verdict = "caught" if caught else "SURVIVED"
+        print(f"{mutation.name}: {verdict} ({len(failed)} tests failed): {mutation.what}")
         for test in failed:
             print(f"    {test}")
     return 1 if survived else 0

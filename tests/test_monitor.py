@@ -57,7 +57,8 @@ def _assert_exact_metrics(metrics, X, names=None, layers=None):
         np.testing.assert_allclose([m.step_norm for m in got], steps, rtol=1e-12)
         np.testing.assert_allclose([m.norm for m in got], np.linalg.norm(Xp[1:], axis=1), rtol=1e-12)
         # the monitor's angle is arccos of a float64 cosine: resolved to ~1e-8 rad
-        np.testing.assert_allclose([m.turning_angle for m in got[1:]], turning_angle_truth(Xp), rtol=0, atol=1e-7)
+        angles = [m.turning_angle for m in got[1:]]
+        np.testing.assert_allclose(angles, turning_angle_truth(Xp), rtol=0, atol=1e-7)
 
 
 def _layer_slices(model):

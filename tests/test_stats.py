@@ -11,7 +11,8 @@ from wtraj._source import Block, Layer
 
 def _check_stats(st, X64):
     """Every field of a TrajectoryStats of float32 input against the float64 truth."""
-    assert_close(st.distances, pairwise_truth(X64), TOLERANCE[("euclidean", "float32")], 1e-300, what="distances")
+    rtol = TOLERANCE[("euclidean", "float32")]
+    assert_close(st.distances, pairwise_truth(X64), rtol, 1e-300, what="distances")
     steps = np.linalg.norm(np.diff(X64, axis=0), axis=1)
     assert_close(st.step_norms, steps, TOLERANCE[("step_norm", "float32")], what="step norms")
     assert_close(st.turning_angles, turning_angle_truth(X64), TOLERANCE[("angle", "float32")], what="angles")

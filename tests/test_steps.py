@@ -50,7 +50,8 @@ def test_float64_input(backend):
     data = to_backend(X, backend)
     steps = np.linalg.norm(np.diff(X, axis=0), axis=1)
     assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE[("step_norm", "float64")])
-    assert_close(wtraj.curvature(data, backend=backend), turning_angle_truth(X), TOLERANCE[("angle", "float64")])
+    angles = wtraj.curvature(data, backend=backend)
+    assert_close(angles, turning_angle_truth(X), TOLERANCE[("angle", "float64")], what="turning angle")
     menger = wtraj.curvature(data, kind="menger", backend=backend)
     assert_close(menger, menger_truth(X), TOLERANCE[("menger", "float64")], what="Menger curvature")
 
