@@ -279,3 +279,23 @@ def test_identical_rows_are_exactly_zero_apart():
     assert D[0, 2] == 0 and D[0, 1] > 0
     C = wtraj.pairwise(X, X[::-1].copy(), metric="cosine")
     assert C[0, 0] == 0 and C[2, 2] == 0
+
+
+def _mixed_magnitudes(seed):
+    """Rows 1 and 3 are rows 0 and 2 moved by ~1e-23 (squares underflow float32); rows 4, 5 ordinary."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((6, 3000)) * 1e-20
+    X[1] = X[0] + 1e-23 * rng.standard_normal(3000)
+    X[3] = X[2] + 1e-23 * rng.standard_normal(3000)
+    X[4:] = rng.standard_normal((2, 3000))
+    return X.astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "inner", "cityblock"])
+def test_rows_out_of_range_are_recomputed_among_ordinary_ones(metric):
+    # only the pairs of rows 0-3 need the float64 pass: the others keep their float32 tiles
+    X = _mixed_magnitudes(seed=19)
+    rtol = TOLERANCE[(metric, "float32")]
+    check_metric(wtraj.pairwise(X, metric=metric), X, None, metric, rtol)
+    Y = X[::-1].copy()
+    check_metric(wtraj.pairwise(X, Y, metric=metric), X, Y, metric, rtol)

@@ -129,3 +129,18 @@ def test_cross_pairs_between_differently_cut_sources():
     chopped = ChoppedSource(X[:3], [5, 4096, 9999])
     D = wtraj.pairwise(chopped, X[3:], memory_budget=3 * 8 * 8 * 4096)
     assert_close(D, pairwise_truth(X[:3], X[3:]), TOLERANCE[("euclidean", "float32")], 1e-300)
+
+
+def test_by_layer_sums_out_of_float32_range_match_the_truth():
+    # rows 0 and 1 differ by ~1e-23: their squares underflow float32 tiles in every layer
+    rng = np.random.default_rng(38)
+    X = rng.standard_normal((4, 9000)) * 1e-20
+    X[1] = X[0] + 1e-23 * rng.standard_normal(9000)
+    X = X.astype(np.float32)
+    source = ChoppedSource(X, [10, 4096, 5000])
+    st = wtraj.trajectory_stats(source, by_layer=True)
+    rtol = TOLERANCE[("euclidean", "float32")]
+    assert_close(st.distances, pairwise_truth(X), rtol, 1e-300)
+    for layer, stats in zip(source.layers, st.layers):
+        part = X[:, layer.offset : layer.offset + layer.size]
+        assert_close(stats.distances, pairwise_truth(part), rtol, 1e-300, what=layer.name)

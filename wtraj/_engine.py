@@ -112,8 +112,8 @@ def accumulate(
 
     ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and Y's,
     or X's twice). Pairwise sums that float32 tiles may have lost to overflow
-    or underflow are computed again from float64 copies of the blocks
-    (:func:`_tiles_out_of_range`); float64 input whose squares leave float64's
+    or underflow are computed again from float64 copies of the rows involved
+    (:func:`_rows_out_of_range`); float64 input whose squares leave float64's
     range raises or warns (:func:`_check_float64_range`).
     """
     n_slots = len(x_source.layers) if by_layer else 1
@@ -174,18 +174,22 @@ def accumulate(
         return sums
     wide_input = x_source.dtype == "float64"
     float32_tiles = pair_op in FLOAT32_TILE_OPS and not wide_input
-    if float32_tiles and _tiles_out_of_range(sums.pairs, y_source is None, x_source.n_params):
-        # float64 copies of the blocks take the float64 kernels, whose range holds
-        # every square and product of float32 values
-        wide = accumulate(
-            _Float64Source(x_source), kernels,
-            y_source=_Float64Source(y_source) if y_source else None,
-            pair_op=pair_op, pair_scales=pair_scales, by_layer=by_layer,
-            memory_budget=memory_budget, progress=progress, check_finite=False,
-        )
-        sums.pairs[...] = wide.pairs
-        if by_layer:
-            sums.layer_pairs[...] = wide.layer_pairs
+    if float32_tiles:
+        symmetric = y_source is None
+        x_rows, y_rows = _rows_out_of_range(sums.pairs, symmetric, x_source.n_params)
+        if x_rows.size:
+            # the pairs of those rows again, from float64 copies: the float64
+            # kernels' range holds every square and product of float32 values
+            wide = accumulate(
+                _Float64Rows(x_source, x_rows), kernels,
+                y_source=None if symmetric else _Float64Rows(y_source, y_rows),
+                pair_op=pair_op, by_layer=by_layer,
+                memory_budget=memory_budget, progress=progress, check_finite=False,
+            )
+            place = np.ix_(x_rows, x_rows if symmetric else y_rows)
+            sums.pairs[place] = wide.pairs
+            if by_layer:
+                sums.layer_pairs[(slice(None), *place)] = wide.layer_pairs
     if wide_input:
         _check_float64_range(sums, pair_op, y_source is None, x_source)
     return sums
@@ -313,10 +317,9 @@ BAND_VALUES = 1 << 16
 
 @dataclass
 class _PairRange:
-    """Whether the used pairwise sums are all finite, the least in magnitude, and the least positive."""
+    """Whether the used pairwise sums are all finite, and the least positive of them."""
 
     finite: bool
-    least_magnitude: float
     least_positive: float
 
 
@@ -325,7 +328,7 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
 
     The band bounds the temporaries: the matrix itself may be most of memory.
     """
-    least_magnitude, least_positive = np.inf, np.inf
+    least_positive = np.inf
     n = pairs.shape[0]
     band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
     for start in range(0, n, band):
@@ -337,31 +340,45 @@ def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
             continue
         if not np.isfinite(rows).all():
             # whoever asks recomputes or raises: the rest of the range does not matter
-            return _PairRange(False, np.nan, np.nan)
-        least_magnitude = min(least_magnitude, float(np.abs(rows).min()))
+            return _PairRange(False, np.nan)
         positive = rows[rows > 0]
         if positive.size:
             least_positive = min(least_positive, float(positive.min()))
-    return _PairRange(True, least_magnitude, least_positive)
+    return _PairRange(True, least_positive)
 
 
-def _tiles_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> bool:
-    """Whether float32 tile sums may have overflowed or underflowed somewhere.
+def _rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of X and of Y whose float32 tile sums may have overflowed or underflowed.
 
     A non-finite sum from finite input overflowed. A sum whose magnitude is
     below ``n_params * FLOAT32_TILE_FLOOR`` may have lost terms to underflow
     (squares, products or differences below ~1e-38): values that differ by
     less than ~1e-19 everywhere, identical rows included, or tiny dot
     products. Above it, what underflow can lose is below 1e-9 of the sum.
+    Returns sorted row indices (of X twice when symmetric), empty when none.
     """
-    extent = _pair_range(pairs, symmetric)
-    return not extent.finite or extent.least_magnitude < n_params * FLOAT32_TILE_FLOOR
+    floor = n_params * FLOAT32_TILE_FLOOR
+    x_rows, y_rows = set(), set()
+    band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
+    for start in range(0, pairs.shape[0], band):
+        rows = pairs[start : start + band]
+        magnitude = np.abs(rows)
+        # NaN compares False: it counts as out of range too
+        bad = ~((magnitude >= floor) & (magnitude < np.inf))
+        if symmetric:
+            bad &= np.arange(pairs.shape[1])[None, :] > np.arange(start, start + rows.shape[0])[:, None]
+        i, j = np.nonzero(bad)
+        x_rows.update((i + start).tolist())
+        y_rows.update(j.tolist())
+    if symmetric:
+        x_rows = y_rows = x_rows | y_rows
+    return np.array(sorted(x_rows), dtype=np.int64), np.array(sorted(y_rows), dtype=np.int64)
 
 
 def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
     """Float64 input whose squares overflow raises; one whose squares underflow warns."""
     path_sums = [s[:2] for s in (sums.steps, sums.y_steps) if s is not None]
-    extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf, np.inf)
+    extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
     if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
         raise ValueError(
             "the squares of these float64 values overflow float64 (values or differences "
@@ -382,28 +399,30 @@ def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_sou
         )
 
 
-class _Float64Source:
-    """A source's blocks as float64 copies (bfloat16 bit patterns decoded first)."""
+class _Float64Rows:
+    """Some rows of a source, each block a float64 copy of them (bfloat16 bit patterns decoded)."""
 
-    def __init__(self, source: Source):
-        self.source = source
-        self.n_checkpoints, self.n_params = source.n_checkpoints, source.n_params
+    def __init__(self, source: Source, rows: np.ndarray):
+        self.source, self.rows = source, rows
+        self.n_checkpoints, self.n_params = len(rows), source.n_params
         self.dtype, self.device = "float64", source.device
-        self.names, self.layers = source.names, source.layers
+        self.names = [source.names[r] for r in rows]
+        self.layers = source.layers
 
     def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
         for block in self.source.blocks(max_width, by_layer=by_layer):
-            columns = host_floats(block.data[:, block.start : block.stop])
+            columns = block.data[:, block.start : block.stop]
             if is_torch_tensor(columns):
                 import torch
 
-                wide = columns.to(torch.float64)
+                index = torch.as_tensor(self.rows, device=columns.device)
+                wide = host_floats(columns.index_select(0, index)).to(torch.float64)
             else:
-                wide = np.asarray(columns, dtype=np.float64)
+                wide = np.asarray(host_floats(columns[self.rows]), dtype=np.float64)
             yield Block(wide, 0, block.width, block.offset, block.layer)
 
     def describe(self, row: int, column: int) -> str:
-        return self.source.describe(row, column)
+        return self.source.describe(int(self.rows[row]), column)
 
 
 def _check_finite(
