@@ -43,13 +43,33 @@ MUTATIONS = (
     ),
     Mutation(
         "naive-arccos",
-        "turning angle as arccos(u.v / |u||v|), u.v from the summed sides",
+        "Kahan's triangle formula replaced by the law of cosines, arccos((a^2 + b^2 - c^2) / 2ab)",
         "wtraj/path.py",
         ((
             "    a, b = np.maximum(a, b), np.minimum(a, b)\n",
             "    return np.arccos(np.clip((a * a + b * b - c * c) / (2 * a * b), -1, 1))\n",
         ),),
         ("tests/test_steps.py", "tests/test_stats.py"),
+    ),
+    Mutation(
+        "angle-by-dot-only",
+        "turning angle always arccos(u.v / |u||v|) of the directly summed u.v (Kahan's sides never used)",
+        "wtraj/path.py",
+        ((
+            "    return np.where(sides_error <= cosine_error, by_sides, by_cosine)\n",
+            "    return by_cosine\n",
+        ),),
+        ("tests/test_steps.py", "tests/test_stats.py"),
+    ),
+    Mutation(
+        "angle-by-sides-only",
+        "turning angle always from the three sides (the summed u.v never used)",
+        "wtraj/path.py",
+        ((
+            "    return np.where(sides_error <= cosine_error, by_sides, by_cosine)\n",
+            "    return by_sides\n",
+        ),),
+        ("tests/test_steps.py",),
     ),
     Mutation(
         "unit-float32",

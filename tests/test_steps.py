@@ -172,3 +172,22 @@ def test_float64_squares_that_underflow_warn():
     X = random_walk(4, 3001, 1e-3, np.float64, seed=28) * 1e-160
     with pytest.warns(RuntimeWarning, match="underflow"):
         wtraj.step_norms(X)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_angles_near_pi_and_between_steps_of_very_different_lengths(backend):
+    # found by hypothesis: turning back by 1.2e-7 rad short of pi (the bend side cannot
+    # resolve it, the skip can), and a right angle between steps of 1e-5 and 165 (the
+    # sides cannot resolve it, the summed u.v can)
+    cases = [
+        np.array([[1e-30, 0.0], [0.0, 8.2e-24], [0.0, 0.0]], dtype=np.float32),
+        np.array([[1e-5, 0.0], [0.0, 0.0], [0.0, 165.0]], dtype=np.float32),
+        np.array([[1.0, 0.0], [0.0, 0.0], [-1e-9, 1e6]]),
+    ]
+    for X in cases:
+        X64 = X.astype(np.float64)
+        data = to_backend(X, backend)
+        angles = wtraj.curvature(data, backend=backend)
+        assert_close(angles, turning_angle_truth(X64), TOLERANCE[("angle", "float64")], what="angle")
+        menger = wtraj.curvature(data, kind="menger", backend=backend)
+        assert_close(menger, menger_truth(X64), TOLERANCE[("menger", "float64")], what="Menger")

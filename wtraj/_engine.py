@@ -19,6 +19,7 @@ import numpy as np
 from wtraj._backend import resolve_backend
 from wtraj._dtypes import host_floats, is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
+from wtraj._path_rows import N_PATH_SUMS, NORM2, STEP2
 from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
 
 _BACKEND_MODULES = {
@@ -35,7 +36,7 @@ class Sums:
     """What one pass accumulated, in float64 NumPy arrays.
 
     ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
-    ``steps`` is (4, N) as documented in ``kernels/numba/steps.py``,
+    ``steps`` is (N_PATH_SUMS, N) as documented in ``wtraj/_path_rows.py``,
     ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
     layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
     """
@@ -141,8 +142,8 @@ def accumulate(
             first = False
             like = x_block.data
             pairs_acc = kernels.zeros((n_slots, n, m), like) if pair_op else None
-            steps_acc = kernels.zeros((n_slots, 4, n), like) if steps else None
-            y_steps_acc = kernels.zeros((4, m), like) if y_steps else None
+            steps_acc = kernels.zeros((n_slots, N_PATH_SUMS, n), like) if steps else None
+            y_steps_acc = kernels.zeros((N_PATH_SUMS, m), like) if y_steps else None
         if pair_op:
             y_data = None if y_block is None else y_block.data
             y_start = 0 if y_block is None else y_block.start
@@ -377,7 +378,7 @@ def _rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tup
 
 def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
     """Float64 input whose squares overflow raises; one whose squares underflow warns."""
-    path_sums = [s[:2] for s in (sums.steps, sums.y_steps) if s is not None]
+    path_sums = [s[[NORM2, STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
     extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
     if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
         raise ValueError(

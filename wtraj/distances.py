@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, mirror_upper_triangle, prepare
+from wtraj._path_rows import NORM2
 from wtraj.metrics import metric_info
 
 
@@ -75,8 +76,8 @@ def pairwise(
             x_source, kernels, y_source=y_source, steps=True, y_steps=not symmetric,
             check_finite=check_finite, **passes,
         )
-        x_norm2 = norm_sums.steps[0]
-        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[0]
+        x_norm2 = norm_sums.steps[NORM2]
+        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[NORM2]
         pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2))
         sums = accumulate(
             x_source, kernels, y_source=y_source, pair_op=info.pair_op, pair_scales=pair_scales,
@@ -87,8 +88,8 @@ def pairwise(
             x_source, kernels, y_source=y_source, pair_op=info.pair_op,
             steps=norms, y_steps=norms and not symmetric, check_finite=check_finite, **passes,
         )
-        x_norm2 = sums.steps[0] if norms else None
-        y_norm2 = x_norm2 if symmetric else (sums.y_steps[0] if norms else None)
+        x_norm2 = sums.steps[NORM2] if norms else None
+        y_norm2 = x_norm2 if symmetric else (sums.y_steps[NORM2] if norms else None)
     # every step below works in place: the matrix may be most of memory
     pairs = sums.pairs
     if symmetric:

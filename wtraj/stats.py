@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, mirror_upper_triangle, prepare
+from wtraj._path_rows import NORM2
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
@@ -105,7 +106,7 @@ def trajectory_stats(
             layers.append(
                 LayerStats(
                     layer.name, tuple(layer.shape), step_lengths(layer_steps),
-                    _symmetric_distances(pairs), np.sqrt(layer_steps[0]),
+                    _symmetric_distances(pairs), np.sqrt(layer_steps[NORM2]),
                 )
             )
     with warnings.catch_warnings():
@@ -117,7 +118,7 @@ def trajectory_stats(
         step_norms=step_lengths(steps),
         turning_angles=turning_angles(steps),
         menger_curvature=menger,
-        norms=np.sqrt(steps[0]),
+        norms=np.sqrt(steps[NORM2]),
         names=list(x_source.names),
         layers=layers,
     )
