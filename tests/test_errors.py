@@ -79,7 +79,7 @@ def test_float64_squares_beyond_range_are_a_clear_error():
     X = np.full((2, 10), 1e300)
     X[1] = -1e300
     for call in (wtraj.pairwise, wtraj.step_norms):
-        with pytest.raises(ValueError, match="overflow float64.*divide the input"):
+        with pytest.raises(ValueError, match=r"X\[0\]: the squares .* overflow float64.*divide the input"):
             call(X)
 
 

@@ -377,14 +377,21 @@ def _rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tup
 
 
 def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
-    """Float64 input whose squares overflow raises; one whose squares underflow warns."""
+    """Float64 input whose squares overflow raises, naming a row; one whose squares underflow warns."""
     path_sums = [s[[NORM2, STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
     extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
     if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
+        # the first row of X with a sum out of range: a norm or step, else a pair
+        if sums.steps is not None and not np.isfinite(sums.steps[[NORM2, STEP2]]).all():
+            row = int(np.flatnonzero(~np.isfinite(sums.steps[[NORM2, STEP2]]).all(axis=0))[0])
+        elif pair_op:
+            row = int(np.flatnonzero(~np.isfinite(sums.pairs).all(axis=1))[0])
+        else:
+            row = 0
         raise ValueError(
-            "the squares of these float64 values overflow float64 (values or differences "
-            "above ~1e154); divide the input by a power of two (e.g. 2**-500) first: "
-            "distances scale with it, angles do not change."
+            f"{x_source.names[row]}: the squares of its float64 values overflow float64 "
+            "(values or differences above ~1e154); divide the input by a power of two "
+            "(e.g. 2**-500) first: distances scale with it, angles do not change."
         )
     floor = x_source.n_params * FLOAT64_FLOOR
     least = [float(s[s > 0].min()) for s in path_sums if (s > 0).any()]
