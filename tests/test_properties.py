@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from truth import pairwise_truth, turning_angle_truth
 
 import wtraj
-from wtraj._engine import FLOAT32_TILE_FLOOR
+from wtraj._ranges import FLOAT32_TILE_FLOOR
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
 shapes = st.tuples(st.integers(2, 7), st.integers(1, 300))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,8 @@ import numpy as np
 from wtraj._backend import resolve_backend
 from wtraj._dtypes import host_floats, is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
-from wtraj._path_rows import N_PATH_SUMS, NORM2, STEP2
+from wtraj._path_rows import N_PATH_SUMS
+from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
 from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
 
 _BACKEND_MODULES = {
@@ -114,8 +114,8 @@ def accumulate(
     ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and Y's,
     or X's twice). Pairwise sums that float32 tiles may have lost to overflow
     or underflow are computed again from float64 copies of the rows involved
-    (:func:`_rows_out_of_range`); float64 input whose squares leave float64's
-    range raises or warns (:func:`_check_float64_range`).
+    (:func:`wtraj._ranges.rows_out_of_range`); float64 input whose squares leave float64's
+    range raises or warns (:func:`wtraj._ranges.check_float64_range`).
     """
     n_slots = len(x_source.layers) if by_layer else 1
     n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
@@ -177,13 +177,13 @@ def accumulate(
     float32_tiles = pair_op in FLOAT32_TILE_OPS and not wide_input
     if float32_tiles:
         symmetric = y_source is None
-        x_rows, y_rows = _rows_out_of_range(sums.pairs, symmetric, x_source.n_params)
+        x_rows, y_rows = rows_out_of_range(sums.pairs, symmetric, x_source.n_params)
         if x_rows.size:
             # the pairs of those rows again, from float64 copies: the float64
             # kernels' range holds every square and product of float32 values
             wide = accumulate(
-                _Float64Rows(x_source, x_rows), kernels,
-                y_source=None if symmetric else _Float64Rows(y_source, y_rows),
+                Float64Rows(x_source, x_rows), kernels,
+                y_source=None if symmetric else Float64Rows(y_source, y_rows),
                 pair_op=pair_op, by_layer=by_layer,
                 memory_budget=memory_budget, progress=progress, check_finite=False,
             )
@@ -192,7 +192,7 @@ def accumulate(
             if by_layer:
                 sums.layer_pairs[(slice(None), *place)] = wide.layer_pairs
     if wide_input:
-        _check_float64_range(sums, pair_op, y_source is None, x_source)
+        check_float64_range(sums, pair_op, y_source is None, x_source)
     return sums
 
 
@@ -303,136 +303,6 @@ def _with_bar(blocks, bar):
 
 
 
-# The pairwise ops that sum float32 tiles for float32, float16 and bfloat16
-# input ("unitdiff" is float64 throughout).
-FLOAT32_TILE_OPS = ("sqdiff", "absdiff", "dot")
-# Squares below these (float32 tiles: 2**-126, the smallest normal float32;
-# float64: 2**-1022) lose digits to underflow, at most one such value's worth per
-# term. A sum of D terms that stays above D * FLOOR is then exact to ~1e-9.
-FLOAT32_TILE_FLOOR = 2.0**-96
-FLOAT64_FLOOR = 2.0**-992
-# Checks of an (N, M) matrix run over bands of rows of about this many values:
-# their temporaries stay small beside the matrix, which may be most of memory.
-BAND_VALUES = 1 << 16
-
-
-@dataclass
-class _PairRange:
-    """Whether the used pairwise sums are all finite, and the least positive of them."""
-
-    finite: bool
-    least_positive: float
-
-
-def _pair_range(pairs: np.ndarray, symmetric: bool) -> _PairRange:
-    """The range of the entries callers read (only ``i < j`` when symmetric), a band of rows at a time.
-
-    The band bounds the temporaries: the matrix itself may be most of memory.
-    """
-    least_positive = np.inf
-    n = pairs.shape[0]
-    band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
-    for start in range(0, n, band):
-        rows = pairs[start : start + band]
-        if symmetric:
-            above = np.arange(pairs.shape[1])[None, :] > np.arange(start, start + rows.shape[0])[:, None]
-            rows = rows[above]
-        if rows.size == 0:
-            continue
-        if not np.isfinite(rows).all():
-            # whoever asks recomputes or raises: the rest of the range does not matter
-            return _PairRange(False, np.nan)
-        positive = rows[rows > 0]
-        if positive.size:
-            least_positive = min(least_positive, float(positive.min()))
-    return _PairRange(True, least_positive)
-
-
-def _rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of X and of Y whose float32 tile sums may have overflowed or underflowed.
-
-    A non-finite sum from finite input overflowed. A sum whose magnitude is
-    below ``n_params * FLOAT32_TILE_FLOOR`` may have lost terms to underflow
-    (squares, products or differences below ~1e-38): values that differ by
-    less than ~1e-19 everywhere, identical rows included, or tiny dot
-    products. Above it, what underflow can lose is below 1e-9 of the sum.
-    Returns sorted row indices (of X twice when symmetric), empty when none.
-    """
-    floor = n_params * FLOAT32_TILE_FLOOR
-    x_rows, y_rows = set(), set()
-    band = max(1, BAND_VALUES // max(1, pairs.shape[1]))
-    for start in range(0, pairs.shape[0], band):
-        rows = pairs[start : start + band]
-        magnitude = np.abs(rows)
-        # NaN compares False: it counts as out of range too
-        bad = ~((magnitude >= floor) & (magnitude < np.inf))
-        if symmetric:
-            bad &= np.arange(pairs.shape[1])[None, :] > np.arange(start, start + rows.shape[0])[:, None]
-        i, j = np.nonzero(bad)
-        x_rows.update((i + start).tolist())
-        y_rows.update(j.tolist())
-    if symmetric:
-        x_rows = y_rows = x_rows | y_rows
-    return np.array(sorted(x_rows), dtype=np.int64), np.array(sorted(y_rows), dtype=np.int64)
-
-
-def _check_float64_range(sums: Sums, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
-    """Float64 input whose squares overflow raises, naming a row; one whose squares underflow warns."""
-    path_sums = [s[[NORM2, STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
-    extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
-    if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
-        # the first row of X with a sum out of range: a norm or step, else a pair
-        if sums.steps is not None and not np.isfinite(sums.steps[[NORM2, STEP2]]).all():
-            row = int(np.flatnonzero(~np.isfinite(sums.steps[[NORM2, STEP2]]).all(axis=0))[0])
-        elif pair_op:
-            row = int(np.flatnonzero(~np.isfinite(sums.pairs).all(axis=1))[0])
-        else:
-            row = 0
-        raise ValueError(
-            f"{x_source.names[row]}: the squares of its float64 values overflow float64 "
-            "(values or differences above ~1e154); divide the input by a power of two "
-            "(e.g. 2**-500) first: distances scale with it, angles do not change."
-        )
-    floor = x_source.n_params * FLOAT64_FLOOR
-    least = [float(s[s > 0].min()) for s in path_sums if (s > 0).any()]
-    if pair_op in ("sqdiff", "unitdiff"):
-        least.append(extent.least_positive)
-    if least and min(least) < floor:
-        warnings.warn(
-            "some squared norms, steps or distances of this float64 input are below "
-            f"{floor:.1e}: squares of values below ~1e-150 underflow and lose digits. "
-            "Multiply the input by a power of two (e.g. 2**500) first.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-class _Float64Rows:
-    """Some rows of a source, each block a float64 copy of them (bfloat16 bit patterns decoded)."""
-
-    def __init__(self, source: Source, rows: np.ndarray):
-        self.source, self.rows = source, rows
-        self.n_checkpoints, self.n_params = len(rows), source.n_params
-        self.dtype, self.device = "float64", source.device
-        self.names = [source.names[r] for r in rows]
-        self.layers = source.layers
-
-    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
-        for block in self.source.blocks(max_width, by_layer=by_layer):
-            columns = block.data[:, block.start : block.stop]
-            if is_torch_tensor(columns):
-                import torch
-
-                index = torch.as_tensor(self.rows, device=columns.device)
-                wide = host_floats(columns.index_select(0, index)).to(torch.float64)
-            else:
-                wide = np.asarray(host_floats(columns[self.rows]), dtype=np.float64)
-            yield Block(wide, 0, block.width, block.offset, block.layer)
-
-    def describe(self, row: int, column: int) -> str:
-        return self.source.describe(int(self.rows[row]), column)
-
-
 def _check_finite(
     sums: Sums, x_source: Source, y_source: Source | None, max_width: int, check_finite: bool
 ) -> bool:
@@ -444,7 +314,7 @@ def _check_finite(
     finds none means finite values overflowed (the caller computes again).
     """
     results = [s for s in (sums.pairs, sums.steps, sums.y_steps) if s is not None]
-    if all(_all_finite(r) for r in results):
+    if all(all_finite(r) for r in results):
         return True
     for source in (x_source, y_source):
         if source is None:
@@ -459,33 +329,6 @@ def _check_finite(
                 "Pass check_finite=False to compute anyway (results will be NaN or Inf)."
             )
     return True
-
-
-def _all_finite(sums: np.ndarray) -> bool:
-    """``np.isfinite(sums).all()`` a band of rows at a time, without a mask as large as the sums."""
-    rows = sums.reshape(-1, sums.shape[-1])
-    band = max(1, BAND_VALUES // max(1, rows.shape[1]))
-    return all(np.isfinite(rows[start : start + band]).all() for start in range(0, rows.shape[0], band))
-
-
-def mirror_upper_triangle(pairs: np.ndarray, diagonal: Any = 0.0) -> np.ndarray:
-    """Make a square matrix of which only ``i < j`` was computed symmetric, in place.
-
-    The entries on and below the diagonal are overwritten (the kernels leave
-    scratch there); ``diagonal`` fills the diagonal. A band of rows at a time,
-    so that no temporary approaches the size of the matrix.
-    """
-    n = pairs.shape[0]
-    # the diagonal square's index arrays take 16 band^2 bytes
-    band = 256
-    for start in range(0, n, band):
-        stop = min(start + band, n)
-        pairs[start:stop, :start] = pairs[:start, start:stop].T
-        square = pairs[start:stop, start:stop]
-        below = np.tril_indices(stop - start, -1)
-        square[below] = square.T[below]
-    np.fill_diagonal(pairs, diagonal)
-    return pairs
 
 
 def _first_nonfinite(source: Source, max_width: int) -> tuple[int, int, float] | None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._engine import accumulate, mirror_upper_triangle, prepare
+from wtraj._engine import accumulate, prepare
 from wtraj._path_rows import NORM2
+from wtraj._ranges import mirror_upper_triangle
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
