@@ -7,7 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import random_walk
+from conftest import TOLERANCE, random_walk
+from truth import pairwise_truth
 
 import wtraj
 from wtraj._backend import resolve_backend
@@ -37,11 +38,12 @@ def test_cuda_data_refuses_cpu_backends():
         resolve_backend("numba", "cuda")
 
 
-def test_reference_and_numba_agree():
+def test_reference_and_numba_match_the_truth():
     X = random_walk(6, 4000, 1e-4, seed=51)
-    np.testing.assert_allclose(
-        wtraj.pairwise(X, backend="numba"), wtraj.pairwise(X, backend="reference"), rtol=1e-6
-    )
+    for backend in ("numba", "reference"):
+        np.testing.assert_allclose(
+            wtraj.pairwise(X, backend=backend), pairwise_truth(X), rtol=TOLERANCE[("euclidean", "float32")]
+        )
 
 
 def test_import_without_torch_or_triton():

@@ -11,17 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from checkpoints_fixtures import dense, flatten, make_state
+from conftest import TOLERANCE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 from scipy.spatial.distance import cdist
+from truth import pairwise_truth
 
 import wtraj
 from wtraj._source import COLUMN_ALIGN, Source
 from wtraj.checkpoints.prefetch import prefetched
 
 # against float64 truth: the kernels sum float32 tiles in float32, then in float64 (wtraj.pairwise)
-RTOL = {"float32": 1e-7, "float64": 1e-12}
 
 
 def write_run(folder: Path, shapes: dict, n: int, dtype=np.float32, seed: int = 0):
@@ -157,12 +158,12 @@ def test_pairwise_on_checkpoints_matches_the_array(tmp_path, dtype):
     states = write_run(tmp_path, shapes, 6, dtype)
     ck = wtraj.open(tmp_path)
     X = np.stack([flatten(s, [layer.name for layer in ck.layers]) for s in states])
-    np.testing.assert_allclose(wtraj.pairwise(ck), cdist(X, X), rtol=RTOL[np.dtype(dtype).name], atol=0)
-    # the same as on the in-memory array, whatever the tensor boundaries
-    in_memory = wtraj.pairwise(X.astype(dtype))
-    np.testing.assert_allclose(wtraj.pairwise(tmp_path), in_memory, rtol=1e-12, atol=0)
+    rtol = TOLERANCE[("euclidean", np.dtype(dtype).name)]
+    truth = pairwise_truth(X)
+    np.testing.assert_allclose(wtraj.pairwise(ck), truth, rtol=rtol, atol=0)
+    np.testing.assert_allclose(wtraj.pairwise(tmp_path), truth, rtol=rtol, atol=0)
     stats = wtraj.trajectory_stats(ck)
-    np.testing.assert_allclose(stats.distances, in_memory, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(stats.distances, truth, rtol=rtol, atol=0)
 
 
 def test_step_norms_on_checkpoints_cover_every_block(tmp_path):
@@ -250,13 +251,14 @@ def test_bfloat16_checkpoints_match_float64_truth_and_the_array(tmp_path, backen
     exact = X.double().numpy()
     stats = wtraj.trajectory_stats(ck, backend=backend)
     # the values are exact in float32: only the float32 tile sums round
-    np.testing.assert_allclose(stats.distances, cdist(exact, exact), rtol=1e-6, atol=0)
+    rtol = TOLERANCE[("euclidean", "bfloat16")]
+    np.testing.assert_allclose(stats.distances, pairwise_truth(exact), rtol=rtol, atol=0)
     steps = np.linalg.norm(np.diff(exact, axis=0), axis=1)
-    np.testing.assert_allclose(stats.step_norms, steps, rtol=1e-12)
-    # the same as the in-memory bfloat16 tensor, whatever the tensor boundaries
+    np.testing.assert_allclose(stats.step_norms, steps, rtol=TOLERANCE[("step_norm", "bfloat16")])
+    # the in-memory bfloat16 tensor, cut differently, against the same truth
     in_memory = wtraj.trajectory_stats(X, backend=backend)
-    np.testing.assert_allclose(stats.distances, in_memory.distances, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(in_memory.distances, pairwise_truth(exact), rtol=rtol, atol=0)
     by_layer = wtraj.trajectory_stats(ck, by_layer=True, backend=backend)
     for layer, place in zip(by_layer.layers.values(), ck.layers, strict=True):
         Xl = exact[:, place.offset : place.offset + place.size]
-        np.testing.assert_allclose(layer.distances, cdist(Xl, Xl), rtol=1e-6, atol=0)
+        np.testing.assert_allclose(layer.distances, pairwise_truth(Xl), rtol=rtol, atol=0)

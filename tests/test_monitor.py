@@ -10,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the monitor follows torch models")
 
+from truth import turning_angle_truth  # noqa: E402
+
 from wtraj._count_sketch import CHUNK, CountSketch, HashTables  # noqa: E402
 from wtraj.monitor import TrajectoryMonitor  # noqa: E402
 
@@ -41,10 +43,30 @@ def _train(model, monitor, n_steps, lr=0.05, scale=1.0, seed=1):
     return np.array(X), metrics
 
 
-def _reference_angles(X):
-    d = np.diff(X, axis=0)
-    cos = (d[:-1] * d[1:]).sum(1) / (np.linalg.norm(d[:-1], axis=1) * np.linalg.norm(d[1:], axis=1))
-    return np.arccos(np.clip(cos, -1, 1))
+def _assert_exact_metrics(metrics, X, names=None, layers=None):
+    """Snapshot-mode step norms, turning angles and norms of each step against the float64 truth.
+
+    ``X`` holds the flattened parameters before the first step and after each;
+    ``layers`` maps parameter names to their slices of it.
+    """
+    parts = {None: slice(None), **(layers or {})}
+    for name, part in parts.items():
+        got = [m if name is None else m.layers[name] for m in metrics]
+        Xp = X[:, part]
+        steps = np.linalg.norm(np.diff(Xp, axis=0), axis=1)
+        np.testing.assert_allclose([m.step_norm for m in got], steps, rtol=1e-12)
+        np.testing.assert_allclose([m.norm for m in got], np.linalg.norm(Xp[1:], axis=1), rtol=1e-12)
+        # the monitor's angle is arccos of a float64 cosine: resolved to ~1e-8 rad
+        angles = [m.turning_angle for m in got[1:]]
+        np.testing.assert_allclose(angles, turning_angle_truth(Xp), rtol=0, atol=1e-7)
+
+
+def _layer_slices(model):
+    slices, offset = {}, 0
+    for name, p in model.named_parameters():
+        slices[name] = slice(offset, offset + p.numel())
+        offset += p.numel()
+    return slices
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
@@ -57,7 +79,7 @@ def test_snapshot_mode_step_norms_and_angles_are_exact(dtype):
     np.testing.assert_allclose(got_steps, expected_steps, rtol=1e-12)
     got_angles = np.array([m.turning_angle for m in metrics])
     assert math.isnan(got_angles[0])
-    np.testing.assert_allclose(got_angles[1:], _reference_angles(X), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got_angles[1:], turning_angle_truth(X), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(metrics[-1].norm, np.linalg.norm(X[-1]), rtol=1e-12)
     np.testing.assert_allclose(
         metrics[-1].relative_step, expected_steps[-1] / np.linalg.norm(X[-2]), rtol=1e-12
@@ -82,7 +104,7 @@ def test_snapshot_mode_resolves_tiny_steps():
     steps = np.linalg.norm(np.diff(X, axis=0), axis=1)
     assert np.all(steps > 0) and np.all(steps / np.linalg.norm(X[0]) < 1e-6)
     np.testing.assert_allclose([m.step_norm for m in metrics], steps, rtol=1e-12)
-    np.testing.assert_allclose([m.turning_angle for m in metrics[1:]], _reference_angles(X), rtol=1e-9)
+    np.testing.assert_allclose([m.turning_angle for m in metrics[1:]], turning_angle_truth(X), rtol=1e-9)
 
 
 def test_per_layer_metrics_match_reference():
@@ -155,7 +177,7 @@ def test_sketch_mode_estimates_within_error_and_small_memory():
     bound = 4 * math.sqrt(2 / 2048)
     assert np.all(np.abs(got**2 / expected**2 - 1) < bound), (got, expected)
     angles = np.array([m.turning_angle for m in metrics[1:]])
-    assert np.all(np.abs(np.cos(angles) - np.cos(_reference_angles(X))) < 4 * math.sqrt(2 / 2048))
+    assert np.all(np.abs(np.cos(angles) - np.cos(turning_angle_truth(X))) < 4 * math.sqrt(2 / 2048))
     memory = monitor.memory_bytes()
     param_bytes = sum(p.numel() * 4 for p in model.parameters())
     assert memory["snapshots"] == 0
@@ -197,12 +219,16 @@ def test_offload_keeps_snapshots_on_cpu_and_gives_same_results():
     on_device = TrajectoryMonitor(model, sketch_dim=256)
     offloaded = TrajectoryMonitor(model, offload=True, sketch_dim=256)
     generator = torch.Generator().manual_seed(0)
+    X, got = [_flat(model)], {"device": [], "offloaded": []}
     for _ in range(3):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn(p.shape, generator=generator) * 1e-3)
-        a, b = on_device.step(), offloaded.step()
-    assert a.as_dict(by_layer=True) == pytest.approx(b.as_dict(by_layer=True), nan_ok=True)
+        got["device"].append(on_device.step())
+        got["offloaded"].append(offloaded.step())
+        X.append(_flat(model))
+    for metrics in got.values():
+        _assert_exact_metrics(metrics, np.array(X), layers=_layer_slices(model))
     assert all(buffer.device.type == "cpu" for buffer in offloaded._previous)
 
 
@@ -214,14 +240,25 @@ def test_numba_and_torch_paths_agree(mode):
     fused = TrajectoryMonitor(model, mode=mode, sketch_dim=512)
     plain = TrajectoryMonitor(model, mode=mode, sketch_dim=512, backend="torch")
     generator = torch.Generator().manual_seed(1)
+    X, got = [_flat(model)], {"fused": [], "plain": []}
     for _ in range(3):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn(p.shape, generator=generator) * 1e-3)
         a, b = fused.step(), plain.step()
+        got["fused"].append(a)
+        got["plain"].append(b)
+        X.append(_flat(model))
+        # the estimates are one estimator computed twice: they must agree
         assert a.as_dict(by_layer=True) == pytest.approx(
             b.as_dict(by_layer=True), rel=1e-12, abs=1e-15, nan_ok=True
         )
+    X = np.array(X)
+    for metrics in got.values():
+        if mode == "snapshot":
+            _assert_exact_metrics(metrics, X, layers=_layer_slices(model))
+        else:
+            np.testing.assert_allclose([m.norm for m in metrics], np.linalg.norm(X[1:], axis=1), rtol=1e-12)
     for x, y in zip(fused._init_sketch, plain._init_sketch, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
 
@@ -341,3 +378,21 @@ def test_monitor_repr_is_one_line():
     start = "<TrajectoryMonitor mode='snapshot': 2 tensors, 8 parameters, 1 step(s); latest: "
     assert repr(mon).startswith(start)
     assert "step_norm 2.449" in repr(mon) and "\n" not in repr(mon)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_nonfinite_parameter_is_loud(bad):
+    model = _model()
+    monitor = TrajectoryMonitor(model, sketch_dim=64)
+    _train(model, monitor, 2)
+    monitor.mark_tested()
+    with torch.no_grad():
+        model[2].bias[1] = bad
+    with pytest.warns(RuntimeWarning, match=r"parameter '2.bias' holds NaN or Inf"):
+        metrics = monitor.step()
+    assert metrics.nonfinite == ("2.bias",)
+    # never an angle of pi or a distance of inf that reads like a number
+    assert math.isnan(metrics.turning_angle) and math.isnan(metrics.distance_from_reference)
+    assert math.isnan(metrics.layers["2.bias"].turning_angle)
+    assert monitor.needs_retest(threshold=1e30)
+    assert monitor.needs_retest(relative_threshold=1e30)

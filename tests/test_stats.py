@@ -2,24 +2,30 @@
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, HAS_CUDA, assert_close, random_walk, to_backend
+from conftest import BACKENDS, HAS_CUDA, TOLERANCE, assert_close, random_walk, to_backend
 from truth import menger_truth, pairwise_truth, turning_angle_truth
 
 import wtraj
 from wtraj._source import Block, Layer
 
 
+def _check_stats(st, X64):
+    """Every field of a TrajectoryStats of float32 input against the float64 truth."""
+    rtol = TOLERANCE[("euclidean", "float32")]
+    assert_close(st.distances, pairwise_truth(X64), rtol, 1e-300, what="distances")
+    steps = np.linalg.norm(np.diff(X64, axis=0), axis=1)
+    assert_close(st.step_norms, steps, TOLERANCE[("step_norm", "float32")], what="step norms")
+    assert_close(st.turning_angles, turning_angle_truth(X64), TOLERANCE[("angle", "float32")], what="angles")
+    assert_close(st.menger_curvature, menger_truth(X64), TOLERANCE[("menger", "float32")], what="Menger")
+    assert_close(st.norms, np.linalg.norm(X64, axis=1), TOLERANCE[("step_norm", "float32")], what="norms")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stats_match_the_truth(backend):
     n, d = (5, 3001) if backend == "triton" and not HAS_CUDA else (12, 20000)
     X = random_walk(n, d, 1e-5, np.float32, drift=True, seed=31)
-    X64 = X.astype(np.float64)
     st = wtraj.trajectory_stats(to_backend(X, backend), backend=backend)
-    assert_close(st.distances, pairwise_truth(X64), 1e-6, 1e-300, what="distances")
-    assert_close(st.step_norms, np.linalg.norm(np.diff(X64, axis=0), axis=1), 1e-6)
-    assert_close(np.cos(st.turning_angles), np.cos(turning_angle_truth(X64)), 0.0, atol=1e-6)
-    assert_close(st.menger_curvature, menger_truth(X64), 1e-5)
-    assert_close(st.norms, np.linalg.norm(X64, axis=1), 1e-12)
+    _check_stats(st, X.astype(np.float64))
     assert st.distance_from_start.shape == (n,)
     assert st.path_length == pytest.approx(st.step_norms.sum())
     assert len(st.names) == n
@@ -36,8 +42,10 @@ def test_by_layer_on_an_array_is_the_whole():
     st = wtraj.trajectory_stats(X, by_layer=True)
     assert len(st.layers) == 1
     (layer,) = st.layers.values()
-    assert_close(layer.distances, st.distances, 1e-12)
-    assert_close(layer.step_norms, st.step_norms, 1e-12)
+    X64 = X.astype(np.float64)
+    assert_close(layer.distances, pairwise_truth(X64), TOLERANCE[("euclidean", "float32")], 1e-300)
+    steps = np.linalg.norm(np.diff(X64, axis=0), axis=1)
+    assert_close(layer.step_norms, steps, TOLERANCE[("step_norm", "float32")])
 
 
 class ChoppedSource:
@@ -63,61 +71,65 @@ class ChoppedSource:
         return f"ck{row} column {column}"
 
 
-def test_a_stream_of_blocks_gives_the_in_memory_result():
+def test_a_stream_of_blocks_matches_the_truth():
     X = random_walk(7, 30000, 1e-5, seed=33)
+    X64 = X.astype(np.float64)
     source = ChoppedSource(X, [1, 1000, 1001, 17777])
-    whole = wtraj.trajectory_stats(X)
     streamed = wtraj.trajectory_stats(source, by_layer=True)
-    # cut off the 4096-column grid, the float32 tiles group other columns:
-    # the distances then agree to the kernels' accuracy, the float64 path sums to 1e-12
-    assert_close(streamed.distances, whole.distances, 1e-6, 1e-300)
-    assert_close(streamed.step_norms, whole.step_norms, 1e-12)
-    assert_close(streamed.turning_angles, whole.turning_angles, 1e-12)
-    assert_close(streamed.menger_curvature, whole.menger_curvature, 1e-10)
+    # cut off the 4096-column grid, the float32 tiles group other columns: as accurate
+    _check_stats(streamed, X64)
     for layer, stats in zip(source.layers, streamed.layers.values()):
-        part = X[:, layer.offset : layer.offset + layer.size].astype(np.float64)
+        part = X64[:, layer.offset : layer.offset + layer.size]
         assert stats.name == layer.name
-        assert_close(stats.distances, pairwise_truth(part), 1e-6, 1e-300)
-        assert_close(stats.step_norms, np.linalg.norm(np.diff(part, axis=0), axis=1), 1e-12)
-    # per-layer squared distances add up to the whole
-    total = sum(s.distances**2 for s in streamed.layers.values())
-    assert_close(total, whole.distances**2, 1e-6, 1e-300)
+        assert_close(stats.distances, pairwise_truth(part), TOLERANCE[("euclidean", "float32")], 1e-300)
+        steps = np.linalg.norm(np.diff(part, axis=0), axis=1)
+        assert_close(stats.step_norms, steps, TOLERANCE[("step_norm", "float32")])
+        assert_close(stats.norms, np.linalg.norm(part, axis=1), TOLERANCE[("step_norm", "float32")])
 
 
-def test_tensor_cut_stream_equals_the_array_to_float64_rounding():
+def test_tensor_cut_streams_match_the_truth():
     # pairwise and stats without by_layer re-cut the stream on the column grid
     X = random_walk(7, 30000, 1e-6, seed=36)
+    truth = pairwise_truth(X)
+    rtol = TOLERANCE[("euclidean", "float32")]
     source = ChoppedSource(X, [1, 1000, 1001, 17777, 20480])
-    assert_close(wtraj.pairwise(source), wtraj.pairwise(X), 1e-12, 1e-300)
-    assert_close(wtraj.pairwise(source, memory_budget=3 * 8 * 7 * 8192), wtraj.pairwise(X), 1e-12, 1e-300)
-    assert_close(wtraj.trajectory_stats(source).distances, wtraj.pairwise(X), 1e-12, 1e-300)
+    assert_close(wtraj.pairwise(source), truth, rtol, 1e-300)
+    assert_close(wtraj.pairwise(source, memory_budget=3 * 8 * 7 * 8192), truth, rtol, 1e-300)
+    assert_close(wtraj.trajectory_stats(source).distances, truth, rtol, 1e-300)
+    for metric in ("cosine", "inner", "cityblock"):
+        expected = pairwise_truth(X, None, metric)
+        assert_close(wtraj.pairwise(source, metric=metric), expected, TOLERANCE[(metric, "float32")], 1e-300)
 
 
 @pytest.mark.parametrize("call", ["step_norms", "curvature"])
 def test_path_sums_add_up_over_many_blocks(call):
     # regression: the path-only pass once restarted its sums at every block
     X = random_walk(5, 3 * 4096 + 17, 1e-4, seed=37)
+    X64 = X.astype(np.float64)
     budget = 3 * 8 * 5 * 4096
-    expected = getattr(wtraj, call)(X, backend="reference", memory_budget=10**9)
-    assert_close(getattr(wtraj, call)(X, memory_budget=budget), expected, 1e-9)
-    assert_close(getattr(wtraj, call)(list(X), memory_budget=budget), expected, 1e-9)
-    steps = np.linalg.norm(np.diff(X.astype(np.float64), axis=0), axis=1)
-    assert_close(wtraj.step_norms(X, backend="reference", memory_budget=budget), steps, 1e-12)
+    if call == "step_norms":
+        expected, rtol = np.linalg.norm(np.diff(X64, axis=0), axis=1), TOLERANCE[("step_norm", "float32")]
+    else:
+        expected, rtol = turning_angle_truth(X64), TOLERANCE[("angle", "float32")]
+    for backend in ("reference", "numba"):
+        for data in (X, list(X)):
+            assert_close(getattr(wtraj, call)(data, memory_budget=budget, backend=backend), expected, rtol)
 
 
-def test_small_memory_budget_gives_the_same_result():
+def test_small_memory_budget_matches_the_truth():
     X = random_walk(6, 50000, 1e-6, seed=34)
-    whole = wtraj.pairwise(X)
+    truth = pairwise_truth(X)
+    rtol = TOLERANCE[("euclidean", "float32")]
     budget = 3 * 8 * 6 * 4096  # blocks of 4096 columns
-    assert_close(wtraj.pairwise(X, memory_budget=budget), whole, 1e-12, 1e-300)
-    assert_close(wtraj.pairwise(list(X), memory_budget="600kB"), whole, 1e-12, 1e-300)
+    assert_close(wtraj.pairwise(X, memory_budget=budget), truth, rtol, 1e-300)
+    assert_close(wtraj.pairwise(list(X), memory_budget="600kB"), truth, rtol, 1e-300)
 
 
 def test_cross_pairs_between_differently_cut_sources():
     X = random_walk(8, 20000, 1e-5, seed=35)
     chopped = ChoppedSource(X[:3], [5, 4096, 9999])
     D = wtraj.pairwise(chopped, X[3:], memory_budget=3 * 8 * 8 * 4096)
-    assert_close(D, pairwise_truth(X[:3], X[3:]), 1e-6, 1e-300)
+    assert_close(D, pairwise_truth(X[:3], X[3:]), TOLERANCE[("euclidean", "float32")], 1e-300)
 
 
 def test_layers_by_name_and_compact_reprs(tmp_path):
@@ -139,3 +151,18 @@ def test_layers_by_name_and_compact_reprs(tmp_path):
     # a few lines whatever the number of layers, not every array
     assert len(repr(st)) < 500 and "4 checkpoints" in repr(st) and "40 by name" in repr(st)
     assert len(repr(st.layers)) < 400 and "... 36 more" in repr(st.layers)
+
+
+def test_by_layer_sums_out_of_float32_range_match_the_truth():
+    # rows 0 and 1 differ by ~1e-23: their squares underflow float32 tiles in every layer
+    rng = np.random.default_rng(38)
+    X = rng.standard_normal((4, 9000)) * 1e-20
+    X[1] = X[0] + 1e-23 * rng.standard_normal(9000)
+    X = X.astype(np.float32)
+    source = ChoppedSource(X, [10, 4096, 5000])
+    st = wtraj.trajectory_stats(source, by_layer=True)
+    rtol = TOLERANCE[("euclidean", "float32")]
+    assert_close(st.distances, pairwise_truth(X), rtol, 1e-300)
+    for layer, stats in zip(source.layers, st.layers.values()):
+        part = X[:, layer.offset : layer.offset + layer.size]
+        assert_close(stats.distances, pairwise_truth(part), rtol, 1e-300, what=layer.name)

@@ -34,12 +34,13 @@ def test_step_norms_and_curvature_float32(backend, step, drift):
     X64 = X.astype(np.float64)
     data = to_backend(X, backend)
     steps = np.linalg.norm(np.diff(X64, axis=0), axis=1)
-    assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE["float32"], what="step norm")
+    assert_close(
+        wtraj.step_norms(data, backend=backend), steps, TOLERANCE[("step_norm", "float32")], what="step norm"
+    )
     angles = wtraj.curvature(data, backend=backend)
-    truth = turning_angle_truth(X64)
-    assert_close(np.cos(angles), np.cos(truth), 0.0, atol=1e-6, what="cos(turning angle)")
+    assert_close(angles, turning_angle_truth(X64), TOLERANCE[("angle", "float32")], what="turning angle")
     menger = wtraj.curvature(data, kind="menger", backend=backend)
-    assert_close(menger, menger_truth(X64), 1e-5, what="Menger curvature")
+    assert_close(menger, menger_truth(X64), TOLERANCE[("menger", "float32")], what="Menger curvature")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -48,8 +49,11 @@ def test_float64_input(backend):
     X = random_walk(n, d, 1e-6, np.float64, drift=True, seed=22)
     data = to_backend(X, backend)
     steps = np.linalg.norm(np.diff(X, axis=0), axis=1)
-    assert_close(wtraj.step_norms(data, backend=backend), steps, 1e-12, what="step norm")
-    assert_close(wtraj.curvature(data, backend=backend), turning_angle_truth(X), 1e-9, what="angle")
+    assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE[("step_norm", "float64")])
+    angles = wtraj.curvature(data, backend=backend)
+    assert_close(angles, turning_angle_truth(X), TOLERANCE[("angle", "float64")], what="turning angle")
+    menger = wtraj.curvature(data, kind="menger", backend=backend)
+    assert_close(menger, menger_truth(X), TOLERANCE[("menger", "float64")], what="Menger curvature")
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -62,17 +66,18 @@ def test_half_precision(backend, dtype):
     X64 = X.to(torch.float64).numpy()
     data = to_backend(X, backend)
     steps = np.linalg.norm(np.diff(X64, axis=0), axis=1)
-    assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE[dtype], what="step norm")
-    cos = np.cos(wtraj.curvature(data, backend=backend))
-    assert_close(cos, np.cos(turning_angle_truth(X64)), 0.0, atol=1e-6, what="cos(angle)")
+    assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE[("step_norm", dtype)])
+    angles = wtraj.curvature(data, backend=backend)
+    assert_close(angles, turning_angle_truth(X64), TOLERANCE[("angle", dtype)], what="turning angle")
 
 
 def test_straight_line_and_reversal():
     start = np.linspace(-1, 1, 5000)
     direction = np.cos(np.arange(5000.0))
     straight = np.stack([start + t * 1e-3 * direction for t in range(4)])
-    assert_close(wtraj.curvature(straight), np.zeros(2), 0.0, atol=1e-6)
-    assert_close(wtraj.curvature(straight, kind="menger"), np.zeros(2), 0.0, atol=1e-3)
+    # rounding of the rows leaves angles of ~1e-13 rad, below what either side resolves
+    assert_close(wtraj.curvature(straight), turning_angle_truth(straight), 0.0, atol=1e-15)
+    assert_close(wtraj.curvature(straight, kind="menger"), menger_truth(straight), 0.0, atol=1e-15)
     back = np.stack([start, start + direction, start])
     assert wtraj.curvature(back)[0] == pytest.approx(np.pi)
     with pytest.warns(RuntimeWarning, match="Menger"):
@@ -106,3 +111,83 @@ def test_smallest_inputs(backend):
     data = to_backend(X, backend)
     assert wtraj.step_norms(data[:2], backend=backend).shape == (1,)
     assert wtraj.curvature(data, backend=backend).shape == (1,)
+
+
+def _small_angle_walk(angle, dtype, d, seed):
+    """Four checkpoints whose steps turn by about ``angle`` radians, with steps of nearly equal length.
+
+    float32: integer values below 2**24, so the float32 rows hold exactly the
+    walk that was meant and its angles are those asked for.
+    """
+    rng = np.random.default_rng(seed)
+    if dtype == np.float32:
+        direction = rng.integers(-(2**20), 2**20, d).astype(np.float64)
+        turn = np.zeros((3, d))
+        # one coordinate moved by k turns the step by about k / |direction|
+        k = max(1, round(angle * np.linalg.norm(direction)))
+        for i in range(3):
+            turn[i, rng.integers(d)] = k * (-1) ** i
+        start = rng.integers(-(2**21), 2**21, d).astype(np.float64)
+    else:
+        direction = rng.standard_normal(d)
+        turn = angle * np.linalg.norm(direction) * rng.standard_normal((3, d)) / np.sqrt(d)
+        start = 100 * rng.standard_normal(d)
+    steps = direction + turn
+    walk = np.vstack([start, start + np.cumsum(steps, axis=0)])
+    return walk.astype(dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("angle", [1e-8, 1e-6, 1e-4, 1e-2], ids=lambda a: f"angle{a:g}")
+def test_small_turning_angles_as_angles(backend, dtype, angle):
+    # arccos of the cosine, or atan2 of sqrt(|u|^2|v|^2 - (u.v)^2), keeps no digit at 1e-8 rad
+    n, d = _shape(backend, 4, 20011)
+    X = _small_angle_walk(angle, dtype, d, seed=26)
+    X64 = X.astype(np.float64)
+    truth = turning_angle_truth(X64)
+    assert (truth < 10 * angle).all() and (truth > angle / 10).all()
+    data = to_backend(X, backend)
+    # the truth's unit vectors carry 1e-16 per value: ~1e-16 / (angle sqrt(D)) relative in the angle
+    rtol = TOLERANCE[("angle", "float64")] + 1e-15 / (angle * np.sqrt(d))
+    assert_close(wtraj.curvature(data, backend=backend), truth, rtol, what="turning angle")
+    menger = wtraj.curvature(data, kind="menger", backend=backend)
+    assert_close(menger, menger_truth(X64), rtol, what="Menger curvature")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_steps_of_1e_100(backend):
+    # |u|^2 |v|^2 = 1e-400 underflows: the angles once came out 0 or pi
+    n, d = _shape(backend, 6, 3001)
+    X = random_walk(n, d, 1e-3, np.float64, seed=27) * 1e-100
+    data = to_backend(X, backend)
+    truth = turning_angle_truth(X)
+    assert ((truth > np.pi / 4) & (truth < 3 * np.pi / 4)).all()
+    assert_close(wtraj.curvature(data, backend=backend), truth, TOLERANCE[("angle", "float64")])
+    steps = np.linalg.norm(np.diff(X, axis=0), axis=1)
+    assert_close(wtraj.step_norms(data, backend=backend), steps, TOLERANCE[("step_norm", "float64")])
+
+
+def test_float64_squares_that_underflow_warn():
+    X = random_walk(4, 3001, 1e-3, np.float64, seed=28) * 1e-160
+    with pytest.warns(RuntimeWarning, match="underflow"):
+        wtraj.step_norms(X)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_angles_near_pi_and_between_steps_of_very_different_lengths(backend):
+    # found by hypothesis: turning back by 1.2e-7 rad short of pi (the bend side cannot
+    # resolve it, the skip can), and a right angle between steps of 1e-5 and 165 (the
+    # sides cannot resolve it, the summed u.v can)
+    cases = [
+        np.array([[1e-30, 0.0], [0.0, 8.2e-24], [0.0, 0.0]], dtype=np.float32),
+        np.array([[1e-5, 0.0], [0.0, 0.0], [0.0, 165.0]], dtype=np.float32),
+        np.array([[1.0, 0.0], [0.0, 0.0], [-1e-9, 1e6]]),
+    ]
+    for X in cases:
+        X64 = X.astype(np.float64)
+        data = to_backend(X, backend)
+        angles = wtraj.curvature(data, backend=backend)
+        assert_close(angles, turning_angle_truth(X64), TOLERANCE[("angle", "float64")], what="angle")
+        menger = wtraj.curvature(data, kind="menger", backend=backend)
+        assert_close(menger, menger_truth(X64), TOLERANCE[("menger", "float64")], what="Menger")

@@ -33,12 +33,12 @@ def turning_angle_truth(X):
 
 
 def menger_truth(X):
-    """4 area / (a b c), with the area by Kahan's stable Heron formula on sorted sides."""
+    """2 sin(theta) / |x[i+2] - x[i]|: the circumcircle's chord over the sine of its inscribed angle.
+
+    The triangle's angle at x[i+1] is pi - theta, of the same sine; theta from
+    Kahan's formula above. (Heron's area from the three sides, even in Kahan's
+    stable form, cancels for a nearly straight path: its sides add up.)
+    """
     X = np.asarray(X, dtype=np.float64)
-    a = np.linalg.norm(X[1:-1] - X[:-2], axis=1)
-    b = np.linalg.norm(X[2:] - X[1:-1], axis=1)
-    c = np.linalg.norm(X[2:] - X[:-2], axis=1)
-    s = np.sort(np.stack([a, b, c]), axis=0)[::-1]
-    p, q, r = s
-    area = 0.25 * np.sqrt(np.maximum((p + (q + r)) * (r - (p - q)) * (r + (p - q)) * (p + (q - r)), 0.0))
-    return 4 * area / (a * b * c)
+    chord = np.linalg.norm(X[2:] - X[:-2], axis=1)
+    return 2 * np.sin(turning_angle_truth(X)) / chord

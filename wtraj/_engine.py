@@ -18,6 +18,8 @@ import numpy as np
 from wtraj._backend import resolve_backend
 from wtraj._dtypes import host_floats, is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
+from wtraj._path_rows import N_PATH_SUMS
+from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
 from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
 
 _BACKEND_MODULES = {
@@ -34,7 +36,7 @@ class Sums:
     """What one pass accumulated, in float64 NumPy arrays.
 
     ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
-    ``steps`` is (4, N) as documented in ``kernels/numba/steps.py``,
+    ``steps`` is (N_PATH_SUMS, N) as documented in ``wtraj/_path_rows.py``,
     ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
     layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
     """
@@ -99,6 +101,7 @@ def accumulate(
     *,
     y_source: Source | None = None,
     pair_op: str | None = None,
+    pair_scales: tuple[np.ndarray, np.ndarray] | None = None,
     steps: bool = False,
     y_steps: bool = False,
     by_layer: bool = False,
@@ -106,13 +109,22 @@ def accumulate(
     progress: bool | None = None,
     check_finite: bool = True,
 ) -> Sums:
-    """Run one pass over the columns and return the requested float64 sums."""
+    """Run one pass over the columns and return the requested float64 sums.
+
+    ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and Y's,
+    or X's twice). Pairwise sums that float32 tiles may have lost to overflow
+    or underflow are computed again from float64 copies of the rows involved
+    (:func:`wtraj._ranges.rows_out_of_range`); float64 input whose squares leave float64's
+    range raises or warns (:func:`wtraj._ranges.check_float64_range`).
+    """
     n_slots = len(x_source.layers) if by_layer else 1
     n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
     pairs_acc = steps_acc = y_steps_acc = None
     max_width = _max_width(x_source, y_source, memory_budget)
     # a checkpoint source opened with check_finite=False has said so already
     check_finite = check_finite and getattr(x_source, "check_finite", True)
+    if pair_op == "unitdiff" and pair_scales is None:
+        raise ValueError('pair_op="unitdiff" needs pair_scales, the factors of the rows.')
 
     x_blocks = x_source.blocks(max_width, by_layer=by_layer)
     y_blocks = y_source.blocks(max_width) if y_source else None
@@ -130,15 +142,15 @@ def accumulate(
             first = False
             like = x_block.data
             pairs_acc = kernels.zeros((n_slots, n, m), like) if pair_op else None
-            steps_acc = kernels.zeros((n_slots, 4, n), like) if steps else None
-            y_steps_acc = kernels.zeros((4, m), like) if y_steps else None
+            steps_acc = kernels.zeros((n_slots, N_PATH_SUMS, n), like) if steps else None
+            y_steps_acc = kernels.zeros((N_PATH_SUMS, m), like) if y_steps else None
         if pair_op:
             y_data = None if y_block is None else y_block.data
             y_start = 0 if y_block is None else y_block.start
             y_stop = 0 if y_block is None else y_block.stop
             kernels.pairwise_block(
                 x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                pair_op, pairs_acc[slot],
+                pair_op, pairs_acc[slot], pair_scales,
             )
         if steps:
             kernels.steps_block(x_block.data, x_block.start, x_block.stop, steps_acc[slot])
@@ -148,7 +160,9 @@ def accumulate(
     sums = Sums()
     if pair_op:
         layer_pairs = kernels.to_numpy(pairs_acc)
-        sums.pairs = layer_pairs.sum(axis=0)
+        # without layers the one slot is the total (no copy of a matrix that may be
+        # most of memory); with layers, the total is a matrix of its own
+        sums.pairs = layer_pairs.sum(axis=0) if by_layer else layer_pairs[0]
         sums.layer_pairs = layer_pairs if by_layer else None
     if steps:
         layer_steps = kernels.to_numpy(steps_acc)
@@ -156,8 +170,29 @@ def accumulate(
         sums.layer_steps = layer_steps if by_layer else None
     if y_steps:
         sums.y_steps = kernels.to_numpy(y_steps_acc)
-    if check_finite:
-        _check_finite(sums, x_source, y_source, max_width)
+    input_finite = _check_finite(sums, x_source, y_source, max_width, check_finite)
+    if not input_finite:
+        return sums
+    wide_input = x_source.dtype == "float64"
+    float32_tiles = pair_op in FLOAT32_TILE_OPS and not wide_input
+    if float32_tiles:
+        symmetric = y_source is None
+        x_rows, y_rows = rows_out_of_range(sums.pairs, symmetric, x_source.n_params)
+        if x_rows.size:
+            # the pairs of those rows again, from float64 copies: the float64
+            # kernels' range holds every square and product of float32 values
+            wide = accumulate(
+                Float64Rows(x_source, x_rows), kernels,
+                y_source=None if symmetric else Float64Rows(y_source, y_rows),
+                pair_op=pair_op, by_layer=by_layer,
+                memory_budget=memory_budget, progress=progress, check_finite=False,
+            )
+            place = np.ix_(x_rows, x_rows if symmetric else y_rows)
+            sums.pairs[place] = wide.pairs
+            if by_layer:
+                sums.layer_pairs[(slice(None), *place)] = wide.layer_pairs
+    if wide_input:
+        check_float64_range(sums, pair_op, y_source is None, x_source)
     return sums
 
 
@@ -268,27 +303,32 @@ def _with_bar(blocks, bar):
 
 
 
-def _check_finite(sums: Sums, x_source: Source, y_source: Source | None, max_width: int) -> None:
-    """Raise on non-finite input, found through the sums it poisons.
+def _check_finite(
+    sums: Sums, x_source: Source, y_source: Source | None, max_width: int, check_finite: bool
+) -> bool:
+    """Whether the input is finite, found through the sums it poisons; raise if not and asked to.
 
     Any NaN or Inf in a row makes that row's sums non-finite, so a finite
     result proves finite input and costs nothing. Only when a sum is not
     finite are the sources scanned to name the first bad value; a scan that
-    finds none means finite values overflowed, and the result stands.
+    finds none means finite values overflowed (the caller computes again).
     """
     results = [s for s in (sums.pairs, sums.steps, sums.y_steps) if s is not None]
-    if all(np.isfinite(r).all() for r in results):
-        return
+    if all(all_finite(r) for r in results):
+        return True
     for source in (x_source, y_source):
         if source is None:
             continue
         location = _first_nonfinite(source, max_width)
         if location is not None:
+            if not check_finite:
+                return False
             row, column, value = location
             raise ValueError(
                 f"{source.describe(row, column)} is {value}: the input must be finite. "
                 "Pass check_finite=False to compute anyway (results will be NaN or Inf)."
             )
+    return True
 
 
 def _first_nonfinite(source: Source, max_width: int) -> tuple[int, int, float] | None:

@@ -260,12 +260,13 @@ def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
 
         return open_checkpoints(X)
     if isinstance(X, (list, tuple)):
-        return _rows_source(X, name, widen_half)
+        return _rows_source([_without_grad(row) for row in X], name, widen_half)
     if not (isinstance(X, np.ndarray) or is_torch_tensor(X)):
         raise TypeError(
             f"{name} must be a 2-D NumPy array, a torch tensor, a list of 1-D arrays, a path "
             f"or a wtraj checkpoint set; got {type(X).__name__}."
         )
+    X = _without_grad(X)
     if X.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_checkpoints, n_params). "
@@ -277,6 +278,13 @@ def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
             f"{name} is empty (shape {tuple(X.shape)}): it needs at least one checkpoint and one parameter."
         )
     return ArraySource(X, name, widen_half)
+
+
+def _without_grad(data: Any) -> Any:
+    """A tensor that requires grad, as its values only: wtraj reads weights, it never differentiates."""
+    if is_torch_tensor(data) and data.requires_grad:
+        return data.detach()
+    return data
 
 
 def _rows_source(rows: Sequence[Any], name: str, widen_half: bool) -> RowsSource:

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, prepare
+from wtraj._path_rows import NORM2
+from wtraj._ranges import mirror_upper_triangle
 from wtraj.metrics import metric_info
 
 
@@ -26,6 +28,7 @@ def pairwise(
     ----------
     X : (N, D) array, torch tensor, list of N 1-D arrays, path(s) or checkpoint set
         One flattened checkpoint per row. Read in column blocks: D may exceed memory.
+        Tensors that require grad are read without it (detached).
     Y : (M, D) like X, optional
         Pair every row of X with every row of Y; by default X with itself.
     metric : {"euclidean", "sqeuclidean", "cosine", "inner", "cityblock"}
@@ -50,33 +53,55 @@ def pairwise(
     bfloat16 are widened to float32 first), never through
     ``|a|^2 + |b|^2 - 2 a.b``, which cancels for nearby checkpoints. Sums run
     over tiles of 1024 columns in float32 (float64 for float64 input) and then
+    in float64. ``cosine`` takes two passes: the norms, then
+    ``|a/|a| - b/|b||^2 / 2`` in float64, accurate whether the rows turned
+    or only changed length. Float32 sums that may have overflowed (values
+    near 1e19) or underflowed (differences below ~1e-19) are computed again
     in float64. Expected error per metric: ``wtraj.METRICS[name].accuracy``
-    (e.g. euclidean, float32 input: relative error below 1e-6 of the float64
+    (e.g. euclidean, float32 input: relative error below 2e-7 of the float64
     distance of the same values, for any separation).
     """
     info = metric_info(metric)
     x_source, y_source, kernels = prepare(X, Y, backend)
     symmetric = y_source is None
+    passes = dict(memory_budget=memory_budget, progress=progress)
     # The symmetric kernels fill only i < j. The diagonal of "inner" is the
     # squared norm; and a lone checkpoint has no pair whose sum would reveal a
     # NaN, so its norm is summed to check it.
     self_dot = symmetric and info.pair_op == "dot"
     norms = info.needs_norms or self_dot or (symmetric and x_source.n_checkpoints == 1)
-    sums = accumulate(
-        x_source, kernels, y_source=y_source, pair_op=info.pair_op,
-        steps=norms, y_steps=norms and not symmetric,
-        memory_budget=memory_budget, progress=progress, check_finite=check_finite,
-    )
+    pair_scales = None
+    if info.needs_norms:
+        # a first pass for the norms, which scale the rows of the second
+        norm_sums = accumulate(
+            x_source, kernels, y_source=y_source, steps=True, y_steps=not symmetric,
+            check_finite=check_finite, **passes,
+        )
+        x_norm2 = norm_sums.steps[NORM2]
+        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[NORM2]
+        pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2))
+        sums = accumulate(
+            x_source, kernels, y_source=y_source, pair_op=info.pair_op, pair_scales=pair_scales,
+            check_finite=check_finite, **passes,
+        )
+    else:
+        sums = accumulate(
+            x_source, kernels, y_source=y_source, pair_op=info.pair_op,
+            steps=norms, y_steps=norms and not symmetric, check_finite=check_finite, **passes,
+        )
+        x_norm2 = sums.steps[NORM2] if norms else None
+        y_norm2 = x_norm2 if symmetric else (sums.y_steps[NORM2] if norms else None)
+    # every step below works in place: the matrix may be most of memory
     pairs = sums.pairs
-    x_norm2 = sums.steps[0] if norms else None
-    y_norm2 = None
     if symmetric:
-        pairs = np.triu(pairs, 1)
-        pairs = pairs + pairs.T
-        y_norm2 = x_norm2
-    elif norms:
-        y_norm2 = sums.y_steps[0]
+        mirror_upper_triangle(pairs)
     distances = info.finalize(pairs, x_norm2, y_norm2)
     if symmetric:
         np.fill_diagonal(distances, x_norm2 if self_dot else 0.0)
     return distances
+
+
+def _inverse_norms(norm2: np.ndarray) -> np.ndarray:
+    """1 / |x| per row, and 0 for an all-zero row (whose cosine is undefined and becomes NaN)."""
+    with np.errstate(divide="ignore"):
+        return np.where(norm2 > 0, 1.0 / np.sqrt(norm2), 0.0)

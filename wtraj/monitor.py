@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,9 @@ class MonitorMetrics:
         ``||θ_t||``.
     estimated : tuple of str
         Names of the fields above that are count-sketch estimates (see the module docs).
+    nonfinite : tuple of str
+        Parameters holding NaN or Inf at this step (their metrics, and the
+        totals, are then NaN; :meth:`TrajectoryMonitor.needs_retest` says True).
     layers : dict of str to LayerMetrics
         The same quantities per parameter tensor, by parameter name.
     """
@@ -125,6 +129,7 @@ class MonitorMetrics:
     norm: float
     estimated: tuple[str, ...]
     layers: dict[str, LayerMetrics] = field(repr=False)
+    nonfinite: tuple[str, ...] = ()
 
     def as_dict(self, prefix: str = "wtraj/", by_layer: bool = False) -> dict[str, float]:
         """Flat ``{name: value}`` for a logger, e.g. ``{"wtraj/step_norm": 0.01, ...}``.
@@ -437,7 +442,8 @@ class TrajectoryMonitor:
         """Has the model moved far enough from the tested version to need testing again?
 
         Compares the distance from the reference at the last :meth:`step` with
-        the threshold (0 when :meth:`mark_tested` ran after that step). The
+        the threshold (0 when :meth:`mark_tested` ran after that step); a model
+        that held NaN or Inf at the last step always needs a retest. The
         distance is a count-sketch estimate (see the module docs): choose
         thresholds well above ``sqrt(2 / sketch_dim)`` relative.
 
@@ -463,6 +469,8 @@ class TrajectoryMonitor:
         if not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit < 0:
             raise ValueError(f"{name} must be a finite number >= 0; got {limit!r}.")
         latest = self.latest
+        if latest.nonfinite:
+            return True
         if self._reference_step >= latest.step:
             return False
         if threshold is not None:
@@ -603,6 +611,20 @@ class TrajectoryMonitor:
                 norm=math.sqrt(norm_sq[i]),
                 relative_step=_relative(step_sq[i], previous_norm_sq[i]),
             )
+        nonfinite = tuple(
+            name for i, name in enumerate(self.names) if not math.isfinite(norm_sq[i] + step_sq[i])
+        )
+        if nonfinite:
+            warnings.warn(
+                f"parameter {nonfinite[0]!r}"
+                + (f" (and {len(nonfinite) - 1} more)" if len(nonfinite) > 1 else "")
+                + f" holds NaN or Inf values at monitored step {self._n_steps}: its metrics and the "
+                "totals are NaN, and needs_retest() is True.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            for name in nonfinite:
+                layers[name] = LayerMetrics(name, *(math.nan,) * 5)
         total_step_sq = sum(step_sq)
         if dot is not None:
             turning = _angle(sum(dots), sum(previous_sq), total_step_sq)
@@ -611,16 +633,19 @@ class TrajectoryMonitor:
         relative = _relative(total_step_sq, sum(previous_norm_sq))
         self._previous_step_sq = step_sq
         self._previous_norm_sq = norm_sq
+        # an Inf parameter would give totals of inf, or angles of pi: say NaN, as for NaN
+        total = (lambda value: math.nan) if nonfinite else (lambda value: value)
         return MonitorMetrics(
             step=self._n_steps,
-            step_norm=math.sqrt(total_step_sq),
-            relative_step=relative,
-            turning_angle=turning,
-            distance_from_init=math.sqrt(sum(init_sq)),
-            distance_from_reference=math.sqrt(sum(ref_sq)),
-            norm=math.sqrt(sum(norm_sq)),
+            step_norm=total(math.sqrt(total_step_sq)),
+            relative_step=total(relative),
+            turning_angle=total(turning),
+            distance_from_init=total(math.sqrt(sum(init_sq))),
+            distance_from_reference=total(math.sqrt(sum(ref_sq))),
+            norm=total(math.sqrt(sum(norm_sq))),
             estimated=ESTIMATED[self.mode],
             layers=layers,
+            nonfinite=nonfinite,
         )
 
 
@@ -639,8 +664,8 @@ def _relative(step_sq: float, previous_norm_sq: float) -> float:
 
 
 def _angle(dot: float, previous_sq: float, current_sq: float) -> float:
-    """Angle between two steps from their dot product and squared norms; NaN for a zero step."""
-    if previous_sq <= 0 or current_sq <= 0:
+    """Angle between two steps from their dot product and squared norms; NaN for a zero or non-finite step."""
+    if not math.isfinite(dot + previous_sq + current_sq) or previous_sq <= 0 or current_sq <= 0:
         return math.nan
     cosine = dot / math.sqrt(previous_sq * current_sq)
     return math.acos(min(1.0, max(-1.0, cosine)))

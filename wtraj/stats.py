@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, prepare
+from wtraj._path_rows import NORM2
+from wtraj._ranges import mirror_upper_triangle
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
@@ -106,8 +108,8 @@ class TrajectoryStats:
 
 
 def _symmetric_distances(pairs: np.ndarray) -> np.ndarray:
-    upper = np.triu(pairs, 1)
-    return np.sqrt(upper + upper.T)
+    """Distances from summed squares of which only ``i < j`` was computed, in place."""
+    return np.sqrt(mirror_upper_triangle(pairs), out=pairs)
 
 
 def trajectory_stats(
@@ -154,7 +156,7 @@ def trajectory_stats(
             layers.append(
                 LayerStats(
                     layer.name, tuple(layer.shape), step_lengths(layer_steps),
-                    _symmetric_distances(pairs), np.sqrt(layer_steps[0]),
+                    _symmetric_distances(pairs), np.sqrt(layer_steps[NORM2]),
                 )
             )
     with warnings.catch_warnings():
@@ -166,7 +168,7 @@ def trajectory_stats(
         step_norms=step_lengths(steps),
         turning_angles=turning_angles(steps),
         menger_curvature=menger,
-        norms=np.sqrt(steps[0]),
+        norms=np.sqrt(steps[NORM2]),
         names=list(x_source.names),
         layers=Layers(layers),
     )

@@ -7,7 +7,16 @@ and the block's columns :math:`K`, add to ``out[i, j]``
 
     \mathrm{sqdiff}:\ \sum_{k \in K} (x_{ik} - y_{jk})^2 \qquad
     \mathrm{absdiff}:\ \sum_{k \in K} |x_{ik} - y_{jk}| \qquad
-    \mathrm{dot}:\ \sum_{k \in K} x_{ik}\, y_{jk}
+    \mathrm{dot}:\ \sum_{k \in K} x_{ik}\, y_{jk} \qquad
+    \mathrm{unitdiff}:\ \sum_{k \in K} (s_i x_{ik} - t_j y_{jk})^2
+
+``unitdiff`` takes row scales ``s, t`` (``1/|x_i|``, ``1/|y_j|`` from an
+earlier pass): the squared distance of the unit vectors, ``2 (1 - cos)``,
+with nothing to cancel. It is summed in float64 throughout: the scaled values
+are no longer exact in float32, and a float32 rounding of each would leave
+an error of 1e-7 in the unit vectors, as large as their difference when
+``1 - cos`` is 1e-14. Float64 scaling leaves 1e-16 per value; an error of the
+norms scales a whole unit vector, and enters ``1 - cos`` only squared.
 
 Differences are taken in the input precision (exact for nearby floats), so
 nothing cancels. Sums over ``TILE`` columns run in the input precision, each
@@ -144,6 +153,62 @@ def _row_pair_tile(op, zero, x, i, xk0, y, yk0, width, j_first, acc):
         j += 1
 
 
+# No contraction in the unit kernels: a fused x*s - y*t rounds one product and
+# not the other, so identical rows would differ by 1e-17 instead of 0.
+UNIT_FASTMATH = FASTMATH - {"contract"}
+
+
+@numba.njit(inline="always", fastmath=UNIT_FASTMATH)
+def _unit_sum(x, i, xk0, si, y, j, yk0, sj, width):
+    acc = 0.0
+    for k in range(np.uint64(width)):
+        d = np.float64(load(x[i, xk0 + k])) * si - np.float64(load(y[j, yk0 + k])) * sj
+        acc += d * d
+    return acc
+
+
+@numba.njit(inline="always", fastmath=UNIT_FASTMATH)
+def _unit_row(x, i, xk0, x_scale, y, yk0, y_scale, width, j_first, acc):
+    """Add row i of x against rows j_first.. of y, unit-scaled, to acc[i, j]."""
+    si = x_scale[i]
+    for j in range(j_first, y.shape[0]):
+        acc[i, j] += _unit_sum(x, i, xk0, si, y, j, yk0, y_scale[j], width)
+
+
+@numba.njit(parallel=True, fastmath=UNIT_FASTMATH, cache=True, nogil=True)
+def _unit_by_columns(x, x_start, x_scale, y, y_start, y_scale, width, symmetric, out):
+    n = x.shape[0]
+    n_tiles = (width + TILE - 1) // TILE
+    n_chunks = n_column_chunks(n_tiles)
+    partial = np.zeros((n_chunks, n, y.shape[0]))
+    for c in prange(n_chunks):
+        for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
+            k0 = t * TILE
+            tile_width = min(TILE, width - k0)
+            xk0 = np.uint64(x_start + k0)
+            yk0 = np.uint64(y_start + k0)
+            for i in range(n):
+                j_first = i + 1 if symmetric else 0
+                _unit_row(x, i, xk0, x_scale, y, yk0, y_scale, tile_width, j_first, partial[c])
+    for c in range(n_chunks):
+        out += partial[c]
+
+
+@numba.njit(parallel=True, fastmath=UNIT_FASTMATH, cache=True, nogil=True)
+def _unit_by_rows(x, x_start, x_scale, y, y_start, y_scale, width, symmetric, out):
+    n = x.shape[0]
+    n_items = (n + 1) // 2 if symmetric else n
+    for k0 in range(0, width, TILE):
+        tile_width = min(TILE, width - k0)
+        xk0 = np.uint64(x_start + k0)
+        yk0 = np.uint64(y_start + k0)
+        for p in prange(n_items):
+            _unit_row(x, p, xk0, x_scale, y, yk0, y_scale, tile_width, p + 1 if symmetric else 0, out)
+            q = n - 1 - p
+            if symmetric and q != p:
+                _unit_row(x, q, xk0, x_scale, y, yk0, y_scale, tile_width, q + 1, out)
+
+
 def _build(op, zero):
     """Compile the kernels of one elementwise term and one tile-sum precision.
 
@@ -209,7 +274,7 @@ def _kernels(op, dtype):
     return _KERNELS[key]
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
     """Add one column block's pairwise sums to ``out``.
 
     Parameters
@@ -223,8 +288,11 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
         the diagonal is zero by definition).
     y_start, y_stop : int
         The block of ``y``; same width as x's.
-    op : {"sqdiff", "absdiff", "dot"}
+    op : {"sqdiff", "absdiff", "dot", "unitdiff"}
     out : (N, M) float64 array, accumulated in place
+    scales : pair of (N,) and (M,) float64 arrays, only for ``"unitdiff"``
+        The factors each row of x and of y is multiplied by (with ``y=None``,
+        x's twice).
     """
     x = host_array(x)
     symmetric = y is None
@@ -232,7 +300,12 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
         y, y_start = x, x_start
     else:
         y = host_array(y)
-    by_columns, by_rows = _kernels(op, x.dtype)
     few_pairs = x.shape[0] * y.shape[0] <= MAX_ROWS_FOR_COLUMN_CHUNKS**2
+    if op == "unitdiff":
+        x_scale, y_scale = scales
+        launch = _unit_by_columns if few_pairs else _unit_by_rows
+        launch(x, x_start, x_scale, y, y_start, y_scale, x_stop - x_start, symmetric, out)
+        return
+    by_columns, by_rows = _kernels(op, x.dtype)
     launch = by_columns if few_pairs else by_rows
     launch(x, x_start, y, y_start, x_stop - x_start, symmetric, out)

@@ -5,6 +5,8 @@ differences, products). Tiled over pairs (``BLOCK_N x BLOCK_M`` rows) and over
 D: each program sums its split of the columns in ``BLOCK_D`` tiles, in
 float32 within a tile (float64 for float64 input) and float64 across tiles, and writes its own partial
 sums; a second pass adds the splits in a fixed order (deterministic, no atomics).
+``unitdiff`` (differences of rows scaled to unit norm, for cosine) is float64
+throughout, for the reason given in ``kernels/numba/pairwise.py``.
 """
 
 import torch
@@ -12,13 +14,13 @@ import triton
 import triton.language as tl
 from wtraj.kernels.triton._launch import check_block, split_columns
 
-OPS = {"sqdiff": 0, "absdiff": 1, "dot": 2}
+OPS = {"sqdiff": 0, "absdiff": 1, "dot": 2, "unitdiff": 3}
 
 
 @triton.jit
 def _pairwise_partial_kernel(
     # pointers
-    x_ptr, y_ptr, partial_ptr,
+    x_ptr, y_ptr, partial_ptr, x_scale_ptr, y_scale_ptr,
     # sizes
     n_rows, m_rows, width, split_width, x_col0, y_col0,
     # strides
@@ -57,11 +59,14 @@ def _pairwise_partial_kernel(
         else:
             x = x.to(tl.float32)
             y = y.to(tl.float32)
+        if OP == 3:
+            x = x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]
+            y = y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
         if OP == 2:
             terms = x[:, None, :] * y[None, :, :]
         else:
             diff = x[:, None, :] - y[None, :, :]  # [BLOCK_N, BLOCK_M, BLOCK_D]
-            terms = diff * diff if OP == 0 else tl.abs(diff)
+            terms = tl.abs(diff) if OP == 1 else diff * diff
         acc += tl.sum(terms, axis=2).to(tl.float64)
 
     out_ptrs = partial_ptr + pid_s * stride_ps + offs_n.to(tl.int64)[:, None] * stride_pn + offs_m[None, :]
@@ -76,7 +81,7 @@ def _tile_sizes(n_rows, m_rows):
     return block_n, block_m, block_d
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
     """Add one column block's pairwise sums to ``out`` (a float64 tensor on x's device).
 
     Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`.
@@ -93,12 +98,18 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
     tiles = triton.cdiv(n_rows, block_n) * triton.cdiv(m_rows, block_m)
     n_splits, split_width = split_columns(width, tiles, block_d, x.device)
     partial = torch.zeros((n_splits, n_rows, m_rows), dtype=torch.float64, device=x.device)
+    # "unitdiff" reads one float64 factor per row; the other ops, none (a stand-in keeps the signature)
+    x_scale, y_scale = (
+        (torch.as_tensor(s, dtype=torch.float64, device=x.device) for s in scales)
+        if op == "unitdiff"
+        else (partial, partial)
+    )
     grid = (triton.cdiv(n_rows, block_n), triton.cdiv(m_rows, block_m), n_splits)
     _pairwise_partial_kernel[grid](
-        x, y, partial,
+        x, y, partial, x_scale, y_scale,
         n_rows, m_rows, width, split_width, x_start, y_start,
         x.stride(0), y.stride(0), partial.stride(0), partial.stride(1),
-        OP=OPS[op], SYMMETRIC=symmetric, FLOAT64=x.dtype == torch.float64,
+        OP=OPS[op], SYMMETRIC=symmetric, FLOAT64=x.dtype == torch.float64 or op == "unitdiff",
         BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
     )
     out += partial.sum(dim=0)

@@ -9,6 +9,7 @@ Its partial sums go to its own slot and a second pass adds the slots.
 import torch
 import triton
 import triton.language as tl
+from wtraj._path_rows import N_PATH_SUMS
 from wtraj.kernels.triton._launch import check_block, split_columns
 
 BLOCK_D = 1024
@@ -28,11 +29,12 @@ def _steps_partial_kernel(
     pid_s = tl.program_id(0).to(tl.int64)
     col_lo = pid_s * split_width
     col_hi = tl.minimum(col_lo + split_width, width)
-    # partial[pid_s] is (4, n_rows): norm2, step2, step_dot, skip2
+    # partial[pid_s] is (N_PATH_SUMS, n_rows): norm2, step2, bend2, skip2, step_dot (wtraj/_path_rows.py)
     norm2_ptr = partial_ptr + pid_s * stride_ps
     step2_ptr = norm2_ptr + n_rows
-    dot_ptr = step2_ptr + n_rows
-    skip2_ptr = dot_ptr + n_rows
+    bend2_ptr = step2_ptr + n_rows
+    skip2_ptr = bend2_ptr + n_rows
+    dot_ptr = skip2_ptr + n_rows
     for k0 in range(col_lo, col_hi, BLOCK_D):
         offs_d = k0 + tl.arange(0, BLOCK_D).to(tl.int64)
         mask_d = offs_d < col_hi
@@ -43,6 +45,7 @@ def _steps_partial_kernel(
             cur = tl.load(row_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float64)
             step = cur - prev
             prev_step = prev - before_prev
+            bend = step - prev_step
             skip = cur - before_prev
             tl.store(norm2_ptr + i, tl.load(norm2_ptr + i) + tl.sum(cur * cur))
             # row i closes step i-1 and, with it, the angle at i-2
@@ -51,14 +54,15 @@ def _steps_partial_kernel(
             j = tl.maximum(i - 1, 0)
             h = tl.maximum(i - 2, 0)
             tl.store(step2_ptr + j, tl.load(step2_ptr + j) + tl.sum(step * step), mask=has_step)
-            tl.store(dot_ptr + h, tl.load(dot_ptr + h) + tl.sum(prev_step * step), mask=has_angle)
+            tl.store(bend2_ptr + h, tl.load(bend2_ptr + h) + tl.sum(bend * bend), mask=has_angle)
             tl.store(skip2_ptr + h, tl.load(skip2_ptr + h) + tl.sum(skip * skip), mask=has_angle)
+            tl.store(dot_ptr + h, tl.load(dot_ptr + h) + tl.sum(prev_step * step), mask=has_angle)
             before_prev = prev
             prev = cur
 
 
 def steps_block(x, start, stop, out):
-    """Add one column block's path sums to ``out`` (4, N), a float64 tensor on x's device.
+    """Add one column block's path sums to ``out`` (N_PATH_SUMS, N), a float64 tensor on x's device.
 
     Same contract as :func:`wtraj.kernels.numba.steps.steps_block`.
     """
@@ -66,7 +70,7 @@ def steps_block(x, start, stop, out):
     n_rows = x.shape[0]
     width = stop - start
     n_splits, split_width = split_columns(width, 1, BLOCK_D, x.device)
-    partial = torch.zeros((n_splits, 4, n_rows), dtype=torch.float64, device=x.device)
+    partial = torch.zeros((n_splits, N_PATH_SUMS, n_rows), dtype=torch.float64, device=x.device)
     _steps_partial_kernel[(n_splits,)](
         x, partial,
         n_rows, width, split_width, start,

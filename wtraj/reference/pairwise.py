@@ -5,7 +5,7 @@ import numpy as np
 from wtraj.reference._widen import float64_columns
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
     """Add one column block's pairwise sums to ``out``, in float64 throughout.
 
     Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`;
@@ -13,6 +13,11 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out):
     """
     xb = float64_columns(x, x_start, x_stop)
     yb = xb if y is None else float64_columns(y, y_start, y_stop)
+    if op == "unitdiff":
+        # the rows scaled to unit norm: differences of unit vectors, no cancellation
+        xb = xb * np.asarray(scales[0])[:, None]
+        yb = yb * np.asarray(scales[1])[:, None]
+        op = "sqdiff"
     for i, row in enumerate(xb):
         if op == "sqdiff":
             out[i] += ((yb - row) ** 2).sum(axis=1)

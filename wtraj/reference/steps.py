@@ -2,19 +2,22 @@
 
 import numpy as np
 
+from wtraj._path_rows import BEND2, NORM2, SKIP2, STEP2, STEP_DOT
 from wtraj.reference._widen import float64_columns
 
 
 def steps_block(x, start, stop, out):
-    """Add one column block's path sums to ``out`` (4, N), in float64 throughout.
+    """Add one column block's path sums to ``out`` (N_PATH_SUMS, N), in float64 throughout.
 
-    Rows of ``out``: squared norms, squared steps ``|x[i+1]-x[i]|^2``, dots of
-    consecutive steps, squared skips ``|x[i+2]-x[i]|^2``.
+    Rows of ``out`` (``wtraj/_path_rows.py``): squared norms, squared steps
+    ``|x[i+1]-x[i]|^2``, squared bends ``|(x[i+2]-x[i+1]) - (x[i+1]-x[i])|^2``,
+    squared skips ``|x[i+2]-x[i]|^2``, dots of consecutive steps.
     """
     xb = float64_columns(x, start, stop)
     steps = np.diff(xb, axis=0)
     n = xb.shape[0]
-    out[0] += (xb**2).sum(axis=1)
-    out[1, : n - 1] += (steps**2).sum(axis=1)
-    out[2, : n - 2] += (steps[:-1] * steps[1:]).sum(axis=1)
-    out[3, : n - 2] += ((xb[2:] - xb[:-2]) ** 2).sum(axis=1)
+    out[NORM2] += (xb**2).sum(axis=1)
+    out[STEP2, : n - 1] += (steps**2).sum(axis=1)
+    out[BEND2, : n - 2] += ((steps[1:] - steps[:-1]) ** 2).sum(axis=1)
+    out[SKIP2, : n - 2] += ((xb[2:] - xb[:-2]) ** 2).sum(axis=1)
+    out[STEP_DOT, : n - 2] += (steps[:-1] * steps[1:]).sum(axis=1)
