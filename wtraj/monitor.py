@@ -624,7 +624,7 @@ class TrajectoryMonitor:
                 stacklevel=3,
             )
             for name in nonfinite:
-                layers[name] = LayerMetrics(name, *(math.nan,) * 5)
+                layers[name] = LayerMetrics(name, *(math.nan,) * 6)
         total_step_sq = sum(step_sq)
         if dot is not None:
             turning = _angle(sum(dots), sum(previous_sq), total_step_sq)
