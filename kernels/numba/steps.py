@@ -25,9 +25,9 @@ directly, so a small angle does not have to be recovered from
 import numba
 import numpy as np
 from numba import prange
-from wtraj._path_rows import BEND2, N_PATH_SUMS, NORM2, SKIP2, STEP2, STEP_DOT
 from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
 
+from wtraj._path_rows import BEND2, N_PATH_SUMS, NORM2, SKIP2, STEP2, STEP_DOT
 
 
 @numba.njit(fastmath=FASTMATH)

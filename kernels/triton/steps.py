@@ -9,8 +9,9 @@ Its partial sums go to its own slot and a second pass adds the slots.
 import torch
 import triton
 import triton.language as tl
-from wtraj._path_rows import N_PATH_SUMS
 from wtraj.kernels.triton._launch import check_block, split_columns
+
+from wtraj._path_rows import N_PATH_SUMS
 
 BLOCK_D = 1024
 
