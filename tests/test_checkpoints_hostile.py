@@ -295,6 +295,8 @@ def test_shards_outside_the_index_folder_are_refused_unless_allowed(tmp_path, ho
     assert cli_main(["diff", str(index), str(index)]) == 1
     ck = wtraj.open(index, allow_outside_shards=True)
     np.testing.assert_array_equal(dense(ck)[0], np.arange(3))
+    # the command line opts in the same way
+    assert cli_main(["diff", str(index), str(index), "--allow-outside-shards"]) == 0
 
 
 def test_shard_symlink_inside_the_folder_is_read(tmp_path):

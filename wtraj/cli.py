@@ -169,6 +169,11 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         help="compute backend (default: auto, or WTRAJ_BACKEND)",
     )  # fmt: skip
     parser.add_argument("--memory-budget", default=None, help="bytes for read buffers, e.g. 512MB or 2GiB")
+    parser.add_argument(
+        "--allow-outside-shards", action="store_true",
+        help="let a shard index name shard files outside its own folder (off: a downloaded model "
+        "folder cannot make wtraj read other files)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars (also off when not a terminal)"
@@ -193,6 +198,7 @@ def _reading(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "memory_budget": budget,
         "progress": False if args.no_progress else None,
+        "allow_outside_shards": args.allow_outside_shards,
     }
 
 
@@ -276,6 +282,7 @@ def _diff(args: argparse.Namespace) -> int:
         include=options["include"],
         exclude=options["exclude"],
         memory_budget=options["memory_budget"],
+        allow_outside_shards=options["allow_outside_shards"],
     )
     stats = wtraj.trajectory_stats(
         checkpoints,
@@ -354,6 +361,7 @@ def _order(args: argparse.Namespace) -> int:
         include=options["include"],
         exclude=options["exclude"],
         memory_budget=options["memory_budget"],
+        allow_outside_shards=options["allow_outside_shards"],
     )
     D = wtraj.pairwise(
         checkpoints,

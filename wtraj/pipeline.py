@@ -78,6 +78,7 @@ def analyze(
     n_runs: int | None = None,
     runs_from: str = "recovered",
     progress: bool | None = None,
+    allow_outside_shards: bool = False,
 ) -> Analysis:
     """Distances, step norms, curvature, runs, order, shifts and embedding of checkpoints.
 
@@ -96,8 +97,11 @@ def analyze(
         Number of runs (``--runs``); inferred by :func:`wtraj.separate_trajectories` when None.
     runs_from : {"recovered", "inputs"}
         ``"recovered"`` (``--runs-from recovered``): runs found by
-        :func:`wtraj.separate_trajectories` from the distances alone;
+        :func:`wtraj.separate_trajectories` from the distances and norms;
         ``"inputs"``: each input path is one run (for run folders whose grouping is known).
+    allow_outside_shards : bool
+        Let a shard index name shards outside its folder (``--allow-outside-shards``,
+        see :func:`wtraj.open`).
 
     Returns
     -------
@@ -131,7 +135,13 @@ def analyze(
             f"{inputs[0]}: found {len(files)} checkpoint; a trajectory needs at least 2 "
             "(use `wtraj diff` to compare two files)."
         )
-    checkpoints = wtraj.open(files, include=include, exclude=exclude, memory_budget=budget)
+    checkpoints = wtraj.open(
+        files,
+        include=include,
+        exclude=exclude,
+        memory_budget=budget,
+        allow_outside_shards=allow_outside_shards,
+    )
     stats = wtraj.trajectory_stats(
         checkpoints, by_layer=True, backend=backend, memory_budget=budget, progress=progress
     )
