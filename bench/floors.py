@@ -2,7 +2,8 @@
 
 Memory floor: the fastest of several read-only passes over the same bytes
 (NumPy reductions on one thread, a Numba pass with independent SIMD
-accumulators on one thread and on all threads). No kernel that reads every
+accumulators on one thread and on all threads: a float32 sum, or for
+bfloat16 bit patterns an unsigned max). No kernel that reads every
 value once can beat the fastest of them, so that one is the floor; a single
 candidate can be slow for reasons of its own (a latency-bound add chain, a
 float64 widening), which is why several are taken.
@@ -50,6 +51,26 @@ def _simd_sum(flat):
     return partial.sum()
 
 
+@numba.njit(cache=True)
+def _tile_max(flat, start, width):
+    acc = flat[start]
+    for k in range(np.uint64(width)):
+        acc = max(acc, flat[np.uint64(start) + k])
+    return acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _simd_max(flat):
+    # for bfloat16 bit patterns (uint16): the same bytes as the kernels read, without widening
+    n = flat.shape[0]
+    n_tiles = (n + SUM_TILE - 1) // SUM_TILE
+    partial = np.zeros(n_tiles, dtype=flat.dtype)
+    for t in prange(n_tiles):
+        start = t * SUM_TILE
+        partial[t] = _tile_max(flat, start, min(SUM_TILE, n - start))
+    return partial.max()
+
+
 def _best_seconds(fn, repeats):
     fn()
     best = float("inf")
@@ -60,12 +81,12 @@ def _best_seconds(fn, repeats):
     return best
 
 
-def _numba_sum_threads(flat, threads):
+def _with_threads(kernel, flat, threads):
     def run():
         saved = numba.get_num_threads()
         numba.set_num_threads(threads)
         try:
-            _simd_sum(flat)
+            kernel(flat)
         finally:
             numba.set_num_threads(saved)
 
@@ -78,14 +99,15 @@ def memory_floor_candidates(X, repeats=7):
     if flat.dtype.kind != "f":
         # bfloat16 as bit patterns: the same bytes, read as unsigned integers
         flat = flat.view(np.uint16)
-    numeric = flat if flat.dtype.kind == "f" else None
+    all_threads = numba.config.NUMBA_NUM_THREADS
     candidates = {"numpy max (1 thread)": lambda: np.max(flat)}
-    if numeric is not None:
-        candidates["numpy sum, float32 (1 thread)"] = lambda: numeric.sum(dtype=np.float32)
-        candidates["numba SIMD sum (1 thread)"] = _numba_sum_threads(numeric, 1)
-        candidates[f"numba SIMD sum ({numba.config.NUMBA_NUM_THREADS} threads)"] = _numba_sum_threads(
-            numeric, numba.config.NUMBA_NUM_THREADS
-        )
+    if flat.dtype.kind == "f":
+        candidates["numpy sum, float32 (1 thread)"] = lambda: flat.sum(dtype=np.float32)
+        candidates["numba SIMD sum (1 thread)"] = _with_threads(_simd_sum, flat, 1)
+        candidates[f"numba SIMD sum ({all_threads} threads)"] = _with_threads(_simd_sum, flat, all_threads)
+    else:
+        candidates["numba SIMD max (1 thread)"] = _with_threads(_simd_max, flat, 1)
+        candidates[f"numba SIMD max ({all_threads} threads)"] = _with_threads(_simd_max, flat, all_threads)
     return {name: _best_seconds(fn, repeats) for name, fn in candidates.items()}
 
 
