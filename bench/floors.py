@@ -28,6 +28,7 @@ from numba import prange
 SUM_TILE = 4096
 # Columns of the in-cache block of the compute floor: 6 rows x 1024 float32 = 24 KiB, in L1.
 COMPUTE_WIDTH = 1024
+# About 20 ms per call: with a few ms, waking the worker threads dominated and the rate read 10x low.
 COMPUTE_REPEATS = 100_000
 
 
