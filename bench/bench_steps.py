@@ -5,7 +5,7 @@ Run: python -m pytest bench/bench_steps.py --benchmark-only -s
 
 import numpy as np
 import pytest
-from conftest import N_CHECKPOINTS, N_PARAMS, max_relative_error, memory_floor, record
+from conftest import N_CHECKPOINTS, N_PARAMS, max_relative_error, measure_floors, record
 
 import wtraj
 
@@ -38,9 +38,10 @@ def test_wtraj_trajectory_stats(benchmark, walk, truth):
            max_relative_error(st.step_norms, truth))
 
 
-def test_memory_floor(benchmark, walk):
-    _run(benchmark, lambda: memory_floor(walk))
-    record(GROUP, "memory floor", benchmark, note="parallel sum of the same bytes")
+# autouse: it runs under --benchmark-only too, in the same run as the providers
+@pytest.fixture(scope="module", autouse=True)
+def measured_floors(walk):
+    measure_floors(GROUP, walk)
 
 
 def test_numpy_diff_norm(benchmark, walk, truth):

@@ -1,0 +1,173 @@
+"""Floors for the kernel benchmarks: the fastest any code could go, measured on this machine.
+
+Memory floor: the fastest of several read-only passes over the same bytes
+(NumPy reductions on one thread, a Numba pass with independent SIMD
+accumulators on one thread and on all threads: a float32 sum, or for
+bfloat16 bit patterns an unsigned max). No kernel that reads every
+value once can beat the fastest of them, so that one is the floor; a single
+candidate can be slow for reasons of its own (a latency-bound add chain, a
+float64 widening), which is why several are taken.
+
+Compute floor for ``pairwise``: the measured rate of the kernel's own
+instruction mix (per pair-element one subtraction and one fused multiply-add,
+two rows of x against four rows of y held in registers, the data in L1
+cache, all cores) times the ``N (N - 1) / 2 * D`` pair-elements a
+symmetric pairwise pass must do.
+
+The binding floor of a benchmark is the larger of the two.
+"""
+
+import time
+
+import numba
+import numpy as np
+from numba import prange
+
+# Columns summed in float32 before each float64 addition: long enough to
+# vectorise, short enough that float32 rounding does not matter for a floor.
+SUM_TILE = 4096
+# Columns of the in-cache block of the compute floor: 6 rows x 1024 float32 = 24 KiB, in L1.
+COMPUTE_WIDTH = 1024
+# About 20 ms per call: with a few ms, waking the worker threads dominated and the rate read 10x low.
+COMPUTE_REPEATS = 100_000
+
+
+@numba.njit(fastmath=True, cache=True)
+def _tile_sum(flat, start, width):
+    # unsigned indices: no negative-index wraparound, so LLVM vectorises with interleaved accumulators
+    acc = np.float32(0.0)
+    for k in range(np.uint64(width)):
+        acc += flat[np.uint64(start) + k]
+    return acc
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _simd_sum(flat):
+    n = flat.shape[0]
+    n_tiles = (n + SUM_TILE - 1) // SUM_TILE
+    partial = np.zeros(n_tiles)
+    for t in prange(n_tiles):
+        start = t * SUM_TILE
+        partial[t] = _tile_sum(flat, start, min(SUM_TILE, n - start))
+    return partial.sum()
+
+
+@numba.njit(cache=True)
+def _tile_max(flat, start, width):
+    acc = flat[start]
+    for k in range(np.uint64(width)):
+        acc = max(acc, flat[np.uint64(start) + k])
+    return acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _simd_max(flat):
+    # for bfloat16 bit patterns (uint16): the same bytes as the kernels read, without widening
+    n = flat.shape[0]
+    n_tiles = (n + SUM_TILE - 1) // SUM_TILE
+    partial = np.zeros(n_tiles, dtype=flat.dtype)
+    for t in prange(n_tiles):
+        start = t * SUM_TILE
+        partial[t] = _tile_max(flat, start, min(SUM_TILE, n - start))
+    return partial.max()
+
+
+def _best_seconds(fn, repeats):
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _with_threads(kernel, flat, threads):
+    def run():
+        saved = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            kernel(flat)
+        finally:
+            numba.set_num_threads(saved)
+
+    return run
+
+
+def memory_floor_candidates(X, repeats=7):
+    """Best time (s) of each read-only pass over the bytes of ``X``: ``{name: seconds}``."""
+    flat = np.ascontiguousarray(X).reshape(-1)
+    if flat.dtype.kind != "f":
+        # bfloat16 as bit patterns: the same bytes, read as unsigned integers
+        flat = flat.view(np.uint16)
+    all_threads = numba.config.NUMBA_NUM_THREADS
+    candidates = {"numpy max (1 thread)": lambda: np.max(flat)}
+    if flat.dtype.kind == "f":
+        candidates["numpy sum, float32 (1 thread)"] = lambda: flat.sum(dtype=np.float32)
+        candidates["numba SIMD sum (1 thread)"] = _with_threads(_simd_sum, flat, 1)
+        candidates[f"numba SIMD sum ({all_threads} threads)"] = _with_threads(_simd_sum, flat, all_threads)
+    else:
+        candidates["numba SIMD max (1 thread)"] = _with_threads(_simd_max, flat, 1)
+        candidates[f"numba SIMD max ({all_threads} threads)"] = _with_threads(_simd_max, flat, all_threads)
+    return {name: _best_seconds(fn, repeats) for name, fn in candidates.items()}
+
+
+def memory_floor(X, repeats=7):
+    """(seconds, name) of the fastest read-only pass over the bytes of ``X``."""
+    times = memory_floor_candidates(X, repeats)
+    name = min(times, key=times.get)
+    return times[name], name
+
+
+@numba.njit(fastmath=True, cache=True)
+def _sqdiff_2x4(block, repeats):
+    # block rows 0-1 are x, rows 2-5 are y: 6 loads, 8 subtractions, 8 FMAs per column
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = np.float32(0.0)
+    for _ in range(repeats):
+        for k in range(np.uint64(block.shape[1])):
+            x0 = block[0, k]
+            x1 = block[1, k]
+            y0 = block[2, k]
+            y1 = block[3, k]
+            y2 = block[4, k]
+            y3 = block[5, k]
+            d = x0 - y0
+            a0 += d * d
+            d = x0 - y1
+            a1 += d * d
+            d = x0 - y2
+            a2 += d * d
+            d = x0 - y3
+            a3 += d * d
+            d = x1 - y0
+            b0 += d * d
+            d = x1 - y1
+            b1 += d * d
+            d = x1 - y2
+            b2 += d * d
+            d = x1 - y3
+            b3 += d * d
+    return a0 + a1 + a2 + a3 + b0 + b1 + b2 + b3
+
+
+@numba.njit(parallel=True, cache=True)
+def _sqdiff_all_threads(blocks, repeats):
+    out = np.zeros(blocks.shape[0])
+    for t in prange(blocks.shape[0]):
+        out[t] = _sqdiff_2x4(blocks[t], repeats)
+    return out
+
+
+def pair_element_rate(repeats=5):
+    """Pair-elements per second of the sub + FMA mix on in-cache data, all threads."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    rng = np.random.default_rng(0)
+    blocks = rng.standard_normal((threads, 6, COMPUTE_WIDTH), dtype=np.float32)
+    seconds = _best_seconds(lambda: _sqdiff_all_threads(blocks, COMPUTE_REPEATS), repeats)
+    return threads * 8 * COMPUTE_WIDTH * COMPUTE_REPEATS / seconds
+
+
+def pairwise_compute_floor(n_rows, n_cols, rate=None):
+    """Seconds the symmetric pairwise pass needs at the measured sub + FMA rate."""
+    rate = pair_element_rate() if rate is None else rate
+    return n_rows * (n_rows - 1) / 2 * n_cols / rate
