@@ -63,15 +63,22 @@ def distance_matrix(
         raise TypeError(f"metric must be a string; got {type(metric).__name__}.")
     if metric == "precomputed":
         return check_distance_matrix(X, name=name)
+    return _symmetric(pairwise_with(options, X, metric=metric))
+
+
+def pairwise_with(options: PassOptions, X: Any, Y: Any = None, metric: str = "euclidean") -> np.ndarray:
+    """:func:`wtraj.pairwise` of ``X`` (and ``Y``) as float64, in the pass ``options`` describe."""
     from wtraj.distances import pairwise
 
-    D = np.asarray(
-        pairwise(
-            X, metric=metric, backend=options.backend,
-            memory_budget=options.memory_budget, progress=options.progress,
-        ),
-        dtype=np.float64,
-    )
+    distances = pairwise(
+        X, Y, metric=metric, backend=options.backend,
+        memory_budget=options.memory_budget, progress=options.progress,
+    )  # fmt: skip
+    return np.asarray(distances, dtype=np.float64)
+
+
+def _symmetric(D: np.ndarray) -> np.ndarray:
+    """``D`` made exactly symmetric with a zero diagonal."""
     # the kernels' tiles may differ in the last bits between (i, j) and (j, i)
     D = 0.5 * (D + D.T)
     np.fill_diagonal(D, 0.0)
@@ -102,9 +109,7 @@ def distances_and_norms(
         stats = trajectory_stats(
             X, backend=options.backend, memory_budget=options.memory_budget, progress=options.progress
         )
-    D = 0.5 * (stats.distances + stats.distances.T)
-    np.fill_diagonal(D, 0.0)
-    return D, np.asarray(stats.norms, dtype=np.float64)
+    return _symmetric(stats.distances), np.asarray(stats.norms, dtype=np.float64)
 
 
 def check_norms(norms: Any, n: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from wtraj.analysis._distances import (
     check_positive,
     distance_matrix,
     distinct_nodes,
+    pairwise_with,
 )
 from wtraj.analysis.ordering import order_nodes
 
@@ -115,7 +116,7 @@ def _distances_to_known(
     if metric != "precomputed" and not _is_rows(new_checkpoint):
         # files, folders, checkpoint sets: read like X; one file is one checkpoint
         single = isinstance(new_checkpoint, (str, os.PathLike)) and not os.path.isdir(new_checkpoint)
-        return _pairwise(new_checkpoint, X, metric, options), single
+        return pairwise_with(options, new_checkpoint, X, metric), single
     if hasattr(new_checkpoint, "detach"):
         new_checkpoint = new_checkpoint.detach().cpu().numpy()
     new = np.asarray(new_checkpoint)
@@ -134,7 +135,7 @@ def _distances_to_known(
         if not np.all(np.isfinite(rows)) or np.any(rows < 0):
             raise ValueError("new_checkpoint distances must be finite and non-negative.")
         return rows.astype(np.float64), single
-    return _pairwise(rows, X, metric, options), single
+    return pairwise_with(options, rows, X, metric), single
 
 
 def _is_rows(value: Any) -> bool:
@@ -144,13 +145,3 @@ def _is_rows(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return not value or _is_rows(value[0]) or isinstance(value[0], (int, float, np.number))
     return isinstance(value, (int, float, np.number))
-
-
-def _pairwise(new: Any, X: Any, metric: str, options: PassOptions) -> np.ndarray:
-    from wtraj.distances import pairwise
-
-    distances = pairwise(
-        new, X, metric=metric, backend=options.backend,
-        memory_budget=options.memory_budget, progress=options.progress,
-    )
-    return np.asarray(distances, dtype=np.float64)
