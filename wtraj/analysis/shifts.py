@@ -95,13 +95,14 @@ def run_events(
     the strongest of them.
     """
     steps = D[order[:-1], order[1:]]
+    # turns[i - 1]: the angle between step i - 1 and step i
+    turns = turning_angle(steps[:-1], steps[1:], D[order[:-2], order[2:]])
     flagged = []
     ordinary = [float(steps[0])]
     for i in range(1, steps.shape[0]):
         reference = float(np.median(steps[max(0, i - baseline) : i]))
         score = math.log10(steps[i] / reference)
-        turn = turning_angle(steps[i - 1], steps[i], D[order[i - 1], order[i + 1]])
-        if score >= threshold and turn >= SHIFT_ANGLE:
+        if score >= threshold and turns[i - 1] >= SHIFT_ANGLE:
             flagged.append((i, "shift", score))
             continue
         ordinary.append(float(steps[i]))
@@ -121,7 +122,7 @@ def run_events(
                 previous = (i, kind)
                 continue
             events.pop()
-        angle = float(turning_angle(steps[i - 1], steps[i], D[order[i - 1], order[i + 1]]))
+        angle = float(turns[i - 1])
         position = i + 1 if kind == "shift" else i
         events.append((position, kind, score, angle))
         previous = (i, kind)
