@@ -1,14 +1,14 @@
 """Stages 2 and 3 of run separation: the start of a group of runs, their number, the runs.
 
 2. **How many runs share a start** (one component), and which checkpoint is
-   the start. Runs from one start leave it with first steps of about one
-   length, while a run's second checkpoint lies about twice as far out,
-   however long its steps become later: ``k`` is the number of checkpoints
-   within ``FIRST_STEP_RATIO`` times the start's shortest first step. The
-   root is, among both ends of the component's seriation and the checkpoint
-   farthest from its nearest neighbour, the one from which steps shrink the
-   most (pooled Mann-Kendall trend of step length) along its runs' chains;
-   a candidate whose first checkpoints lie on opposite sides of it (more than
+   the start. Runs from one start leave it side by side with first steps of
+   about one length, while a run's second checkpoint lies a step of its own
+   farther out: ``k`` is the number of checkpoints within
+   ``FIRST_STEP_RATIO`` times the start's shortest first step, less those
+   that lie after another of them (:func:`first_step_count`). The root is the
+   end of the component's seriation from which distances rise the fastest
+   along its runs' chains (:func:`wtraj.analysis.ordering.rise_from_start`);
+   an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
 3. **The runs themselves** are ``k`` chains from that root in two steps.
