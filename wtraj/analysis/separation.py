@@ -154,7 +154,7 @@ def separate_trajectories(
     Time: O(N^2) for the tree and neighbour lists, the seriation of each
     group of runs that share a start (O(N^2 log N)), for ``k`` runs in such
     a group ``k`` sparse shortest paths per chain cover (O(k N K log N), with
-    K = 20 + k candidate successors, at most 220) for three candidate starts
+    K = 20 + k candidate successors, at most 220) for two candidate starts
     and the runs, then sweeps of small matchings over the positions of its
     chains (O(N K W^2) each, W = ``RELINK_WINDOW``).
     Memory: the N x N matrix. Deterministic.
