@@ -17,7 +17,8 @@ Tasks, each on shuffled checkpoints, against the truth the zoo records:
   initialisations with mixed cadences, lengths, optimizers and schedules
   (ARI, different starts never merged), groups sharing a start (ARI without
   the shared rows), parents with their fine-tunes (ARI, and the branch point
-  of :func:`wtraj.trajectory_tree` within one checkpoint);
+  of :func:`wtraj.trajectory_tree` within one checkpoint, beside the
+  MoTHer-style tree of ``mother_baseline.py`` on the same checkpoints);
 - shifts: recall of the zoo's data shifts within one checkpoint, false
   "shift" flags on runs without one (warm-ups, schedule steps, loss spikes,
   resumed runs, cadence changes), and a precision/recall table over the
@@ -47,6 +48,7 @@ from sklearn.metrics import adjusted_rand_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zoo  # noqa: E402
+from mother_baseline import mother_tree  # noqa: E402
 
 import wtraj  # noqa: E402
 
@@ -102,9 +104,16 @@ def evaluate_ordering(runs, rows):
 
 def evaluate_single(runs, rows):
     for r in runs:
-        X, _ = shuffled(r.weights, seed=1)
+        X, permutation = shuffled(r.weights, seed=1)
         labels = wtraj.separate_trajectories(X)
         rows["single"].append(dict(split=r.meta["split"], run=r.id, k=int(labels.max() + 1)))
+        parent = wtraj.trajectory_tree(X)
+        later = np.flatnonzero(permutation > 0)
+        before = permutation[np.maximum(parent[later], 0)]
+        previous = (parent[later] >= 0) & (before == permutation[later] - 1)
+        rows["tree"].append(
+            dict(split=r.meta["split"], run=r.id, right=int(previous.sum()), total=len(later))
+        )
 
 
 def separation_case(case_runs, seed):
@@ -183,17 +192,21 @@ def evaluate_finetunes(runs, rows):
         truth, position = truth[permutation], position[permutation]
         labels = wtraj.separate_trajectories(X)
         ari = adjusted_rand_score(truth, labels)
-        tree = wtraj.trajectory_tree(X)
+        trees = {
+            "branches": wtraj.trajectory_tree(X),
+            "branches_mother": mother_tree(X, wtraj.pairwise(X)),
+        }
         for t, tune in enumerate(case[1:], start=1):
             first = int(np.flatnonzero((truth == t) & (position == 0))[0])
             source = case.index(by_id[tune.meta["parent"]["run"]])
-            found = tree[first]
-            ok = (
-                found >= 0
-                and truth[found] == source
-                and abs(position[found] - tune.meta["parent"]["row"]) <= 1
-            )
-            rows["branches"].append(dict(split=split_of([tune]), run=tune.id, ok=bool(ok)))
+            for task, tree in trees.items():
+                found = tree[first]
+                ok = (
+                    found >= 0
+                    and truth[found] == source
+                    and abs(position[found] - tune.meta["parent"]["row"]) <= 1
+                )
+                rows[task].append(dict(split=split_of([tune]), run=tune.id, ok=bool(ok)))
         rows["finetunes"].append(dict(split=split_of(case), parent=parent.id, runs=len(case), ari=ari))
 
 
@@ -287,8 +300,10 @@ def report(rows, threshold) -> list[str]:
         "separation: different starts mixed": "mixed",
         "separation: different starts merged": "mixed",
         "separation: groups sharing a start": "groups",
+        "tree: parent is the previous checkpoint": "tree",
         "fine-tunes: separated": "finetunes",
         "fine-tunes: branch point ±1": "branches",
+        "fine-tunes: branch point ±1, MoTHer-style peer": "branches_mother",
         "shifts": "shifts",
         "assignment: held-out checkpoints of known runs": "assign_known",
         "assignment: checkpoints of unseen runs -> -1": "assign_unseen",
@@ -326,8 +341,18 @@ def report(rows, threshold) -> list[str]:
         "ARI ≥ 0.95",
         lambda p: ", ".join(f"{r['ari']:.2f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p),
     )
+    line(
+        "tree: parent is the previous checkpoint",
+        "(single runs)",
+        lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}",
+    )
     line("fine-tunes: separated", "ARI ≥ 0.98", lambda p: ", ".join(f"{r['ari']:.2f}" for r in p))
     line("fine-tunes: branch point ±1", "≥ 90 %", lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}")
+    line(
+        "fine-tunes: branch point ±1, MoTHer-style peer",
+        "(peer)",
+        lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}",
+    )
     line(
         "shifts",
         f"recall ≥ 0.9, ≤ 1 false per 50 clean (threshold {threshold})",

@@ -157,3 +157,43 @@ def test_held_out_checkpoints_are_assigned_and_unseen_runs_are_not(zoo_small):
         np.testing.assert_array_equal(assigned, label)
     assigned, _ = wtraj.assign(unseen.weights, X, labels)
     np.testing.assert_array_equal(assigned, -1)
+
+
+def _fine_tune_family(zoo_small):
+    by_id = {r.id: r for r in zoo_small}
+    tunes = [r for r in zoo_small if r.meta["parent"] is not None]
+    parents = {t.meta["parent"]["run"] for t in tunes}
+    parent = next(r for r in zoo_small if r.id in parents and r.meta["parent"] is None)
+    case = [parent, *tunes]
+    X = np.concatenate([r.weights for r in case])
+    truth = np.repeat(np.arange(len(case)), [r.weights.shape[0] for r in case])
+    position = np.concatenate([np.arange(r.weights.shape[0]) for r in case])
+    return case, by_id, X, truth, position
+
+
+def test_fine_tune_branch_points_are_found(zoo_small):
+    case, by_id, X, truth, position = _fine_tune_family(zoo_small)
+    assert len(case) == 3  # a parent, its fine-tune and a fine-tune of that
+    X, permutation = _shuffled(X, seed=3)
+    truth, position = truth[permutation], position[permutation]
+    parent = wtraj.trajectory_tree(X)
+    # a tree: every checkpoint reaches a root
+    for row in range(X.shape[0]):
+        node, hops = row, 0
+        while parent[node] >= 0 and hops <= X.shape[0]:
+            node, hops = parent[node], hops + 1
+        assert parent[node] == -1, row
+    for t, tune in enumerate(case[1:], start=1):
+        first = int(np.flatnonzero((truth == t) & (position == 0))[0])
+        found = parent[first]
+        source = case.index(by_id[tune.meta["parent"]["run"]])
+        assert truth[found] == source, tune.id
+        assert abs(position[found] - tune.meta["parent"]["row"]) <= 1, tune.id
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a fine-tune branches from its parent's middle: one chain from the start"
+)
+def test_fine_tunes_are_runs_of_their_own(zoo_small):
+    case, _, X, truth, _ = _fine_tune_family(zoo_small)
+    assert adjusted_rand_score(truth, wtraj.separate_trajectories(X)) >= 0.98

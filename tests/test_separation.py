@@ -276,6 +276,46 @@ def test_tree_of_a_shared_initialisation_branches_at_the_start():
     assert sorted(truth[first]) == [0, 1]
 
 
+def _parent_and_fine_tune(seed: int, d: int = 3000):
+    """A run of 30 checkpoints and a fine-tune of 15 from its row 15 (without that row).
+
+    The fine-tune's first step is long, its next ones short and along the
+    parent's own direction: its last checkpoints lie near the parent's later
+    ones, so one chain through both comes back along the fine-tune.
+    """
+    rng = np.random.default_rng(seed)
+    along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
+    x = 3 * rng.normal(size=d)
+    rows = [x]
+    for t in range(29):
+        x = x + along * np.exp(-t / 15) + 0.3 * rng.normal(size=d) / np.sqrt(d)
+        rows.append(x)
+    y, tune = rows[15], []
+    for t in range(15):
+        y = y + (0.6 if t == 0 else 0.2) * (along + 0.4 * aside + 0.3 * rng.normal(size=d) / np.sqrt(d))
+        tune.append(y)
+    X = np.array(rows + tune, dtype=np.float32)
+    return X, np.repeat([0, 1], [30, 15]), np.concatenate([np.arange(30), np.arange(15)])
+
+
+# before parents ahead of a checkpoint were replaced, the tree hung the fine-tune's first
+# checkpoint from its own second one in each of these shuffles
+@pytest.mark.parametrize("seed", [0, 1, 6, 10])
+def test_tree_finds_where_a_fine_tune_branched(seed):
+    X, truth, position = _parent_and_fine_tune(seed)
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    X, truth, position = X[permutation], truth[permutation], position[permutation]
+    parent = wtraj.trajectory_tree(X)
+    first = int(np.flatnonzero((truth == 1) & (position == 0))[0])
+    assert truth[parent[first]] == 0 and abs(position[parent[first]] - 15) <= 1
+    # still a tree whose runs go forward: every checkpoint reaches the root
+    for row in range(X.shape[0]):
+        node, hops = row, 0
+        while parent[node] >= 0 and hops <= X.shape[0]:
+            node, hops = parent[node], hops + 1
+        assert parent[node] == -1 and position[node] == 0 and truth[node] == 0, row
+
+
 def test_identical_rows_share_a_label():
     X, _ = stack(["init0", "init1"])
     X = np.concatenate([X, X[[10, 40]]])

@@ -62,6 +62,10 @@ RELINK_WINDOW = 16
 # the zoo's development part within 13 % of each other), a run's second
 # checkpoint lies at least 44 % farther out than its first
 FIRST_STEP_RATIO = 1.25
+# the checkpoint before another on its chain is its parent unless it is ahead in
+# progress by more than this fraction of their step (a chain running back
+# along a fine-tune's branch; progress along one run wavers by less)
+AHEAD_FRACTION = 0.5
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
@@ -263,9 +267,14 @@ def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
     """Parent of each node of a component, as an index into the component (root: -1).
 
     Each chain is put in training order by seriation (with the root, which
-    fixes its direction); a chain's first checkpoint hangs from the nearest
-    checkpoint clearly behind it (progress lower by at least half their
-    distance): the shared start, or the checkpoint a fine-tune branched from.
+    fixes its direction), and a checkpoint's parent is the one before it on
+    its chain. Where a chain runs back towards the start (one chain through a
+    parent run and its fine-tune goes out along one branch and back along the
+    other), the checkpoint before is ahead in progress by more than
+    ``AHEAD_FRACTION`` of the step between them: such a checkpoint, and each
+    chain's first, hangs from the nearest checkpoint clearly behind it
+    (progress lower by at least half their distance): the shared start, or
+    the checkpoint a fine-tune branched from.
     """
     D, progress, root = component.D, component.progress, component.root
     local = np.full(D.shape[0], -1, dtype=np.int64)
@@ -282,13 +291,49 @@ def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
             order = order[order != root]
         else:
             order = members
-        head = int(order[0])
-        behind = progress[head] - progress >= 0.5 * D[head]
-        behind[head] = False
-        behind[root] = True
-        candidates = np.flatnonzero(behind)
-        local[head] = int(candidates[np.argmin(D[head, candidates])])
+        local[order[0]] = _nearest_behind(D, progress, root, int(order[0]))
         local[order[1:]] = order[:-1]
+    nodes = np.flatnonzero(local >= 0)
+    ahead = progress[local[nodes]] - progress[nodes] > AHEAD_FRACTION * D[local[nodes], nodes]
+    for node in nodes[ahead]:
+        local[node] = _nearest_behind(D, progress, root, int(node))
+    _break_cycles(D, progress, root, local)
     return local
 
 
+def _nearest_behind(D: np.ndarray, progress: np.ndarray, root: int, node: int) -> int:
+    """The nearest checkpoint whose progress is lower than ``node``'s by at least half their distance."""
+    behind = progress[node] - progress >= 0.5 * D[node]
+    behind[node] = False
+    behind[root] = True
+    candidates = np.flatnonzero(behind)
+    return int(candidates[np.argmin(D[node, candidates])])
+
+
+def _break_cycles(D: np.ndarray, progress: np.ndarray, root: int, local: np.ndarray) -> None:
+    """Hang each checkpoint on a cycle of parents from the nearest checkpoint behind it, in place.
+
+    Parents before a checkpoint on its chain may be slightly ahead of it in
+    progress (up to ``AHEAD_FRACTION``); parents behind strictly lower it, so
+    replacing a cycle's parents that are ahead ends it, and every pass
+    replaces at least one.
+    """
+    while True:
+        state = np.zeros(local.shape[0], dtype=np.int8)  # 0 unseen, 1 on the current walk, 2 done
+        cycle = None
+        for start in range(local.shape[0]):
+            walk, node = [], start
+            while node >= 0 and state[node] == 0:
+                state[node] = 1
+                walk.append(node)
+                node = local[node]
+            if node >= 0 and state[node] == 1:
+                cycle = walk[walk.index(node):]
+            state[walk] = 2
+            if cycle is not None:
+                break
+        if cycle is None:
+            return
+        for node in cycle:
+            if progress[local[node]] >= progress[node]:
+                local[node] = _nearest_behind(D, progress, root, node)

@@ -188,7 +188,10 @@ def trajectory_tree(
     Along a run, a checkpoint's parent is the previous checkpoint of that run;
     the first checkpoint of a run that shares a start hangs from the shared
     start, or from the checkpoint it branched from (the nearest checkpoint
-    clearly behind it in progress). Each start of its own (a run from a
+    clearly behind it in progress). So does a checkpoint whose previous one on
+    its recovered run lies ahead of it: a fine-tune that
+    :func:`separate_trajectories` leaves inside its parent's run still hangs
+    from the checkpoint it branched from. Each start of its own (a run from a
     different initialisation) is a root.
 
     Parameters
