@@ -276,12 +276,14 @@ def test_tree_of_a_shared_initialisation_branches_at_the_start():
     assert sorted(truth[first]) == [0, 1]
 
 
-def _parent_and_fine_tune(seed: int, d: int = 3000):
+def _parent_and_fine_tune(seed: int, turned: bool = False, d: int = 3000):
     """A run of 30 checkpoints and a fine-tune of 15 from its row 15 (without that row).
 
-    The fine-tune's first step is long, its next ones short and along the
-    parent's own direction: its last checkpoints lie near the parent's later
-    ones, so one chain through both comes back along the fine-tune.
+    By default the fine-tune's first step is long, its next ones short and
+    along the parent's own direction: its last checkpoints lie near the
+    parent's later ones, so one chain through both comes back along the
+    fine-tune. ``turned``: the fine-tune leaves at a right angle, in steps
+    of one length.
     """
     rng = np.random.default_rng(seed)
     along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
@@ -292,10 +294,25 @@ def _parent_and_fine_tune(seed: int, d: int = 3000):
         rows.append(x)
     y, tune = rows[15], []
     for t in range(15):
-        y = y + (0.6 if t == 0 else 0.2) * (along + 0.4 * aside + 0.3 * rng.normal(size=d) / np.sqrt(d))
+        noise = 0.3 * rng.normal(size=d) / np.sqrt(d)
+        if turned:
+            y = y + 0.3 * (aside + noise)
+        else:
+            y = y + (0.6 if t == 0 else 0.2) * (along + 0.4 * aside + noise)
         tune.append(y)
     X = np.array(rows + tune, dtype=np.float32)
     return X, np.repeat([0, 1], [30, 15]), np.concatenate([np.arange(30), np.arange(15)])
+
+
+# before chains were split where they run back along a branch, parent and fine-tune were one run
+# (ARI 0 for each seed); the fine-tune's first checkpoints may stay with the parent (ARI 0.83-1)
+@pytest.mark.parametrize("seed", range(8))
+def test_a_fine_tune_that_turns_away_is_a_run_of_its_own(seed):
+    X, truth, _ = _parent_and_fine_tune(seed, turned=True)
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    labels = wtraj.separate_trajectories(X[permutation])
+    assert labels.max() == 1
+    assert ari(truth[permutation], labels) >= 0.8
 
 
 # before parents ahead of a checkpoint were replaced, the tree hung the fine-tune's first

@@ -33,7 +33,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import ChainCovers
-from wtraj.analysis._geometry import angle_opposite
+from wtraj.analysis._geometry import angle_opposite, turning_angle
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree
@@ -66,6 +66,14 @@ FIRST_STEP_RATIO = 1.25
 # progress by more than this fraction of their step (a chain running back
 # along a fine-tune's branch; progress along one run wavers by less)
 AHEAD_FRACTION = 0.5
+# a chain that jumps by this many of its median steps and then runs back
+# towards the start for at least BRANCH_MIN_STEPS steps came back along a
+# fine-tune (development part: jumps into fine-tunes 11-93 medians, runs
+# back along them 14-60 steps; in single runs a stretch that long came after
+# a jump of at most 1.3, a jump as long (a loss spike) before at most 6 steps)
+BRANCH_JUMP = 5.0
+BRANCH_MIN_STEPS = 8
+RETURN_FRACTION = 0.25
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
@@ -263,34 +271,118 @@ def rooted_component(D: np.ndarray) -> Rooted:
     return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
 
 
-def chain_parents(component: Rooted, chain: np.ndarray) -> np.ndarray:
+def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
+    """The nodes of one chain (the root left out) in training order.
+
+    Seriation of the chain with the root, which fixes its direction.
+    """
+    D, root = component.D, component.root
+    members = np.flatnonzero(chain == label)
+    members = members[members != root]
+    if members.shape[0] < 2:
+        return members
+    with_root = np.concatenate([[root], members])
+    order = with_root[order_nodes(D[np.ix_(with_root, with_root)])[0]]
+    if order[-1] == root:
+        order = order[::-1]
+    return order[order != root]
+
+
+def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
+    """The chains, with each fine-tune or parent continuation that a chain also covers made a chain.
+
+    All chains leave the start, so one chain covers a parent run and a
+    fine-tune that branched from its middle. It goes out along one branch
+    and then either jumps to the other's tip and comes back along it,
+    towards the start (a stretch of at least ``BRANCH_MIN_STEPS`` steps,
+    each lower in progress by more than ``AHEAD_FRACTION`` of the step,
+    entered by a jump), or jumps back to near the branch point and goes out
+    along the other (a step lower in progress that is itself a jump,
+    followed by at least ``BRANCH_MIN_STEPS`` steps). A jump is at least
+    ``BRANCH_JUMP`` times the chain's median step.
+
+    ``orders``: each chain's nodes in training order (:func:`chain_order`).
+    Returns the chain of each node, new chains numbered after the given ones.
+    """
+    labels = chain.copy()
+    label = len(orders)
+    for order in orders:
+        for branch in _branches(component, order)[1]:
+            labels[branch] = label
+            label += 1
+    return labels
+
+
+def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One chain's own run and the branches it also covers, each in training order."""
+    D, progress = component.D, component.progress
+    if order.shape[0] < BRANCH_MIN_STEPS + 2:
+        return order, []
+    steps = D[order[:-1], order[1:]]
+    jump = BRANCH_JUMP * float(np.median(steps))
+    back = progress[order[:-1]] - progress[order[1:]] > AHEAD_FRACTION * steps
+    # stretches run back along a branch: steps [first, stop)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], back.astype(np.int8), [0]])))
+    keep = np.ones(order.shape[0], dtype=bool)
+    branches = []
+    for first, stop in zip(edges[::2], edges[1::2]):
+        if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
+            branches.append(order[first : stop + 1][::-1])
+            keep[first : stop + 1] = False
+    main = order[keep]
+    # jumps back to a branch point, then out along the other branch
+    while main.shape[0] >= BRANCH_MIN_STEPS + 2:
+        steps = D[main[:-1], main[1:]]
+        back = progress[main[:-1]] - progress[main[1:]] > RETURN_FRACTION * steps
+        returns = np.flatnonzero(back & (steps >= jump))
+        returns = returns[main.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
+        if returns.shape[0] == 0:
+            break
+        j = int(returns[0])
+        head, tail = main[: j + 1], main[j + 1 :]
+        main, branch = _continuation(component, head, tail)
+        branches.append(branch)
+    return main, branches
+
+
+def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a chain that jumped back to a branch point into its run and the branch.
+
+    ``tail`` starts near a checkpoint of ``head``, the branch point; the run
+    goes on from there along whichever of the two turns less.
+    """
+    D, progress, root = component.D, component.progress, component.root
+    point = _nearest_behind(D, progress, root, int(tail[0]))
+    at = np.flatnonzero(head == point)
+    if at.shape[0] == 0 or at[0] == 0 or at[0] + 1 == head.shape[0]:
+        return head, tail
+    i = int(at[0])
+    before, after = head[i - 1], head[i + 1]
+    turn_head = turning_angle(D[before, point], D[point, after], D[before, after])
+    turn_tail = turning_angle(D[before, point], D[point, tail[0]], D[before, tail[0]])
+    if turn_tail < turn_head:
+        return np.concatenate([head[: i + 1], tail]), head[i + 1 :]
+    return head, tail
+
+
+def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
     """Parent of each node of a component, as an index into the component (root: -1).
 
-    Each chain is put in training order by seriation (with the root, which
-    fixes its direction), and a checkpoint's parent is the one before it on
-    its chain. Where a chain runs back towards the start (one chain through a
-    parent run and its fine-tune goes out along one branch and back along the
-    other), the checkpoint before is ahead in progress by more than
-    ``AHEAD_FRACTION`` of the step between them: such a checkpoint, and each
-    chain's first, hangs from the nearest checkpoint clearly behind it
-    (progress lower by at least half their distance): the shared start, or
-    the checkpoint a fine-tune branched from.
+    ``orders``: each chain's nodes in training order (:func:`chain_order`).
+    A checkpoint's parent is the one before it on its chain. Where a chain
+    runs back towards the start (one chain through a parent run and its
+    fine-tune goes out along one branch and back along the other), the
+    checkpoint before is ahead in progress by more than ``AHEAD_FRACTION`` of
+    the step between them: such a checkpoint, and each chain's first, hangs
+    from the nearest checkpoint clearly behind it (progress lower by at least
+    half their distance): the shared start, or the checkpoint a fine-tune
+    branched from.
     """
     D, progress, root = component.D, component.progress, component.root
     local = np.full(D.shape[0], -1, dtype=np.int64)
-    for c in np.unique(chain):
-        members = np.flatnonzero(chain == c)
-        members = members[members != root]
-        if members.shape[0] == 0:
+    for order in orders:
+        if order.shape[0] == 0:
             continue
-        with_root = np.concatenate([[root], members])
-        if with_root.shape[0] >= 3:
-            order = with_root[order_nodes(D[np.ix_(with_root, with_root)])[0]]
-            if order[-1] == root:
-                order = order[::-1]
-            order = order[order != root]
-        else:
-            order = members
         local[order[0]] = _nearest_behind(D, progress, root, int(order[0]))
         local[order[1:]] = order[:-1]
     nodes = np.flatnonzero(local >= 0)

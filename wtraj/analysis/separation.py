@@ -9,7 +9,10 @@ three stages:
    minimum spanning tree (:mod:`wtraj.analysis._links`);
 2. in each remaining group, its start and the number of runs that leave it;
 3. the runs of the group, as chains from the start
-   (:mod:`wtraj.analysis._rooted`).
+   (:mod:`wtraj.analysis._rooted`); a chain that also covers a fine-tune
+   (it jumps to the fine-tune's tip and runs back along it, or jumps back to
+   where it branched and goes out along it) is cut there
+   (:func:`wtraj.analysis._rooted.split_branches`).
 
 Measured quality, on held-out training regimes too, and the known limits:
 bench/RESULTS.md, "Analysis quality" (``python bench/analysis_quality.py``).
@@ -23,7 +26,7 @@ import numpy as np
 
 from wtraj.analysis._distances import Nodes, PassOptions, check_int, prepare_nodes
 from wtraj.analysis._links import connected_parts, find_links
-from wtraj.analysis._rooted import Rooted, chain_parents, rooted_component
+from wtraj.analysis._rooted import Rooted, chain_order, chain_parents, rooted_component, split_branches
 from wtraj.analysis._starts import orthogonal_links
 
 
@@ -89,10 +92,14 @@ def separate_nodes(
     offset = 0
     for m, component, k in zip(members, components, counts):
         chain = component.runs(k)
+        orders = [chain_order(component, chain, c) for c in range(k)]
+        # the tree follows the chains, branches hang where they left (see chain_parents)
+        local = chain_parents(component, orders)
+        if n_trajectories is None:
+            chain = split_branches(component, chain, orders)
         labels[m] = offset + chain
-        local = chain_parents(component, chain)
         parent[m] = np.where(local >= 0, m[np.maximum(local, 0)], -1)
-        offset += k
+        offset += int(chain.max()) + 1
     return _renumber(labels), parent
 
 
