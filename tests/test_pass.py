@@ -159,3 +159,25 @@ def test_no_import_cycle_and_no_torch():
         "import wtraj, wtraj.distances, wtraj.stats, wtraj.path; assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_a_rank_reads_only_the_bytes_of_its_columns(tmp_path, monkeypatch, by_layer):
+    import os
+
+    write_run(tmp_path, {"a": (3 * COLUMN_ALIGN + 5,), "b": (7,), "c": (2 * COLUMN_ALIGN + 100,)}, 3)
+    ck = wtraj.open(tmp_path)
+    read = []
+    real_preadv = os.preadv
+
+    def recording_preadv(fd, buffers, offset):
+        n = real_preadv(fd, buffers, offset)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(os, "preadv", recording_preadv)
+    cost = ColumnCost(ck)
+    for columns in split_columns(ck, 2, by_layer):
+        read.clear()
+        Pass(ck, load_backend("numba"), columns=columns, by_layer=by_layer).run(steps=True)
+        assert sum(read) == sum(cost.between(lo, hi) for lo, hi in columns) > 0
