@@ -90,9 +90,23 @@ def groups(data, tmp_path_factory) -> dict:
         ("cases", size): launch("cases", size, data, root / f"cases{size}") for size in SIZES
     }
     started[("killed", 2)] = launch("killed", 2, data, root / "killed2")
+    torchrun = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         "-m", "wtraj", "analyze", str(data / "sharded"), "--out", str(root / "torchrun-report")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=root, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     one = {name: run_case(function, None) for name, function in cases(data).items()}
+    cli = subprocess.run(
+        [sys.executable, "-m", "wtraj", "analyze", str(data / "sharded"), "--out", str(root / "one-report")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     results = {key: collect(ps, root / f"{key[0]}{key[1]}", 300) for key, ps in started.items()}
-    return {"one": one, **results}
+    stdout, stderr = torchrun.communicate(timeout=300)
+    return {
+        "one": one, **results, "cli": (cli, root / "one-report"),
+        "torchrun": (torchrun.returncode, stdout, stderr, root / "torchrun-report"),
+    }  # fmt: skip
 
 
 def assert_same(got: dict, expected: dict, what: str) -> None:
@@ -155,3 +169,27 @@ def test_a_rank_killed_mid_pass_fails_the_others_within_the_timeout(groups):
     assert "another rank stopped answering" in error and "rank 0 of 2" in error
     # the worker's process group timeout is 30 s
     assert survivor["seconds"] < 60
+
+
+def test_the_cli_under_torchrun_writes_the_report_of_one_process_once(groups):
+    cli, one_report = groups["cli"]
+    code, stdout, stderr, report = groups["torchrun"]
+    assert cli.returncode == 0, cli.stderr
+    assert code == 0, stderr
+    # rank 0 alone prints and writes
+    assert stdout.count("report: ") == 1 and stdout.count("5 checkpoints x 30,679 parameters") == 1
+    assert sorted(p.name for p in report.iterdir()) == sorted(p.name for p in one_report.iterdir())
+    np.testing.assert_allclose(
+        np.load(report / "distances.npy"), np.load(one_report / "distances.npy"), rtol=RTOL, atol=0
+    )
+    one_rows = [line.split(",") for line in (one_report / "steps.csv").read_text().splitlines()]
+    rows = [line.split(",") for line in (report / "steps.csv").read_text().splitlines()]
+    assert len(rows) == len(one_rows) and rows[0] == one_rows[0]
+    for row, one_row in zip(rows[1:], one_rows[1:]):
+        for value, one_value in zip(row, one_row, strict=True):
+            try:
+                expected = float(one_value)
+            except ValueError:
+                assert value == one_value
+                continue
+            assert float(value) == pytest.approx(expected, rel=RTOL, nan_ok=True)

@@ -121,3 +121,30 @@ def pass_group(group: Any) -> PassGroup | None:
     if isinstance(group, PassGroup):
         return group
     return PassGroup(group)
+
+
+# seconds a rank waits in a collective for the others, for groups wtraj starts itself
+DEFAULT_TIMEOUT_S = 600
+
+
+def group_from_environment() -> Any:
+    """The world group of a ``torchrun`` launch (``WORLD_SIZE`` > 1), started if need be; else None.
+
+    wtraj starts it with gloo: the command line reads checkpoint files on the
+    CPU. The timeout is ``WTRAJ_DIST_TIMEOUT`` seconds (default 600): a rank
+    that dies makes the others fail after at most that long.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        value = os.environ.get("WTRAJ_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"WTRAJ_DIST_TIMEOUT must be a positive number of seconds; got {value!r}.")
+        dist.init_process_group("gloo", timeout=timedelta(seconds=int(value)))
+    return dist.group.WORLD
