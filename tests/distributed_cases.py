@@ -109,6 +109,8 @@ def cases(folder: Path) -> dict:
         "sharded-step_norms": lambda g: {"s": wtraj.step_norms(sharded, group=g)},
         "torch-stats": lambda g: _stats(wtraj.trajectory_stats(torch_files, by_layer=True, group=g)),
         "torch-cosine": lambda g: {"D": wtraj.pairwise(torch_files, metric="cosine", group=g)},
+        "order": lambda g: {"order": wtraj.order_checkpoints(X, group=g)},
+        "separate": lambda g: {"labels": wtraj.separate_trajectories(sharded, group=g)},
     })  # fmt: skip
     return out
 
