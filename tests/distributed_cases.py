@@ -88,11 +88,20 @@ def cases(folder: Path) -> dict:
     X = np.load(folder / "walk.npy")
     small = np.load(folder / "small.npy")
     wide = np.load(folder / "wide.npy")
+    huge, nan = np.load(folder / "huge.npy"), np.load(folder / "nan.npy")
     sharded, torch_files = str(folder / "sharded"), str(folder / "torch")
     out = {}
     for metric in METRICS:
         out[f"pairwise-{metric}"] = lambda g, m=metric: {"D": wtraj.pairwise(X, metric=m, group=g)}
+    for metric in METRICS:
+        out[f"pairs-{metric}"] = lambda g, m=metric: {"D": wtraj.pairwise(X, None, m, split="pairs", group=g)}
     out.update({
+        "pairs-cross": lambda g: {"D": wtraj.pairwise(X[:3], X[2:], "cosine", group=g, split="pairs")},
+        "pairs-small": lambda g: {"D": wtraj.pairwise(small, group=g, split="pairs")},
+        "pairs-list": lambda g: {"D": wtraj.pairwise(list(X), metric="sqeuclidean", group=g, split="pairs")},
+        "pairs-sharded": lambda g: {"D": wtraj.pairwise(sharded, metric="cosine", group=g, split="pairs")},
+        "pairs-nan": lambda g: {"D": wtraj.pairwise(nan, split="pairs", group=g)},
+        "pairs-overflow": lambda g: {"D": wtraj.pairwise(huge, split="pairs", group=g)},
         "pairwise-cross-cosine": lambda g: {"D": wtraj.pairwise(X[:3], X[3:], "cosine", group=g)},
         "pairwise-list": lambda g: {"D": wtraj.pairwise(list(X), metric="cityblock", group=g)},
         "step_norms": lambda g: {"s": wtraj.step_norms(X, group=g)},
@@ -102,8 +111,8 @@ def cases(folder: Path) -> dict:
         "stats-small": lambda g: _stats(wtraj.trajectory_stats(small, by_layer=True, group=g)),
         "pairwise-small": lambda g: {"D": wtraj.pairwise(small, metric="cosine", group=g)},
         "pairwise-float64": lambda g: {"D": wtraj.pairwise(wide, group=g)},
-        "pairwise-overflow": lambda g: {"D": wtraj.pairwise(np.load(folder / "huge.npy"), group=g)},
-        "nan": lambda g: {"D": wtraj.pairwise(np.load(folder / "nan.npy"), group=g)},
+        "pairwise-overflow": lambda g: {"D": wtraj.pairwise(huge, group=g)},
+        "nan": lambda g: {"D": wtraj.pairwise(nan, group=g)},
         "sharded-pairwise": lambda g: {"D": wtraj.pairwise(sharded, group=g)},
         "sharded-stats": lambda g: _stats(wtraj.trajectory_stats(sharded, by_layer=True, group=g)),
         "sharded-step_norms": lambda g: {"s": wtraj.step_norms(sharded, group=g)},

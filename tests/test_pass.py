@@ -181,3 +181,35 @@ def test_a_rank_reads_only_the_bytes_of_its_columns(tmp_path, monkeypatch, by_la
         read.clear()
         Pass(ck, load_backend("numba"), columns=columns, by_layer=by_layer).run(steps=True)
         assert sum(read) == sum(cost.between(lo, hi) for lo, hi in columns) > 0
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("n, size", [(1, 2), (3, 4), (7, 2), (7, 4), (50, 3)])
+def test_pair_tiles_cover_every_pair_once(n, size, symmetric):
+    from wtraj._pair_tiles import tile_pairs
+
+    m = n if symmetric else n + 2
+    covered = np.zeros((n, m), dtype=int)
+    tiles = tile_pairs(n, m, symmetric, size)
+    for (a0, a1), (b0, b1) in tiles:
+        assert a0 < a1 and b0 < b1
+        block = covered[a0:a1, b0:b1]
+        if symmetric and a0 == b0:
+            block[np.triu_indices(a1 - a0, 1)] += 1
+        else:
+            block += 1
+    needed = np.triu(np.ones((n, m), dtype=int), 1) if symmetric else np.ones((n, m), dtype=int)
+    np.testing.assert_array_equal(covered, needed)
+    # enough tiles for every rank when there are enough rows
+    assert len(tiles) >= min(size, n * (n + 1) // 2 if symmetric else n * m)
+
+
+def test_a_row_range_of_checkpoints_reads_only_their_files(tmp_path):
+    write_run(tmp_path, {"w": (2 * COLUMN_ALIGN,)}, 5)
+    ck = wtraj.open(tmp_path)
+    part = ck.rows_between(1, 3)
+    assert part.names == ck.names[1:3] and part.dtype == ck.dtype
+    files = {str(t.file) for row in part._tensors for t in row}
+    assert files == {str(tmp_path / f"epoch{i}.safetensors") for i in (1, 2)}
+    X = np.stack([flatten(make_state(i, np.float32, {"w": (2 * COLUMN_ALIGN,)}), ["w"]) for i in range(5)])
+    assert_close(wtraj.pairwise(part), pairwise_truth(X[1:3]), TOLERANCE[("euclidean", "float32")], 1e-300)

@@ -66,7 +66,8 @@ class PassGroup:
             return
         rank, (kind, message) = failed[0]
         others = [r for r, _ in failed[1:]]
-        also = f" (ranks {', '.join(map(str, others))} failed too)" if others else ""
+        noun = "rank" if len(others) == 1 else "ranks"
+        also = f" ({noun} {', '.join(map(str, others))} failed too)" if others else ""
         text = f"{what} failed on rank {rank} of {self.size}{also}: {kind}: {message}"
         cls = getattr(builtins, kind, None)
         if not (isinstance(cls, type) and issubclass(cls, Exception)):

@@ -6,6 +6,7 @@ The types they share with checkpoint sources (:class:`~wtraj._blocks.Block`,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -67,6 +68,16 @@ class ArraySource:
     def describe(self, row: int, column: int) -> str:
         return f"{self.label} row {row}, column {column}"
 
+    def rows_between(self, lo: int, hi: int) -> ArraySource:
+        """Rows ``lo`` to ``hi - 1`` as a source of their own (a view: nothing is copied)."""
+        part = copy.copy(self)
+        part.data = self.data[lo:hi]
+        part.n_checkpoints = hi - lo
+        part.names = self.names[lo:hi]
+        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
+        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
+        return part
+
     def blocks(
         self, max_width: int, by_layer: bool = False, columns: Columns | None = None
     ) -> Iterator[Block]:
@@ -122,6 +133,16 @@ class RowsSource:
 
     def describe(self, row: int, column: int) -> str:
         return f"{self.label}[{row}], element {column}"
+
+    def rows_between(self, lo: int, hi: int) -> RowsSource:
+        """Rows ``lo`` to ``hi - 1`` as a source of their own."""
+        part = copy.copy(self)
+        part.rows = self.rows[lo:hi]
+        part.n_checkpoints = hi - lo
+        part.names = self.names[lo:hi]
+        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
+        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
+        return part
 
     def blocks(
         self, max_width: int, by_layer: bool = False, columns: Columns | None = None

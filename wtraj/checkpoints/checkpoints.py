@@ -117,6 +117,23 @@ class Checkpoints:
             sum(itemsize(row[k].dtype) for row in tensors) for k in range(len(layers))
         ]
 
+    def rows_between(self, lo: int, hi: int) -> Checkpoints:
+        """Checkpoints ``lo`` to ``hi - 1`` as a set of their own, handing out blocks of the same dtype.
+
+        A pass over it reads only those checkpoints' files (a split of the
+        pairs among ranks, :mod:`wtraj._pair_tiles`).
+        """
+        part = Checkpoints(
+            self.names[lo:hi], self.layers, self._tensors[lo:hi], self.skipped,
+            self.memory_budget, self.check_finite,
+        )  # fmt: skip
+        # blocks paired with other rows' must hold the same values
+        part.dtype, part._buffer_dtype = self.dtype, self._buffer_dtype
+        part.buffer_bytes_per_column = part.n_checkpoints * (
+            2 * part._buffer_dtype.itemsize + part._staging_itemsize()
+        )
+        return part
+
     @property
     def nbytes(self) -> int:
         """Bytes one pass reads from disk."""
