@@ -15,7 +15,11 @@ torch is imported here only, and only when a group is given.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import os
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -128,24 +132,29 @@ def pass_group(group: Any) -> PassGroup | None:
 DEFAULT_TIMEOUT_S = 600
 
 
-def group_from_environment() -> Any:
-    """The world group of a ``torchrun`` launch (``WORLD_SIZE`` > 1), started if need be; else None.
+@contextlib.contextmanager
+def torchrun_group() -> Iterator[Any]:
+    """The world group of a ``torchrun`` launch (``WORLD_SIZE`` > 1), or None outside one.
 
-    wtraj starts it with gloo: the command line reads checkpoint files on the
-    CPU. The timeout is ``WTRAJ_DIST_TIMEOUT`` seconds (default 600): a rank
-    that dies makes the others fail after at most that long.
+    Started here if need be, with gloo (the command line reads checkpoint
+    files on the CPU) and a timeout of ``WTRAJ_DIST_TIMEOUT`` seconds (default
+    600): a rank that dies makes the others fail after at most that long. A
+    group started here is destroyed on leaving, before the interpreter's
+    teardown (which otherwise may abort with gloo's threads still running).
     """
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from datetime import timedelta
-
+        yield None
+        return
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         value = os.environ.get("WTRAJ_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"WTRAJ_DIST_TIMEOUT must be a positive number of seconds; got {value!r}.")
         dist.init_process_group("gloo", timeout=timedelta(seconds=int(value)))
-    return dist.group.WORLD
+    try:
+        yield dist.group.WORLD
+    finally:
+        if started:
+            dist.destroy_process_group()

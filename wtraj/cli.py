@@ -220,14 +220,19 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
-    from wtraj._group import group_from_environment, pass_group
-    from wtraj.pipeline import analyze
-    from wtraj.report.output_target import prepare_output
+    from wtraj._group import pass_group, torchrun_group
 
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs must be a positive number of runs; got {args.runs}.")
     # under torchrun the ranks split the pass; rank 0 alone writes and prints
-    ranks = pass_group(group_from_environment())
+    with torchrun_group() as group:
+        return _analyze_in(args, paths, pass_group(group))
+
+
+def _analyze_in(args: argparse.Namespace, paths: list[str], ranks) -> int:
+    from wtraj.pipeline import analyze
+    from wtraj.report.output_target import prepare_output
+
     writer = ranks is None or ranks.rank == 0
     # refuse an --out that exists, is an input or cannot be written before the (long) analysis
     _on_rank_0(ranks, lambda: prepare_output(args.out, overwrite=args.overwrite, inputs=paths), "--out")
