@@ -199,7 +199,8 @@ def worker(kind: str, folder: Path) -> None:
         import torch
 
         import wtraj
-        from wtraj._engine import _max_width
+        from wtraj._engine import load_backend
+        from wtraj._pass import Pass
 
         # compile the kernels (for this many rows and the stored dtype, the folder's name) before timing
         warm_up = torch.rand((len(files), 100_000), dtype=getattr(torch, folder.name))
@@ -207,7 +208,8 @@ def worker(kind: str, folder: Path) -> None:
         start = time.perf_counter()
         if kind.startswith("blocks"):
             source = wtraj.open(folder)
-            for _block in source.blocks(_max_width(source, None, None)):
+            # the block width a pass over it would take from the default budget
+            for _block in source.blocks(Pass(source, load_backend("numba")).width):
                 pass
         else:
             stats = wtraj.trajectory_stats(folder)

@@ -103,10 +103,10 @@ MUTATIONS = (
     Mutation(
         "no-float64-recompute",
         "float32 tile sums that overflowed or underflowed kept as they are (no float64 pass)",
-        "wtraj/_engine.py",
+        "wtraj/_pass.py",
         ((
-            "        if x_rows.size:\n",
-            "        if False:\n",
+            "            if x_rows.size:\n",
+            "            if False:\n",
         ),),
         ("tests/test_pairwise.py", "tests/test_properties.py", "tests/test_stats.py"),
     ),

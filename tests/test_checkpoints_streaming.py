@@ -19,7 +19,7 @@ from scipy.spatial.distance import cdist
 from truth import pairwise_truth
 
 import wtraj
-from wtraj._source import COLUMN_ALIGN, Source
+from wtraj._blocks import COLUMN_ALIGN, Source
 from wtraj.checkpoints.prefetch import prefetched
 
 # against float64 truth: the kernels sum float32 tiles in float32, then in float64 (wtraj.pairwise)
@@ -79,14 +79,6 @@ def test_blocks_cover_every_column_once(sizes, n, max_width, by_layer):
         assert column == ck.n_params
 
 
-def test_memory_budget_caps_the_block_width(tmp_path):
-    write_run(tmp_path, {"big": (10 * COLUMN_ALIGN,)}, 4)
-    budget = 2 * 4 * 4 * 2 * COLUMN_ALIGN
-    ck = wtraj.open(tmp_path, memory_budget=budget)
-    widths = {block.data.shape[1] for block in ck.blocks(1 << 30)}
-    assert widths == {2 * COLUMN_ALIGN}
-
-
 def test_handed_out_buffer_is_not_overwritten_before_the_next_request(tmp_path):
     states = write_run(tmp_path, {"w": (8 * COLUMN_ALIGN,)}, 3)
     ck = wtraj.open(tmp_path)
@@ -141,15 +133,6 @@ def test_each_file_is_read_once_per_pass(tmp_path, monkeypatch):
         assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
         assert ranges[-1][1] == path.stat().st_size
         assert ranges[-1][1] - ranges[0][0] == 4 * ck.n_params
-
-
-def test_progress_bar_only_when_asked(tmp_path, capsys):
-    write_run(tmp_path, {"w": (4 * COLUMN_ALIGN,)}, 2)
-    ck = wtraj.open(tmp_path)
-    list(ck.blocks(COLUMN_ALIGN))
-    assert capsys.readouterr().err == ""
-    list(ck.blocks(COLUMN_ALIGN, progress=True))
-    assert "reading 2 checkpoints" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -6,7 +6,7 @@ from conftest import BACKENDS, HAS_CUDA, TOLERANCE, assert_close, random_walk, t
 from truth import menger_truth, pairwise_truth, turning_angle_truth
 
 import wtraj
-from wtraj._source import Block, Layer
+from wtraj._blocks import Block, Layer
 
 
 def _check_stats(st, X64):
@@ -51,6 +51,9 @@ def test_by_layer_on_an_array_is_the_whole():
 class ChoppedSource:
     """A source that cuts its columns at odd, unaligned places and attributes them to layers."""
 
+    check_finite = True
+    memory_budget = None
+
     def __init__(self, X, cuts):
         self.X = X
         self.n_checkpoints, self.n_params = X.shape
@@ -59,9 +62,13 @@ class ChoppedSource:
         self.names = [f"ck{i}" for i in range(self.n_checkpoints)]
         edges = [0, *cuts, self.n_params]
         self.layers = [Layer(f"t{k}", (b - a,), a) for k, (a, b) in enumerate(zip(edges, edges[1:]))]
+        self.stored_bytes_per_column = [self.n_checkpoints * X.itemsize] * len(self.layers)
+        # a fresh buffer per block
+        self.buffer_bytes_per_column = self.n_checkpoints * X.itemsize
 
-    def blocks(self, max_width, by_layer=False):
-        # cut at the layers either way: without by_layer the engine re-cuts them onto the grid
+    def blocks(self, max_width, by_layer=False, columns=None):
+        assert columns is None, "this source covers all its columns"
+        # cut at the layers either way: without by_layer the pass re-cuts them onto the grid
         for index, layer in enumerate(self.layers):
             # a fresh buffer per block, like a reader that copies from files
             data = np.ascontiguousarray(self.X[:, layer.offset : layer.offset + layer.size])
@@ -94,7 +101,7 @@ def test_tensor_cut_streams_match_the_truth():
     rtol = TOLERANCE[("euclidean", "float32")]
     source = ChoppedSource(X, [1, 1000, 1001, 17777, 20480])
     assert_close(wtraj.pairwise(source), truth, rtol, 1e-300)
-    assert_close(wtraj.pairwise(source, memory_budget=3 * 8 * 7 * 8192), truth, rtol, 1e-300)
+    assert_close(wtraj.pairwise(source, memory_budget=7 * 4 * 8192), truth, rtol, 1e-300)
     assert_close(wtraj.trajectory_stats(source).distances, truth, rtol, 1e-300)
     for metric in ("cosine", "inner", "cityblock"):
         expected = pairwise_truth(X, None, metric)
@@ -106,13 +113,15 @@ def test_path_sums_add_up_over_many_blocks(call):
     # regression: the path-only pass once restarted its sums at every block
     X = random_walk(5, 3 * 4096 + 17, 1e-4, seed=37)
     X64 = X.astype(np.float64)
-    budget = 3 * 8 * 5 * 4096
+    # blocks of 4096 columns: one float32 buffer of 5 rows for a list of rows or a
+    # non-contiguous array (a contiguous one is read in place, in cache-sized blocks)
+    budget = 5 * 4 * 4096
     if call == "step_norms":
         expected, rtol = np.linalg.norm(np.diff(X64, axis=0), axis=1), TOLERANCE[("step_norm", "float32")]
     else:
         expected, rtol = turning_angle_truth(X64), TOLERANCE[("angle", "float32")]
     for backend in ("reference", "numba"):
-        for data in (X, list(X)):
+        for data in (np.asfortranarray(X), list(X)):
             assert_close(getattr(wtraj, call)(data, memory_budget=budget, backend=backend), expected, rtol)
 
 
@@ -120,15 +129,15 @@ def test_small_memory_budget_matches_the_truth():
     X = random_walk(6, 50000, 1e-6, seed=34)
     truth = pairwise_truth(X)
     rtol = TOLERANCE[("euclidean", "float32")]
-    budget = 3 * 8 * 6 * 4096  # blocks of 4096 columns
-    assert_close(wtraj.pairwise(X, memory_budget=budget), truth, rtol, 1e-300)
+    budget = 6 * 4 * 4096  # blocks of 4096 columns of a copied (non-contiguous) array
+    assert_close(wtraj.pairwise(np.asfortranarray(X), memory_budget=budget), truth, rtol, 1e-300)
     assert_close(wtraj.pairwise(list(X), memory_budget="600kB"), truth, rtol, 1e-300)
 
 
 def test_cross_pairs_between_differently_cut_sources():
     X = random_walk(8, 20000, 1e-5, seed=35)
     chopped = ChoppedSource(X[:3], [5, 4096, 9999])
-    D = wtraj.pairwise(chopped, X[3:], memory_budget=3 * 8 * 8 * 4096)
+    D = wtraj.pairwise(chopped, X[3:], memory_budget=3 * 4 * 4096)
     assert_close(D, pairwise_truth(X[:3], X[3:]), TOLERANCE[("euclidean", "float32")], 1e-300)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from wtraj._blocks import Block, Columns, Source
 from wtraj._dtypes import host_floats, is_torch_tensor
 from wtraj._path_rows import NORM2, STEP2
-from wtraj._source import Block, Source
 
 # The pairwise ops that sum float32 tiles for float32, float16 and bfloat16
 # input ("unitdiff" is float64 throughout).
@@ -127,15 +127,24 @@ def check_float64_range(sums: Any, pair_op: str | None, symmetric: bool, x_sourc
 class Float64Rows:
     """Some rows of a source, each block a float64 copy of them (bfloat16 bit patterns decoded)."""
 
+    # the pass over these rows follows one that checked the input
+    check_finite = False
+
     def __init__(self, source: Source, rows: np.ndarray):
         self.source, self.rows = source, rows
         self.n_checkpoints, self.n_params = len(rows), source.n_params
         self.dtype, self.device = "float64", source.device
         self.names = [source.names[r] for r in rows]
         self.layers = source.layers
+        self.memory_budget = source.memory_budget
+        # every row of the source is read to copy some of them
+        self.stored_bytes_per_column = source.stored_bytes_per_column
+        self.buffer_bytes_per_column = source.buffer_bytes_per_column + 8 * len(rows)
 
-    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
-        for block in self.source.blocks(max_width, by_layer=by_layer):
+    def blocks(
+        self, max_width: int, by_layer: bool = False, columns: Columns | None = None
+    ) -> Iterator[Block]:
+        for block in self.source.blocks(max_width, by_layer=by_layer, columns=columns):
             columns = block.data[:, block.start : block.stop]
             if is_torch_tensor(columns):
                 import torch

@@ -1,21 +1,18 @@
-"""Column-block sources: how every input reaches the kernels.
+"""In-memory inputs as column-block sources, and :func:`as_source`, which wraps anything the API takes.
 
-A source stands for an ``(n_checkpoints, n_params)`` matrix that may be far
-larger than memory. Kernels never see the whole matrix: a source hands out
-:class:`Block` s, each a set of columns for *all* checkpoints, and the kernels
-add each block's contribution to float64 accumulators. An in-memory array,
-a memory map and a folder of checkpoint files therefore give the same result.
+The types they share with checkpoint sources (:class:`~wtraj._blocks.Block`,
+:class:`~wtraj._blocks.Source`) live in the leaf module :mod:`wtraj._blocks`.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
+from wtraj._blocks import COLUMN_ALIGN, Block, Columns, Layer, Source, block_spans, widest_span
 from wtraj._dtypes import (
     BFLOAT16_BITS,
     FLOAT_DTYPE_NAMES,
@@ -29,73 +26,6 @@ from wtraj._dtypes import (
 # small enough that a block read by one kernel is still in the last-level
 # cache when the next kernel reads it (trajectory_stats runs two per block).
 CACHE_BLOCK_BYTES = 8 << 20
-# Blocks are cut at multiples of this many columns, so that every backend's
-# float32 tile sums cover the same columns whatever the block width.
-COLUMN_ALIGN = 4096
-
-
-# slots: a checkpoint may hold a million tensors, one Layer each
-@dataclass(frozen=True, slots=True)
-class Layer:
-    """One tensor of a checkpoint: where it lies in the flattened vector."""
-
-    name: str
-    shape: tuple[int, ...]
-    offset: int
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass(frozen=True)
-class Block:
-    """Columns ``[start, stop)`` of ``data`` for every checkpoint.
-
-    ``data`` is a 2-D NumPy array or torch tensor whose rows are the
-    checkpoints and whose last axis is contiguous; kernels read the column
-    range in place, so a block of an in-memory array is a view, not a copy.
-    """
-
-    data: Any
-    start: int
-    stop: int
-    # position of column ``start`` in the flattened parameter vector
-    offset: int
-    # index into ``source.layers`` when the block lies inside one tensor, else -1
-    layer: int = -1
-
-    @property
-    def width(self) -> int:
-        return self.stop - self.start
-
-
-@runtime_checkable
-class Source(Protocol):
-    """What the engine needs from an input; :func:`as_source` makes one."""
-
-    n_checkpoints: int
-    n_params: int
-    # canonical dtype name of the stored values: "float16", "bfloat16", "float32", "float64"
-    dtype: str
-    # "cpu" or "cuda"
-    device: str
-    # one label per checkpoint row, used in error messages and reports
-    names: list[str]
-    layers: list[Layer]
-
-    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
-        """Yield blocks of at most ``max_width`` columns covering all columns once, in order.
-
-        With ``by_layer`` every block lies within one layer and says which
-        (``Block.layer``); without, blocks should start on the
-        ``COLUMN_ALIGN`` grid (the engine re-cuts those that do not).
-        """
-        ...
-
-    def describe(self, row: int, column: int) -> str:
-        """Say where element ``(row, column)`` comes from, for an error message."""
-        ...
 
 
 def _widen_buffer(n_rows: int, width: int, like: Any) -> Any:
@@ -118,6 +48,9 @@ class ArraySource:
     their own dtype.
     """
 
+    check_finite = True
+    memory_budget = None
+
     def __init__(self, data: Any, name: str = "X", widen_half: bool = True):
         self.label = name
         self.n_checkpoints, self.n_params = (int(s) for s in data.shape)
@@ -128,34 +61,49 @@ class ArraySource:
         self.data = _as_bits(data) if widen_half and self.dtype == "bfloat16" else data
         self._widen = widen_half and self.dtype == "float16"
         self._in_place = not self._widen and _rows_contiguous(self.data)
+        self.stored_bytes_per_column = (self.n_checkpoints * itemsize(self.dtype),)
+        buffer_itemsize = 0 if self._in_place else (4 if self._widen else itemsize(self.dtype))
+        self.buffer_bytes_per_column = self.n_checkpoints * buffer_itemsize
 
     def describe(self, row: int, column: int) -> str:
         return f"{self.label} row {row}, column {column}"
 
-    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+    def rows_between(self, lo: int, hi: int) -> ArraySource:
+        """Rows ``lo`` to ``hi - 1`` as a source of their own (a view: nothing is copied)."""
+        part = copy.copy(self)
+        part.data = self.data[lo:hi]
+        part.n_checkpoints = hi - lo
+        part.names = self.names[lo:hi]
+        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
+        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
+        return part
+
+    def blocks(
+        self, max_width: int, by_layer: bool = False, columns: Columns | None = None
+    ) -> Iterator[Block]:
         # one layer: every block lies within it, by_layer or not
         if self.device == "cuda":
-            # one launch over all columns: the GPU kernels split D themselves
+            # one launch per range of columns: the GPU kernels split D themselves
             max_width = self.n_params
         else:
             max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
         width = _block_width(self.n_params, max_width)
+        spans = block_spans(self.layers, self.n_params, width, False, columns)
         if self._in_place:
-            for start in range(0, self.n_params, width):
-                stop = min(start + width, self.n_params)
-                yield Block(self.data, start, stop, start, layer=0)
+            for start, span, _ in spans:
+                yield Block(self.data, start, start + span, start, layer=0)
             return
         buffer = None
-        for start in range(0, self.n_params, width):
-            stop = min(start + width, self.n_params)
+        for start, span, _ in spans:
             if buffer is None:
+                buffer_width = widest_span(self.layers, self.n_params, width, False, columns)
                 buffer = (
-                    _widen_buffer(self.n_checkpoints, width, self.data)
+                    _widen_buffer(self.n_checkpoints, buffer_width, self.data)
                     if self._widen
-                    else empty_rows_like(self.data, self.n_checkpoints, width)
+                    else empty_rows_like(self.data, self.n_checkpoints, buffer_width)
                 )
-            copy_columns(buffer, self.data[:, start:stop])
-            yield Block(buffer, 0, stop - start, start, layer=0)
+            copy_columns(buffer, self.data[:, start : start + span])
+            yield Block(buffer, 0, span, start, layer=0)
 
 
 class RowsSource:
@@ -165,6 +113,9 @@ class RowsSource:
     when ``widen_half`` is set, float16 is widened to float32 and bfloat16 is
     copied as its bit patterns (as :class:`ArraySource` does).
     """
+
+    check_finite = True
+    memory_budget = None
 
     def __init__(self, rows: Sequence[Any], name: str = "X", widen_half: bool = True):
         self.label = name
@@ -177,25 +128,41 @@ class RowsSource:
         bits = widen_half and self.dtype == "bfloat16"
         self.rows = [_as_bits(row) for row in rows] if bits else list(rows)
         self._widen = widen_half and self.dtype == "float16"
+        self.stored_bytes_per_column = (self.n_checkpoints * itemsize(self.dtype),)
+        self.buffer_bytes_per_column = self.n_checkpoints * (4 if self._widen else itemsize(self.dtype))
 
     def describe(self, row: int, column: int) -> str:
         return f"{self.label}[{row}], element {column}"
 
-    def blocks(self, max_width: int, by_layer: bool = False) -> Iterator[Block]:
+    def rows_between(self, lo: int, hi: int) -> RowsSource:
+        """Rows ``lo`` to ``hi - 1`` as a source of their own."""
+        part = copy.copy(self)
+        part.rows = self.rows[lo:hi]
+        part.n_checkpoints = hi - lo
+        part.names = self.names[lo:hi]
+        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
+        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
+        return part
+
+    def blocks(
+        self, max_width: int, by_layer: bool = False, columns: Columns | None = None
+    ) -> Iterator[Block]:
         # one layer: every block lies within it, by_layer or not
         max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
         width = _block_width(self.n_params, max_width)
+        buffer_width = widest_span(self.layers, self.n_params, width, False, columns)
+        if buffer_width == 0:
+            return
         first = self.rows[0]
         buffer = (
-            _widen_buffer(self.n_checkpoints, width, first)
+            _widen_buffer(self.n_checkpoints, buffer_width, first)
             if self._widen
-            else empty_rows_like(first, self.n_checkpoints, width)
+            else empty_rows_like(first, self.n_checkpoints, buffer_width)
         )
-        for start in range(0, self.n_params, width):
-            stop = min(start + width, self.n_params)
+        for start, span, _ in block_spans(self.layers, self.n_params, width, False, columns):
             for i, row in enumerate(self.rows):
-                copy_columns(buffer[i : i + 1], row[None, start:stop])
-            yield Block(buffer, 0, stop - start, start, layer=0)
+                copy_columns(buffer[i : i + 1], row[None, start : start + span])
+            yield Block(buffer, 0, span, start, layer=0)
 
 
 def _as_bits(data: Any) -> Any:
@@ -236,7 +203,6 @@ def _block_width(n_params: int, max_width: int) -> int:
     return max(1, min(width, n_params))
 
 
-
 def cache_block_width(n_rows: int, bytes_per_value: int = 4) -> int:
     """The block width that keeps one block of ``n_rows`` rows within the cache budget."""
     return max(COLUMN_ALIGN, CACHE_BLOCK_BYTES // max(1, n_rows * bytes_per_value))
@@ -258,6 +224,7 @@ def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
     ):
         from wtraj.checkpoints import open as open_checkpoints
 
+        # the pass that reads them owns the memory budget: none is fixed here
         return open_checkpoints(X)
     if isinstance(X, (list, tuple)):
         return _rows_source([_without_grad(row) for row in X], name, widen_half)

@@ -220,16 +220,27 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
-    from wtraj.pipeline import analyze
-    from wtraj.report.output_target import prepare_output
+    from wtraj._group import pass_group, torchrun_group
 
     if args.runs is not None and args.runs < 1:
         raise ValueError(f"--runs must be a positive number of runs; got {args.runs}.")
+    # under torchrun the ranks split the pass; rank 0 alone writes and prints
+    with torchrun_group() as group:
+        return _analyze_in(args, paths, pass_group(group))
+
+
+def _analyze_in(args: argparse.Namespace, paths: list[str], ranks) -> int:
+    from wtraj.pipeline import analyze
+    from wtraj.report.output_target import prepare_output
+
+    writer = ranks is None or ranks.rank == 0
     # refuse an --out that exists, is an input or cannot be written before the (long) analysis
-    prepare_output(args.out, overwrite=args.overwrite, inputs=paths)
+    _on_rank_0(ranks, lambda: prepare_output(args.out, overwrite=args.overwrite, inputs=paths), "--out")
     options = _reading(args)
-    analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, **options)
-    out = analysis.save(args.out, overwrite=args.overwrite)
+    analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, group=ranks, **options)
+    out = _on_rank_0(ranks, lambda: analysis.save(args.out, overwrite=args.overwrite), "writing the report")
+    if not writer:
+        return 0
     runs = [
         {
             "run": run.label,
@@ -267,6 +278,20 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
     lines.append(f"report: {out / 'report.html'}")
     _emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _on_rank_0(ranks, action, what: str):
+    """``action()`` on rank 0 only (or alone), its failure raised on every rank."""
+    if ranks is None:
+        return action()
+    result, error = None, None
+    if ranks.rank == 0:
+        try:
+            result = action()
+        except Exception as caught:
+            error = caught
+    ranks.agree(error, f"wtraj analyze: {what}")
+    return result
 
 
 def _diff(args: argparse.Namespace) -> int:

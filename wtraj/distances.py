@@ -6,10 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._engine import accumulate, prepare
+from wtraj._engine import prepare
+from wtraj._pair_tiles import tiled_pair_sums
+from wtraj._pass import Pass
 from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
 from wtraj.metrics import metric_info
+
+SPLITS = ("columns", "pairs")
 
 
 def pairwise(
@@ -21,6 +25,8 @@ def pairwise(
     check_finite: bool = True,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
+    split: str = "columns",
 ) -> np.ndarray:
     """Distances between all pairs of checkpoints.
 
@@ -38,9 +44,21 @@ def pairwise(
     check_finite : bool
         Raise ``ValueError`` naming the row and column of the first NaN/Inf.
     memory_budget : int or str, optional
-        Bytes the block buffers of a streamed input may use (e.g. ``"1GiB"``).
+        Bytes the block buffers of the pass may use (e.g. ``"1GiB"``); an
+        in-memory array is read in place and needs none.
     progress : bool, optional
-        Progress bar; by default only on a terminal for passes of 2 GB or more.
+        Progress bar; by default only on a terminal for passes of 1 GiB or more.
+    group : torch.distributed ProcessGroup, optional
+        Split the pass across the group's processes (each reads its own
+        columns; the float64 sums are all-reduced). Every rank passes the
+        same input and returns the same matrix, equal to one process's to
+        ~1e-15 relative (see README, "Scale-out").
+    split : {"columns", "pairs"}
+        How a group shares the work. ``"columns"``: each rank reads its
+        columns of every checkpoint (big models). ``"pairs"``: each rank
+        computes tiles of the (N, M) matrix from the rows they need (many
+        checkpoints: the pairs are the work), after a column-split pass for
+        the norms and the finite check. Without a group, one pass either way.
 
     Returns
     -------
@@ -62,37 +80,35 @@ def pairwise(
     distance of the same values, for any separation).
     """
     info = metric_info(metric)
-    x_source, y_source, kernels = prepare(X, Y, backend)
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: choose one of {', '.join(map(repr, SPLITS))}.")
+    x_source, y_source, kernels, ranks = prepare(X, Y, backend, group)
     symmetric = y_source is None
     passes = dict(memory_budget=memory_budget, progress=progress)
+    run = Pass(x_source, kernels, y_source=y_source, check_finite=check_finite, group=ranks, **passes)
     # The symmetric kernels fill only i < j. The diagonal of "inner" is the
     # squared norm; and a lone checkpoint has no pair whose sum would reveal a
     # NaN, so its norm is summed to check it.
     self_dot = symmetric and info.pair_op == "dot"
     norms = info.needs_norms or self_dot or (symmetric and x_source.n_checkpoints == 1)
-    pair_scales = None
-    if info.needs_norms:
-        # a first pass for the norms, which scale the rows of the second
-        norm_sums = accumulate(
-            x_source, kernels, y_source=y_source, steps=True, y_steps=not symmetric,
-            check_finite=check_finite, **passes,
-        )
+    by_tiles = split == "pairs" and ranks is not None
+    if info.needs_norms or by_tiles:
+        # a first pass for the norms, which scale the rows of the second; before
+        # pair tiles, it also checks every row for NaN and Inf (split by columns)
+        norm_sums = run.run(steps=True, y_steps=not symmetric)
         x_norm2 = norm_sums.steps[NORM2]
         y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[NORM2]
-        pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2))
-        sums = accumulate(
-            x_source, kernels, y_source=y_source, pair_op=info.pair_op, pair_scales=pair_scales,
-            check_finite=check_finite, **passes,
-        )
+        pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2)) if info.needs_norms else None
+        if by_tiles:
+            pairs = tiled_pair_sums(x_source, y_source, kernels, info.pair_op, pair_scales, ranks, **passes)
+        else:
+            pairs = run.run(pair_op=info.pair_op, pair_scales=pair_scales).pairs
     else:
-        sums = accumulate(
-            x_source, kernels, y_source=y_source, pair_op=info.pair_op,
-            steps=norms, y_steps=norms and not symmetric, check_finite=check_finite, **passes,
-        )
+        sums = run.run(pair_op=info.pair_op, steps=norms, y_steps=norms and not symmetric)
+        pairs = sums.pairs
         x_norm2 = sums.steps[NORM2] if norms else None
         y_norm2 = x_norm2 if symmetric else (sums.y_steps[NORM2] if norms else None)
     # every step below works in place: the matrix may be most of memory
-    pairs = sums.pairs
     if symmetric:
         mirror_upper_triangle(pairs)
     distances = info.finalize(pairs, x_norm2, y_norm2)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._engine import accumulate, prepare
+from wtraj._engine import prepare
+from wtraj._pass import Pass
 from wtraj._path_rows import BEND2, SKIP2, STEP2, STEP_DOT
 
 CURVATURE_KINDS = ("angle", "menger")
@@ -114,16 +115,16 @@ def menger_curvatures(steps: np.ndarray) -> np.ndarray:
     return kappa
 
 
-def _path_sums(X, minimum: int, what: str, backend, check_finite, memory_budget, progress):
-    x_source, _, kernels = prepare(X, None, backend)
+def _path_sums(X, minimum: int, what: str, backend, check_finite, memory_budget, progress, group):
+    x_source, _, kernels, ranks = prepare(X, None, backend, group)
     if x_source.n_checkpoints < minimum:
         raise ValueError(
             f"{what} needs at least {minimum} checkpoints; X has {x_source.n_checkpoints}."
         )
-    sums = accumulate(
-        x_source, kernels, steps=True,
-        memory_budget=memory_budget, progress=progress, check_finite=check_finite,
-    )
+    sums = Pass(
+        x_source, kernels, memory_budget=memory_budget, progress=progress,
+        check_finite=check_finite, group=ranks,
+    ).run(steps=True)  # fmt: skip
     return sums.steps
 
 
@@ -134,13 +135,14 @@ def step_norms(
     check_finite: bool = True,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> np.ndarray:
     """Length of every step of the trajectory, ``|x[i+1] - x[i]|``.
 
     Parameters
     ----------
     X : (N, D) array-like, N >= 2
-        As for :func:`wtraj.pairwise`; the other arguments too.
+        As for :func:`wtraj.pairwise`; the other arguments (``group`` too).
 
     Returns
     -------
@@ -151,7 +153,7 @@ def step_norms(
     O(N D) work, done entirely in float64 (values widened before the
     subtraction): relative error about 1e-15 for any step size.
     """
-    steps = _path_sums(X, 2, "step_norms", backend, check_finite, memory_budget, progress)
+    steps = _path_sums(X, 2, "step_norms", backend, check_finite, memory_budget, progress, group)
     return step_lengths(steps)
 
 
@@ -163,13 +165,14 @@ def curvature(
     check_finite: bool = True,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> np.ndarray:
     """Discrete curvature at every interior checkpoint.
 
     Parameters
     ----------
     X : (N, D) array-like, N >= 3
-        As for :func:`wtraj.pairwise`; the other arguments too.
+        As for :func:`wtraj.pairwise`; the other arguments (``group`` too).
     kind : {"angle", "menger"}
         ``"angle"``: turning angle in radians between step ``i`` and step
         ``i+1`` (0 = straight on, pi = straight back). ``"menger"``: one over
@@ -189,5 +192,5 @@ def curvature(
     """
     if kind not in CURVATURE_KINDS:
         raise ValueError(f"kind={kind!r} is not a curvature; choose one of {CURVATURE_KINDS}.")
-    steps = _path_sums(X, 3, "curvature", backend, check_finite, memory_budget, progress)
+    steps = _path_sums(X, 3, "curvature", backend, check_finite, memory_budget, progress, group)
     return turning_angles(steps) if kind == "angle" else menger_curvatures(steps)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from wtraj._group import PassGroup, pass_group
 from wtraj.report.embedding import classical_mds
 from wtraj.result import Analysis, Run, SharedCheckpoint
 
@@ -79,6 +80,7 @@ def analyze(
     runs_from: str = "recovered",
     progress: bool | None = None,
     allow_outside_shards: bool = False,
+    group: Any = None,
 ) -> Analysis:
     """Distances, step norms, curvature, runs, order, shifts and embedding of checkpoints.
 
@@ -102,6 +104,10 @@ def analyze(
     allow_outside_shards : bool
         Let a shard index name shards outside its folder (``--allow-outside-shards``,
         see :func:`wtraj.open`).
+    group : torch.distributed ProcessGroup, optional
+        Split the pass over the checkpoints across the group's processes
+        (:func:`wtraj.trajectory_stats`); every rank returns the same
+        Analysis. ``wtraj analyze`` under torchrun passes the world group.
 
     Returns
     -------
@@ -129,7 +135,7 @@ def analyze(
         paths = [paths]
     inputs = [str(p) for p in paths]
     budget = None if memory_budget is None else resolve_memory_budget(memory_budget)
-    files, names, groups = discover_checkpoints(inputs)
+    files, names, groups = _discovered(inputs, pass_group(group))
     if len(files) < 2:
         raise ValueError(
             f"{inputs[0]}: found {len(files)} checkpoint; a trajectory needs at least 2 "
@@ -143,7 +149,7 @@ def analyze(
         allow_outside_shards=allow_outside_shards,
     )
     stats = wtraj.trajectory_stats(
-        checkpoints, by_layer=True, backend=backend, memory_budget=budget, progress=progress
+        checkpoints, by_layer=True, backend=backend, memory_budget=budget, progress=progress, group=group
     )
     D = stats.distances
     if runs_from == "inputs":
@@ -175,6 +181,26 @@ def analyze(
         embedding=classical_mds(D, 3),
         skipped_tensors=dict(getattr(checkpoints, "skipped", {})),
     )
+
+
+def _discovered(inputs: list[str], ranks: PassGroup | None) -> tuple[list[Path], list[str], list[str]]:
+    """:func:`discover_checkpoints`; in a group, the same files on every rank, or an error on all."""
+    if ranks is None:
+        return discover_checkpoints(inputs)
+    found, error = None, None
+    try:
+        found = discover_checkpoints(inputs)
+    except Exception as caught:
+        error = caught
+    ranks.agree(error, "wtraj: finding the checkpoints")
+    seen = ranks.gather(found[1], "wtraj: comparing the checkpoints found")
+    for rank, names in enumerate(seen):
+        if names != seen[0]:
+            raise ValueError(
+                f"rank {rank} found other checkpoints than rank 0 ({len(names)} against "
+                f"{len(seen[0])}): every rank must see the same files."
+            )
+    return found
 
 
 def _stands_for_a_run(given: str) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._engine import accumulate, prepare
+from wtraj._engine import prepare
+from wtraj._pass import Pass
 from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
@@ -120,6 +121,7 @@ def trajectory_stats(
     check_finite: bool = True,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> TrajectoryStats:
     """Distances, step norms, turning angles, Menger curvature and norms in ONE pass over X.
 
@@ -131,6 +133,9 @@ def trajectory_stats(
         Also give every tensor's own step norms, distances and norms (needs a
         checkpoint source, e.g. ``wtraj.open(...)`` or a path; an array is one
         "layer"). Computed in the same pass.
+    group : torch.distributed ProcessGroup, optional
+        Split the pass across the group's processes; every rank returns the
+        same result (see :func:`wtraj.pairwise`).
 
     Returns
     -------
@@ -144,11 +149,11 @@ def trajectory_stats(
     kernel (float64 throughout) while it is in cache. Accuracy as documented
     in :func:`wtraj.pairwise`, :func:`wtraj.step_norms` and :func:`wtraj.curvature`.
     """
-    x_source, _, kernels = prepare(X, None, backend)
-    sums = accumulate(
-        x_source, kernels, pair_op="sqdiff", steps=True, by_layer=by_layer,
-        memory_budget=memory_budget, progress=progress, check_finite=check_finite,
-    )
+    x_source, _, kernels, ranks = prepare(X, None, backend, group)
+    sums = Pass(
+        x_source, kernels, by_layer=by_layer, memory_budget=memory_budget, progress=progress,
+        check_finite=check_finite, group=ranks,
+    ).run(pair_op="sqdiff", steps=True)  # fmt: skip
     steps = sums.steps
     layers = []
     if by_layer:

@@ -35,6 +35,8 @@ class PassOptions:
     backend: str | None = None
     memory_budget: int | str | None = None
     progress: bool | None = None
+    # a torch.distributed process group that splits the pass (see wtraj.pairwise)
+    group: Any = None
 
 
 def distance_matrix(
@@ -72,7 +74,7 @@ def pairwise_with(options: PassOptions, X: Any, Y: Any = None, metric: str = "eu
 
     distances = pairwise(
         X, Y, metric=metric, backend=options.backend,
-        memory_budget=options.memory_budget, progress=options.progress,
+        memory_budget=options.memory_budget, progress=options.progress, group=options.group,
     )  # fmt: skip
     return np.asarray(distances, dtype=np.float64)
 
@@ -107,7 +109,8 @@ def distances_and_norms(
         # the pass also finds turning angles; repeated checkpoints leave some undefined, which is no news here
         warnings.filterwarnings("ignore", message=".*turning angle", category=RuntimeWarning)
         stats = trajectory_stats(
-            X, backend=options.backend, memory_budget=options.memory_budget, progress=options.progress
+            X, backend=options.backend, memory_budget=options.memory_budget, progress=options.progress,
+            group=options.group,
         )
     return _symmetric(stats.distances), np.asarray(stats.norms, dtype=np.float64)
 

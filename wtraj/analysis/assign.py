@@ -57,6 +57,7 @@ def assign(
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> tuple[Any, Any]:
     """Which known run a new checkpoint belongs to, or -1 for none.
 
@@ -78,7 +79,7 @@ def assign(
     max_ratio : float
         How far, in steps of the nearest run, a checkpoint may lie and still
         belong to it (module docstring).
-    backend, memory_budget, progress
+    backend, memory_budget, progress, group
         The passes over the data that compute the distances, as in :func:`wtraj.pairwise`.
 
     Returns
@@ -95,7 +96,7 @@ def assign(
         ``max_ratio`` or a bad distance matrix.
     """
     max_ratio = check_positive(max_ratio, "max_ratio")
-    options = PassOptions(backend, memory_budget, progress)
+    options = PassOptions(backend, memory_budget, progress, group)
     D = distance_matrix(X, metric, options=options)
     n = D.shape[0]
     labels = check_labels(labels, n, "known checkpoint")

@@ -151,6 +151,7 @@ def order_checkpoints(
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ):
     """Recover the training order of the checkpoints of one run, earliest first.
 
@@ -168,7 +169,7 @@ def order_checkpoints(
     window : int
         How many checkpoints before and after each one the refinement of the
         order compares (see Notes).
-    backend, memory_budget, progress
+    backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
     Returns
@@ -209,7 +210,8 @@ def order_checkpoints(
         compare), a bad distance matrix, or ``window < 1``.
     """
     window = check_int(window, "window", 1)
-    nodes = prepare_nodes(X, metric, 3, "order_checkpoints", PassOptions(backend, memory_budget, progress))
+    options = PassOptions(backend, memory_budget, progress, group)
+    nodes = prepare_nodes(X, metric, 3, "order_checkpoints", options)
     node_order, direction = order_nodes(nodes.D, window)
     order = nodes.rows_of(node_order)
     if return_confidence:

@@ -125,6 +125,7 @@ def separate_trajectories(
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> np.ndarray:
     """Label each checkpoint with the training run it belongs to.
 
@@ -146,7 +147,7 @@ def separate_trajectories(
         initialisations are told apart by the near-right angle between them,
         whatever the optimizer, schedule or checkpoint cadence; without, by
         step lengths alone (see :mod:`wtraj.analysis._links`).
-    backend, memory_budget, progress
+    backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
     Returns
@@ -174,7 +175,7 @@ def separate_trajectories(
     TypeError
         ``n_trajectories`` is not an int.
     """
-    options = PassOptions(backend, memory_budget, progress)
+    options = PassOptions(backend, memory_budget, progress, group)
     nodes, n_trajectories = _prepare(X, n_trajectories, metric, "separate_trajectories", options, norms)
     labels, _ = separate_nodes(nodes.D, n_trajectories, nodes.norms)
     return labels[nodes.node_of]
@@ -189,6 +190,7 @@ def trajectory_tree(
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> np.ndarray:
     """Parent of each checkpoint in the tree of training runs (-1 at roots).
 
@@ -203,7 +205,7 @@ def trajectory_tree(
 
     Parameters
     ----------
-    X, n_trajectories, metric, norms, backend, memory_budget, progress
+    X, n_trajectories, metric, norms, backend, memory_budget, progress, group
         As in :func:`separate_trajectories`.
 
     Returns
@@ -212,7 +214,7 @@ def trajectory_tree(
         Row index of each row's parent, -1 for roots. Identical rows: the
         first is the tree node, the others have it as parent.
     """
-    options = PassOptions(backend, memory_budget, progress)
+    options = PassOptions(backend, memory_budget, progress, group)
     nodes, n_trajectories = _prepare(X, n_trajectories, metric, "trajectory_tree", options, norms)
     _, parent = separate_nodes(nodes.D, n_trajectories, nodes.norms)
     return expand_parents(nodes, parent)

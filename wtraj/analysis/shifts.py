@@ -140,6 +140,7 @@ def detect_shifts(
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> list[ShiftEvent]:
     """Checkpoints where a run's step length jumps (data shifts) or drops (learning-rate decay).
 
@@ -162,7 +163,7 @@ def detect_shifts(
     norms : array_like, shape (N,), optional
         With ``metric="precomputed"`` and no labels: the checkpoints' norms,
         for :func:`wtraj.separate_trajectories`.
-    backend, memory_budget, progress
+    backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
     Returns
@@ -179,7 +180,7 @@ def detect_shifts(
     """
     threshold = check_positive(threshold, "threshold")
     baseline = check_int(baseline, "baseline", 1)
-    options = PassOptions(backend, memory_budget, progress)
+    options = PassOptions(backend, memory_budget, progress, group)
     nodes = prepare_nodes(X, metric, MIN_RUN_NODES, "detect_shifts", options, norms)
     if labels is None:
         from wtraj.analysis.separation import separate_nodes

@@ -54,8 +54,11 @@ def open(
         Leading prefixes removed from tensor names, repeatedly, so that
         ``module.fc.weight`` (DDP) and ``fc.weight`` match.
     memory_budget : int or str, optional
-        Bytes the two block buffers may take together (an int, or a string
-        such as ``"512MB"``); default ``min(2 GiB, RAM / 8)``.
+        Bytes the block buffers of a pass over these checkpoints may take (an
+        int, or a string such as ``"512MB"``), when the function running the
+        pass is given no ``memory_budget`` of its own; default
+        ``min(2 GiB, RAM / 8)``. The pass owns the arithmetic
+        (:class:`wtraj._pass.Pass`).
     check_finite : bool
         Whether computations on these checkpoints refuse NaN and Inf (naming
         checkpoint, tensor and index).
@@ -84,7 +87,7 @@ def open(
     """
     if isinstance(strip_prefix, str):
         strip_prefix = (strip_prefix,)
-    budget = resolve_memory_budget(memory_budget)
+    budget = None if memory_budget is None else resolve_memory_budget(memory_budget)
     if revisions is not None:
         paths = at_revisions(paths, revisions)
     locations = discover(paths)

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wtraj._blocks import COLUMN_ALIGN, Block, Columns, Layer, block_spans, widest_span
 from wtraj._dtypes import BFLOAT16_BITS, itemsize
-from wtraj._source import COLUMN_ALIGN, Block, Layer
 from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
-from wtraj.checkpoints.progress import progress_bar
 from wtraj.checkpoints.stored import StoredTensor, copy_widened
 
 # rows of a block read at once (WTRAJ_READ_THREADS overrides): two reads in flight were
@@ -47,7 +46,7 @@ class _BlockPlan:
 class Checkpoints:
     """``n_checkpoints`` checkpoints read from disk, one block of columns at a time.
 
-    Satisfies :class:`wtraj._source.Source`; made by :func:`wtraj.open`. The
+    Satisfies :class:`wtraj._blocks.Source`; made by :func:`wtraj.open`. The
     rows are the checkpoints, the columns their floating-point tensors
     flattened in C order and concatenated in the order of :attr:`layers`.
     Nothing is read until :meth:`blocks` is iterated; each pass reads every
@@ -70,10 +69,17 @@ class Checkpoints:
         dtypes the tensors are stored in.
     skipped : dict of str to str
         Tensors left out (not floating point, or empty) -> their stored dtype.
-    memory_budget : int
-        Bytes the block buffers may take in all.
+    memory_budget : int or None
+        Bytes the block buffers of a pass may take in all, when the call
+        running the pass gives no budget of its own (None: the default).
     check_finite : bool
         Whether computations on this source should refuse NaN and Inf.
+    buffer_bytes_per_column : int
+        Bytes the block buffers take per column of block width: two buffers
+        in flight (one read by the caller, one being filled), plus one
+        staging row per checkpoint for values that need widening.
+    stored_bytes_per_column : list of int
+        Per tensor, bytes read from disk per column over all checkpoints.
     """
 
     device = "cpu"
@@ -84,14 +90,14 @@ class Checkpoints:
         layers: list[Layer],
         tensors: list[list[StoredTensor]],
         skipped: dict[str, str],
-        memory_budget: int,
+        memory_budget: int | None = None,
         check_finite: bool = True,
     ):
         self.names = names
         self.layers = layers
         self._tensors = tensors
         self.skipped = skipped
-        self.memory_budget = int(memory_budget)
+        self.memory_budget = memory_budget
         self.check_finite = bool(check_finite)
         self.n_checkpoints = len(names)
         self.n_params = sum(layer.size for layer in layers)
@@ -104,6 +110,29 @@ class Checkpoints:
             self.dtype = "float32"
         self._buffer_dtype = BFLOAT16_BITS if self.dtype == "bfloat16" else np.dtype(self.dtype)
         self._offsets = [layer.offset for layer in layers]
+        self.buffer_bytes_per_column = self.n_checkpoints * (
+            2 * self._buffer_dtype.itemsize + self._staging_itemsize()
+        )
+        self.stored_bytes_per_column = [
+            sum(itemsize(row[k].dtype) for row in tensors) for k in range(len(layers))
+        ]
+
+    def rows_between(self, lo: int, hi: int) -> Checkpoints:
+        """Checkpoints ``lo`` to ``hi - 1`` as a set of their own, handing out blocks of the same dtype.
+
+        A pass over it reads only those checkpoints' files (a split of the
+        pairs among ranks, :mod:`wtraj._pair_tiles`).
+        """
+        part = Checkpoints(
+            self.names[lo:hi], self.layers, self._tensors[lo:hi], self.skipped,
+            self.memory_budget, self.check_finite,
+        )  # fmt: skip
+        # blocks paired with other rows' must hold the same values
+        part.dtype, part._buffer_dtype = self.dtype, self._buffer_dtype
+        part.buffer_bytes_per_column = part.n_checkpoints * (
+            2 * part._buffer_dtype.itemsize + part._staging_itemsize()
+        )
+        return part
 
     @property
     def nbytes(self) -> int:
@@ -117,53 +146,44 @@ class Checkpoints:
             f"first {self.names[0]!r})"
         )
 
-    def block_width(self, max_width: int, by_layer: bool = False) -> int:
-        """Columns per block buffer: at most ``max_width`` and within the memory budget.
-
-        Two buffers are in flight (one read by the caller, one being filled),
-        plus one staging row per checkpoint for values that need widening.
-        """
-        bytes_per_column = self.n_checkpoints * (2 * self._buffer_dtype.itemsize + self._staging_itemsize())
-        width = min(int(max_width), self.memory_budget // bytes_per_column)
-        width = max(COLUMN_ALIGN, width // COLUMN_ALIGN * COLUMN_ALIGN)
-        widest = max(layer.size for layer in self.layers) if by_layer else self.n_params
-        return min(width, widest)
-
     def blocks(
-        self, max_width: int, by_layer: bool = False, progress: bool | None = False
+        self, max_width: int, by_layer: bool = False, columns: Columns | None = None
     ) -> Iterator[Block]:
-        """Yield every column, block by block, read on background threads.
+        """Yield every column (or those of ``columns``), block by block, read on background threads.
 
-        Blocks start at multiples of ``COLUMN_ALIGN`` columns and span tensor
-        boundaries, as an in-memory array's blocks do, so every kernel tiles
-        the same columns and results equal the array's; with ``by_layer`` a
-        block instead never spans two tensors (``Block.layer`` is the index
-        of its tensor in :attr:`layers`) and tensors wider than a block are cut
-        at multiples of ``COLUMN_ALIGN``. ``Block.data`` is a C-contiguous
+        Blocks start at multiples of ``COLUMN_ALIGN`` columns (from the start
+        of each range of ``columns``) and span tensor boundaries, as an
+        in-memory array's blocks do, so every kernel tiles the same columns
+        and results equal the array's; with ``by_layer`` a block instead never
+        spans two tensors (``Block.layer`` is the index of its tensor in
+        :attr:`layers`) and tensors wider than a block are cut at multiples
+        of ``COLUMN_ALIGN``. ``Block.data`` is a C-contiguous
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
         requested, so use it before asking for the next. The next block is
-        read while the caller works on this one. Blocks are as wide as allowed
-        (long reads keep the disk busy); cache-sized pieces of the buffer were
-        no faster in ``trajectory_stats`` (bench/RESULTS.md).
+        read while the caller works on this one; only the bytes of the
+        columns asked for are read. Blocks are as wide as allowed (long reads
+        keep the disk busy); cache-sized pieces of the buffer were no faster
+        in ``trajectory_stats`` (bench/RESULTS.md).
 
         Parameters
         ----------
         max_width : int
-            Most columns per block.
+            Most columns per block, rounded down to a multiple of
+            ``COLUMN_ALIGN`` (at least one such multiple). The buffers then
+            take ``max_width * buffer_bytes_per_column`` bytes:
+            :class:`wtraj._pass.Pass` picks it from the memory budget.
         by_layer : bool
             Cut blocks at tensor boundaries, for results per tensor.
-        progress : bool or None
-            Show a progress bar of the bytes read. Off by default, since the
-            wtraj functions draw their own; None shows one on a terminal for
-            passes of a GiB or more.
+        columns : tuple of (lo, hi), optional
+            Read only these sorted, disjoint ranges of flattened columns.
         """
-        width = self.block_width(max_width, by_layer)
+        width = max(COLUMN_ALIGN, int(max_width) // COLUMN_ALIGN * COLUMN_ALIGN)
+        width = widest_span(self.layers, self.n_params, width, by_layer, columns)
+        if width == 0:
+            return
         # planned lazily on the reading thread: the number of blocks grows with n_params
-        plans = self._block_plans(width, by_layer)
-        bytes_per_column = [
-            sum(itemsize(row[k].dtype) for row in self._tensors) for k in range(len(self.layers))
-        ]
+        plans = self._block_plans(width, by_layer, columns)
         staging = np.empty((self.n_checkpoints, width * self._staging_itemsize()), dtype=np.uint8)
         files = OpenFiles()
         pool = ThreadPoolExecutor(read_threads(), thread_name_prefix="wtraj-read")
@@ -180,42 +200,31 @@ class Checkpoints:
         def new_buffer() -> np.ndarray:
             return np.empty((self.n_checkpoints, width), dtype=self._buffer_dtype)
 
-        bar = progress_bar(self.nbytes, progress, f"reading {self.n_checkpoints} checkpoints")
         try:
             # closing() stops the reader thread before the pool and files go away
             with closing(prefetched(plans, new_buffer, fill)) as filled:
                 for plan, buffer in filled:
                     yield Block(buffer, 0, plan.width, plan.offset, plan.layer)
-                    bar.update(sum((p.stop - p.start) * bytes_per_column[p.k] for p in plan.pieces))
             pool.shutdown(wait=True)
             # every value was read: a file that changed meanwhile makes the pass fail
             files.close(check=True)
         finally:
             pool.shutdown(wait=True)
             files.close()
-            bar.close()
 
-    def _block_plans(self, width: int, by_layer: bool) -> Iterator[_BlockPlan]:
-        """The blocks of one pass, in column order: per tensor, or on the column grid."""
-        if by_layer:
-            for k, layer in enumerate(self.layers):
-                for start in range(0, layer.size, width):
-                    stop = min(start + width, layer.size)
-                    yield _BlockPlan(layer.offset + start, stop - start, k, (_Piece(k, start, stop, 0),))
-            return
-        k = 0
-        for offset in range(0, self.n_params, width):
-            end = min(offset + width, self.n_params)
+    def _block_plans(self, width: int, by_layer: bool, columns: Columns | None) -> Iterator[_BlockPlan]:
+        """The blocks of one pass, in column order, with the tensor pieces that fill each."""
+        for offset, span, layer in block_spans(self.layers, self.n_params, width, by_layer, columns):
+            end = offset + span
+            k = bisect.bisect_right(self._offsets, offset) - 1
             pieces = []
             while k < len(self.layers) and self.layers[k].offset < end:
-                layer = self.layers[k]
-                lo, hi = max(offset, layer.offset), min(end, layer.offset + layer.size)
-                pieces.append(_Piece(k, lo - layer.offset, hi - layer.offset, lo - offset))
-                if hi < layer.offset + layer.size:
-                    # the tensor goes on into the next block
-                    break
+                tensor = self.layers[k]
+                lo, hi = max(offset, tensor.offset), min(end, tensor.offset + tensor.size)
+                if hi > lo:
+                    pieces.append(_Piece(k, lo - tensor.offset, hi - tensor.offset, lo - offset))
                 k += 1
-            yield _BlockPlan(offset, end - offset, pieces[0].k if len(pieces) == 1 else -1, tuple(pieces))
+            yield _BlockPlan(offset, span, layer, tuple(pieces))
 
     def describe(self, row: int, column: int) -> str:
         """Where element ``(row, column)`` lies: checkpoint, file, tensor and index in it."""

@@ -183,11 +183,16 @@ def read_exactly(fd: int, out: np.ndarray, offset: int, what: str) -> None:
     ------
     ValueError
         If the file ends first (it was truncated after it was opened).
+    OSError
+        If the read fails (an I/O error), naming ``what``.
     """
     view = memoryview(out).cast("B")
     done = 0
     while done < len(view):
-        n = os.preadv(fd, [view[done:]], offset + done)
+        try:
+            n = os.preadv(fd, [view[done:]], offset + done)
+        except OSError as error:
+            raise OSError(error.errno, f"{what}: reading failed: {error.strerror or error}") from error
         if n == 0:
             raise ValueError(
                 f"{what}: the file ended {len(view) - done} bytes early (truncated while being read?)."

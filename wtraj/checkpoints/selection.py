@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wtraj._source import Layer
+from wtraj._blocks import Layer
 from wtraj.checkpoints.stored import StoredTensor
 
 

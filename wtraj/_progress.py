@@ -1,4 +1,4 @@
-"""A progress bar for passes over data on disk (tqdm), shown only where someone can see it."""
+"""The progress bar of a pass (tqdm), shown only where someone can see it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 # passes over less than this many bytes finish too fast for a bar to help
-AUTO_MIN_BYTES = 1 << 30
+PROGRESS_MIN_BYTES = 1 << 30
 
 
 def progress_bar(total_bytes: int, progress: bool | None, description: str) -> Any:
@@ -18,18 +18,20 @@ def progress_bar(total_bytes: int, progress: bool | None, description: str) -> A
         Bytes the pass will read.
     progress : bool or None
         True: always show; False: never; None: show when stderr is a terminal
-        and the pass reads at least 1 GiB.
+        and the pass reads at least ``PROGRESS_MIN_BYTES`` (1 GiB).
     description : str
         Label at the left of the bar.
     """
-    show = progress if progress is not None else sys.stderr.isatty() and total_bytes >= AUTO_MIN_BYTES
+    show = progress if progress is not None else sys.stderr.isatty() and total_bytes >= PROGRESS_MIN_BYTES
     if not show:
         return _NoBar()
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description)
+    return tqdm(
+        total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description, leave=False
+    )
 
 
 class _NoBar:

@@ -1,0 +1,215 @@
+"""The pass: one owner of the memory budget, progress bar and finite check; column subsets; splits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from checkpoints_fixtures import flatten, make_state
+from conftest import TOLERANCE, assert_close, random_walk
+from safetensors.numpy import save_file
+from truth import pairwise_truth
+
+import wtraj
+from wtraj._blocks import COLUMN_ALIGN, ColumnCost
+from wtraj._engine import load_backend
+from wtraj._pass import Pass
+from wtraj._source import as_source
+from wtraj._split import split_columns
+
+
+def write_run(folder, shapes, n, dtype=np.float32):
+    states = [make_state(i, dtype, shapes) for i in range(n)]
+    for i, state in enumerate(states):
+        save_file(state, str(folder / f"epoch{i}.safetensors"))
+    return states
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 3 << 20, 8 << 20])
+def test_measured_buffer_bytes_follow_the_budget(tmp_path, budget):
+    # 8 checkpoints of 200k float32: 6.4 MB of values; the budget binds below it
+    write_run(tmp_path, {"a": (150_000,), "b": (50_000,)}, 8)
+    ck = wtraj.open(tmp_path)
+    assert ck.buffer_bytes_per_column == 8 * 2 * 4
+    kernels = load_backend("numba")
+    Pass(ck, kernels).run(steps=True)  # compile first
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        Pass(ck, kernels, memory_budget=budget).run(steps=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    values = ck.n_checkpoints * ck.n_params * 4
+    # two float32 buffers of the width the budget allows (whole grid blocks, never wider than the data)
+    width = min(budget // ck.buffer_bytes_per_column // COLUMN_ALIGN * COLUMN_ALIGN, ck.n_params)
+    buffers = width * ck.buffer_bytes_per_column
+    assert buffers <= budget
+    assert buffers >= min(0.9 * budget, 2 * values - 2 * COLUMN_ALIGN * 32)
+    assert buffers <= peak <= buffers + (256 << 10), f"peak {peak} for buffers of {buffers} bytes"
+
+
+def test_the_callers_budget_is_honoured_by_path_sources(tmp_path):
+    write_run(tmp_path, {"w": (5000,)}, 8)
+    kernels = load_backend("numba")
+    # the path is opened without a budget of its own: the call's applies, uncapped
+    source = as_source(str(tmp_path))
+    for budget, expected in (("8GiB", 8 << 30), ("256MiB", 256 << 20)):
+        width = Pass(source, kernels, memory_budget=budget).width
+        assert expected - COLUMN_ALIGN * 64 < width * source.buffer_bytes_per_column <= expected
+    # a budget given to wtraj.open is the default of passes over it, and a call's budget wins
+    opened = wtraj.open(tmp_path, memory_budget="1MiB")
+    assert Pass(opened, kernels).width * opened.buffer_bytes_per_column <= 1 << 20
+    wide = Pass(source, kernels, memory_budget="64MiB").width
+    assert Pass(opened, kernels, memory_budget="64MiB").width == wide
+
+
+def test_a_budget_below_one_block_warns_and_says_what_it_uses(tmp_path):
+    write_run(tmp_path, {"w": (3 * COLUMN_ALIGN,)}, 4)
+    ck = wtraj.open(tmp_path)
+    message = f"smallest block: {COLUMN_ALIGN} columns .* take {COLUMN_ALIGN * 32} bytes"
+    with pytest.warns(RuntimeWarning, match=message):
+        D = wtraj.pairwise(ck, memory_budget=1000)
+    X = np.stack([flatten(make_state(i, np.float32, {"w": (3 * COLUMN_ALIGN,)}), ["w"]) for i in range(4)])
+    assert_close(D, pairwise_truth(X), TOLERANCE[("euclidean", "float32")], 1e-300)
+
+
+def test_an_array_read_in_place_needs_no_budget():
+    X = random_walk(4, 10_000, 1e-3)
+    assert as_source(X).buffer_bytes_per_column == 0
+    assert as_source(np.asfortranarray(X)).buffer_bytes_per_column == 4 * 4
+    assert as_source(list(X)).buffer_bytes_per_column == 4 * 4
+
+
+def test_check_finite_is_part_of_the_source(tmp_path):
+    states = write_run(tmp_path, {"w": (100,)}, 3)
+    states[1]["w"][7] = np.nan
+    save_file(states[1], str(tmp_path / "epoch1.safetensors"))
+    assert as_source(random_walk(2, 10)).check_finite
+    with pytest.raises(ValueError, match="tensor 'w' at index \\(7,\\)"):
+        wtraj.step_norms(wtraj.open(tmp_path))
+    assert np.isnan(wtraj.step_norms(wtraj.open(tmp_path, check_finite=False))).all()
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_a_pass_over_some_columns_is_the_pass_over_those_columns(tmp_path, by_layer):
+    shapes = {"a": (3 * COLUMN_ALIGN + 5,), "b": (7,), "c": (2 * COLUMN_ALIGN + 100,)}
+    states = write_run(tmp_path, shapes, 5)
+    ck = wtraj.open(tmp_path)
+    X = np.stack([flatten(s, [layer.name for layer in ck.layers]) for s in states])
+    kernels = load_backend("numba")
+    columns = ((COLUMN_ALIGN, 2 * COLUMN_ALIGN), (3 * COLUMN_ALIGN, 4 * COLUMN_ALIGN + 13))
+    sums = Pass(ck, kernels, columns=columns, by_layer=by_layer).run(pair_op="sqdiff", steps=True)
+    part = np.concatenate([X[:, lo:hi] for lo, hi in columns], axis=1)
+    expected = pairwise_truth(part) ** 2
+    upper = np.triu_indices(5, 1)
+    assert_close(sums.pairs[upper], expected[upper], 3e-7)
+    assert_close(sums.steps[0], (part**2).sum(axis=1), 1e-14)
+    # the array source covers the same columns
+    array_sums = Pass(as_source(X.astype(np.float32)), kernels, columns=columns).run(steps=True)
+    assert_close(array_sums.steps, sums.steps, 1e-14)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+@pytest.mark.parametrize("n_ranks", [1, 2, 3, 4, 9])
+def test_splits_cover_every_column_once_on_the_grid(tmp_path, by_layer, n_ranks):
+    shapes = {"emb": (5 * COLUMN_ALIGN + 11,), "b": (3,), "w": (3 * COLUMN_ALIGN,), "c": (70,)}
+    write_run(tmp_path, shapes, 3)
+    ck = wtraj.open(tmp_path)
+    parts = split_columns(ck, n_ranks, by_layer)
+    assert len(parts) == n_ranks
+    ranges = [r for part in parts for r in part]
+    assert all(len(part) <= 1 for part in parts)
+    assert ranges[0][0] == 0 and ranges[-1][1] == ck.n_params
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    starts = {layer.offset for layer in ck.layers}
+    for lo, _ in ranges:
+        if by_layer:
+            layer = max((layer for layer in ck.layers if layer.offset <= lo), key=lambda t: t.offset)
+            assert lo in starts or (lo - layer.offset) % COLUMN_ALIGN == 0
+        else:
+            assert lo % COLUMN_ALIGN == 0
+    cost = ColumnCost(ck)
+    share = cost.upto(ck.n_params) / n_ranks
+    # balanced to within a grid block (or a snapped tensor) of bytes
+    slack = max(COLUMN_ALIGN * 3 * 4, 0.25 * share) if by_layer else COLUMN_ALIGN * 3 * 4
+    for part in parts:
+        got = sum(cost.between(lo, hi) for lo, hi in part)
+        assert abs(got - share) <= slack + 1
+
+
+def test_progress_bar_only_when_asked(tmp_path, capsys):
+    write_run(tmp_path, {"w": (4 * COLUMN_ALIGN,)}, 2)
+    ck = wtraj.open(tmp_path)
+    wtraj.step_norms(ck)
+    assert capsys.readouterr().err == ""
+    wtraj.step_norms(ck, progress=True)
+    assert "wtraj: 2 checkpoints" in capsys.readouterr().err
+
+
+def test_no_import_cycle_and_no_torch():
+    # the leaf module imports nothing of wtraj; checkpoints import it, not the array sources
+    code = (
+        "import sys, wtraj._blocks as b; assert not [m for m in sys.modules if m.startswith('wtraj.')"
+        " and m != 'wtraj._blocks'], sorted(sys.modules);"
+        "import wtraj.checkpoints; assert 'wtraj._source' not in sys.modules;"
+        "import wtraj, wtraj.distances, wtraj.stats, wtraj.path; assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_a_rank_reads_only_the_bytes_of_its_columns(tmp_path, monkeypatch, by_layer):
+    import os
+
+    write_run(tmp_path, {"a": (3 * COLUMN_ALIGN + 5,), "b": (7,), "c": (2 * COLUMN_ALIGN + 100,)}, 3)
+    ck = wtraj.open(tmp_path)
+    read = []
+    real_preadv = os.preadv
+
+    def recording_preadv(fd, buffers, offset):
+        n = real_preadv(fd, buffers, offset)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(os, "preadv", recording_preadv)
+    cost = ColumnCost(ck)
+    for columns in split_columns(ck, 2, by_layer):
+        read.clear()
+        Pass(ck, load_backend("numba"), columns=columns, by_layer=by_layer).run(steps=True)
+        assert sum(read) == sum(cost.between(lo, hi) for lo, hi in columns) > 0
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("n, size", [(1, 2), (3, 4), (7, 2), (7, 4), (50, 3)])
+def test_pair_tiles_cover_every_pair_once(n, size, symmetric):
+    from wtraj._pair_tiles import tile_pairs
+
+    m = n if symmetric else n + 2
+    covered = np.zeros((n, m), dtype=int)
+    tiles = tile_pairs(n, m, symmetric, size)
+    for (a0, a1), (b0, b1) in tiles:
+        assert a0 < a1 and b0 < b1
+        block = covered[a0:a1, b0:b1]
+        if symmetric and a0 == b0:
+            block[np.triu_indices(a1 - a0, 1)] += 1
+        else:
+            block += 1
+    needed = np.triu(np.ones((n, m), dtype=int), 1) if symmetric else np.ones((n, m), dtype=int)
+    np.testing.assert_array_equal(covered, needed)
+    # enough tiles for every rank when there are enough rows
+    assert len(tiles) >= min(size, n * (n + 1) // 2 if symmetric else n * m)
+
+
+def test_a_row_range_of_checkpoints_reads_only_their_files(tmp_path):
+    write_run(tmp_path, {"w": (2 * COLUMN_ALIGN,)}, 5)
+    ck = wtraj.open(tmp_path)
+    part = ck.rows_between(1, 3)
+    assert part.names == ck.names[1:3] and part.dtype == ck.dtype
+    files = {str(t.file) for row in part._tensors for t in row}
+    assert files == {str(tmp_path / f"epoch{i}.safetensors") for i in (1, 2)}
+    X = np.stack([flatten(make_state(i, np.float32, {"w": (2 * COLUMN_ALIGN,)}), ["w"]) for i in range(5)])
+    assert_close(wtraj.pairwise(part), pairwise_truth(X[1:3]), TOLERANCE[("euclidean", "float32")], 1e-300)

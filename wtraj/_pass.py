@@ -1,0 +1,286 @@
+"""One pass over the columns: blocks from the sources, through a backend's kernels, into float64 sums.
+
+Every public function is a thin layer over :class:`Pass`: it says which
+sums it needs (pairwise sums of one elementwise op, path sums), gets them in
+a single pass over the columns, and turns them into its result. The pass
+owns what a pass decides: the memory budget and the block width, the
+progress bar, the finite check, the columns it covers (all, a subset, or
+this rank's share of a process group) and, across ranks, the one all-reduce
+of its sums.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wtraj._block_streams import on_grid, paired_blocks
+from wtraj._blocks import COLUMN_ALIGN, Block, ColumnCost, Columns, Source, all_columns
+from wtraj._finite import Location, first_nonfinite, nonfinite_error
+from wtraj._group import PassGroup
+from wtraj._memory import resolve_memory_budget
+from wtraj._path_rows import N_PATH_SUMS
+from wtraj._progress import progress_bar
+from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
+from wtraj._split import split_columns
+
+
+@dataclass
+class Sums:
+    """What one pass accumulated, in float64 NumPy arrays.
+
+    ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
+    ``steps`` is (N_PATH_SUMS, N) as documented in ``wtraj/_path_rows.py``,
+    ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
+    layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
+    """
+
+    pairs: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    y_steps: np.ndarray | None = None
+    layer_pairs: np.ndarray | None = None
+    layer_steps: np.ndarray | None = None
+
+
+class Pass:
+    """A pass over the columns of X (and Y), ready to run; :meth:`run` may be called more than once.
+
+    Parameters
+    ----------
+    x_source, y_source : Source
+        The data; Y is paired with X column by column.
+    kernels : module
+        The backend's kernel package (``zeros``, ``pairwise_block``, ``steps_block``, ``to_numpy``).
+    by_layer : bool
+        Keep every tensor's sums apart (blocks never span two tensors).
+    memory_budget : int or str, optional
+        Bytes the sources' block buffers may take together; default the
+        budget X was opened with, else ``min(2 GiB, RAM / 8)``. The block
+        width is ``budget // bytes per column`` (what the sources declare:
+        :attr:`~wtraj._blocks.Source.buffer_bytes_per_column`), cut down to
+        a multiple of ``COLUMN_ALIGN``. A budget below one such block warns
+        and uses one block. A source whose blocks are off the grid is
+        re-cut through one more buffer of that width.
+    progress : bool, optional
+        Progress bar of the bytes read (on rank 0 only, in a group).
+    check_finite : bool
+        Raise on NaN and Inf (also off when a source says so).
+    columns : tuple of (lo, hi), optional
+        Cover only these columns. With a group and no ``columns``, this
+        rank's share (:func:`wtraj._split.split_columns`).
+    group : PassGroup, optional
+        Ranks that each cover their columns and add their sums.
+    """
+
+    def __init__(
+        self,
+        x_source: Source,
+        kernels: Any,
+        *,
+        y_source: Source | None = None,
+        by_layer: bool = False,
+        memory_budget: int | str | None = None,
+        progress: bool | None = None,
+        check_finite: bool = True,
+        columns: Columns | None = None,
+        group: PassGroup | None = None,
+    ):
+        self.x_source, self.y_source, self.kernels = x_source, y_source, kernels
+        self.by_layer = by_layer
+        self.budget = resolve_memory_budget(
+            memory_budget if memory_budget is not None else x_source.memory_budget
+        )
+        self.width = self._block_width()
+        self.progress = progress if group is None or group.rank == 0 else False
+        self.check_finite = (
+            check_finite and x_source.check_finite and (y_source is None or y_source.check_finite)
+        )
+        if columns is None and group is not None:
+            columns = split_columns(x_source, group.size, by_layer)[group.rank]
+        self.columns = columns
+        self.group = group
+
+    def _block_width(self) -> int:
+        """Columns per block such that the sources' buffers stay within the budget."""
+        per_column = self.x_source.buffer_bytes_per_column + (
+            self.y_source.buffer_bytes_per_column if self.y_source else 0
+        )
+        if per_column == 0:
+            # views of data in memory: the sources cut blocks to their own (cache) sizes
+            return max(COLUMN_ALIGN, self.x_source.n_params)
+        width = self.budget // per_column // COLUMN_ALIGN * COLUMN_ALIGN
+        if width < COLUMN_ALIGN:
+            warnings.warn(
+                f"memory_budget={self.budget} bytes is less than the smallest block: "
+                f"{COLUMN_ALIGN} columns of these {self.x_source.n_checkpoints} checkpoints take "
+                f"{COLUMN_ALIGN * per_column} bytes of buffers, which the pass uses instead.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            width = COLUMN_ALIGN
+        return width
+
+    def run(
+        self,
+        pair_op: str | None = None,
+        pair_scales: tuple[np.ndarray, np.ndarray] | None = None,
+        steps: bool = False,
+        y_steps: bool = False,
+    ) -> Sums:
+        """Run the pass and return the requested float64 sums, over all columns and ranks.
+
+        ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and
+        Y's, or X's twice). Pairwise sums that float32 tiles may have lost to
+        overflow or underflow are computed again from float64 copies of the
+        rows involved (:func:`wtraj._ranges.rows_out_of_range`); float64 input
+        whose squares leave float64's range raises or warns
+        (:func:`wtraj._ranges.check_float64_range`). In a group, every rank
+        returns the same sums, raises the same error, or raises naming the
+        rank that failed.
+        """
+        if pair_op == "unitdiff" and pair_scales is None:
+            raise ValueError('pair_op="unitdiff" needs pair_scales, the factors of the rows.')
+        if self.group is None:
+            raw = self._accumulate(pair_op, pair_scales, steps, y_steps)
+        else:
+            what = f"wtraj: the pass over {self.x_source.n_checkpoints} checkpoints"
+            raw, error = {}, None
+            try:
+                raw = self._accumulate(pair_op, pair_scales, steps, y_steps)
+            except Exception as caught:
+                error = caught
+            self.group.agree(error, what)
+            self.group.all_reduce(list(raw.values()), what)
+        sums = self._sums(raw)
+        if not self._input_finite(sums):
+            return sums
+        x_source, y_source = self.x_source, self.y_source
+        wide_input = x_source.dtype == "float64"
+        if pair_op in FLOAT32_TILE_OPS and not wide_input:
+            symmetric = y_source is None
+            x_rows, y_rows = rows_out_of_range(sums.pairs, symmetric, x_source.n_params)
+            if x_rows.size:
+                # the pairs of those rows again, from float64 copies: the float64
+                # kernels' range holds every square and product of float32 values
+                wide = Pass(
+                    Float64Rows(x_source, x_rows), self.kernels,
+                    y_source=None if symmetric else Float64Rows(y_source, y_rows),
+                    by_layer=self.by_layer, memory_budget=self.budget, progress=self.progress,
+                    check_finite=False, columns=self.columns, group=self.group,
+                ).run(pair_op=pair_op)  # fmt: skip
+                place = np.ix_(x_rows, x_rows if symmetric else y_rows)
+                sums.pairs[place] = wide.pairs
+                if self.by_layer:
+                    sums.layer_pairs[(slice(None), *place)] = wide.layer_pairs
+        if wide_input:
+            check_float64_range(sums, pair_op, y_source is None, x_source)
+        return sums
+
+    def _accumulate(self, pair_op, pair_scales, steps: bool, y_steps: bool) -> dict[str, np.ndarray]:
+        """This process's sums over its columns, by name, with a leading layer axis (zeros if none)."""
+        x_source, y_source, kernels = self.x_source, self.y_source, self.kernels
+        n_slots = len(x_source.layers) if self.by_layer else 1
+        n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
+        shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
+        wanted = [name for name, on in (("pairs", pair_op), ("steps", steps), ("y_steps", y_steps)) if on]
+        x_blocks = x_source.blocks(self.width, by_layer=self.by_layer, columns=self.columns)
+        y_blocks = y_source.blocks(self.width, columns=self.columns) if y_source else None
+        if pair_op and not self.by_layer:
+            # float32 tile sums must group the same columns whatever the source
+            # (the built-in sources are on the grid already: this only checks them)
+            x_blocks = on_grid(x_blocks, x_source, self.width, self.columns)
+            y_blocks = on_grid(y_blocks, y_source, self.width, self.columns) if y_source else None
+        acc: dict[str, Any] = {}
+        costs = [ColumnCost(s) for s in (x_source, y_source) if s is not None]
+        columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
+        total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
+        bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
+        try:
+            for x_block, y_block in paired_blocks(x_blocks, y_blocks):
+                slot = _slot(x_block, x_source, self.by_layer)
+                if not acc:
+                    # accumulators live where the data lives (the host, or the GPU for Triton)
+                    acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
+                if pair_op:
+                    y_data = None if y_block is None else y_block.data
+                    y_start = 0 if y_block is None else y_block.start
+                    y_stop = 0 if y_block is None else y_block.stop
+                    kernels.pairwise_block(
+                        x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                        pair_op, acc["pairs"][slot], pair_scales,
+                    )  # fmt: skip
+                if steps:
+                    kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+                if y_steps:
+                    kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+                end = x_block.offset + x_block.width
+                bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
+        finally:
+            bar.close()
+        if not acc:
+            # no columns here (a rank with an empty share): zeros to add
+            return {name: np.zeros(shapes[name]) for name in wanted}
+        return {name: kernels.to_numpy(a) for name, a in acc.items()}
+
+    def _sums(self, raw: dict[str, np.ndarray]) -> Sums:
+        sums = Sums()
+        if "pairs" in raw:
+            layer_pairs = raw["pairs"]
+            # without layers the one slot is the total (no copy of a matrix that may be
+            # most of memory); with layers, the total is a matrix of its own
+            sums.pairs = layer_pairs.sum(axis=0) if self.by_layer else layer_pairs[0]
+            sums.layer_pairs = layer_pairs if self.by_layer else None
+        if "steps" in raw:
+            sums.steps = raw["steps"].sum(axis=0)
+            sums.layer_steps = raw["steps"] if self.by_layer else None
+        if "y_steps" in raw:
+            sums.y_steps = raw["y_steps"]
+        return sums
+
+    def _input_finite(self, sums: Sums) -> bool:
+        """Whether the input is finite, found through the sums it poisons; raise if not and asked to.
+
+        Only when a sum is not finite are the sources scanned to name the
+        first bad value (the lowest row, then the lowest column, over all
+        ranks); a scan that finds none means finite values overflowed (the
+        caller computes again).
+        """
+        results = [s for s in (sums.pairs, sums.steps, sums.y_steps) if s is not None]
+        if all(all_finite(r) for r in results):
+            return True
+        for source in (self.x_source, self.y_source):
+            if source is None:
+                continue
+            location = self._first_nonfinite(source)
+            if location is not None:
+                if not self.check_finite:
+                    return False
+                raise nonfinite_error(source, location)
+        return True
+
+    def _first_nonfinite(self, source: Source) -> Location | None:
+        if self.group is None:
+            return first_nonfinite(source, self.width, self.columns)
+        what = "wtraj: the search for a NaN or Inf"
+        location, error = None, None
+        try:
+            location = first_nonfinite(source, self.width, self.columns)
+        except Exception as caught:
+            error = caught
+        self.group.agree(error, what)
+        found = [loc for loc in self.group.gather(location, what) if loc is not None]
+        return min(found) if found else None
+
+
+def _slot(block: Block, source: Source, by_layer: bool) -> int:
+    if not by_layer:
+        return 0
+    if block.layer < 0:
+        raise ValueError(
+            f"by_layer=True needs blocks attributed to tensors, but {type(source).__name__} "
+            "yielded a block that spans several."
+        )
+    return block.layer
