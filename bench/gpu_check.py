@@ -287,7 +287,6 @@ def time_shapes(torch, triton, wtraj, plan, device, checker, timer):
 def _time_one(torch, wtraj, X, dtype_name, pair_rate, checker, timer, plan, out_of_memory):
     n, d = X.shape
     label = f"N={n}, D={d}, {dtype_name}"
-    nbytes = X.numel() * X.element_size()
     memory_ms = timer(lambda: X.sum(dtype=torch.float32))
     compute_ms = n * (n - 1) / 2 * d / pair_rate * 1e3
     binding_ms, binds = max((memory_ms, "memory"), (compute_ms, "compute"))
@@ -304,7 +303,6 @@ def _time_one(torch, wtraj, X, dtype_name, pair_rate, checker, timer, plan, out_
         cdist = f"{cdist_ms:.3g} | {max_error(theirs, truth, 'euclidean'):.1e}"
     except out_of_memory:
         cdist = "out of memory | "
-    del Xf
     fraction = binding_ms / pairwise_ms
     rows = [f"| pairwise euclidean | {n} | {d} | {dtype_name} | {pairwise_ms:.3g} | {memory_ms:.3g} | "
             f"{compute_ms:.3g} | {binds} | {100 * fraction:.0f}% | "
@@ -315,8 +313,9 @@ def _time_one(torch, wtraj, X, dtype_name, pair_rate, checker, timer, plan, out_
     error = checker.compare(f"timed step_norms, {label}", wtraj.step_norms(X, backend="triton"),
                             step_truth, "step_norm")
     fraction = memory_ms / steps_ms
-    rows.append(f"| step_norms | {n} | {d} | {dtype_name} | {steps_ms:.3g} | {memory_ms:.3g} | | memory | "
-                f"{100 * fraction:.0f}% | {'yes' if fraction >= TARGET_FRACTION else 'no'} | | | {error:.1e} |")
+    rows.append(f"| step_norms | {n} | {d} | {dtype_name} | {steps_ms:.3g} | {memory_ms:.3g} | "
+                f"| memory | {100 * fraction:.0f}% | {'yes' if fraction >= TARGET_FRACTION else 'no'} "
+                f"| | | {error:.1e} |")
 
     stats_ms = timer(lambda: wtraj.trajectory_stats(X, backend="triton"))
     stats = wtraj.trajectory_stats(X, backend="triton")
@@ -357,7 +356,8 @@ def describe(torch, triton, device) -> list[str]:
     return [
         f"### GPU check: {card}, {date}",
         "",
-        f"Driver {driver}, CUDA {torch.version.cuda}, torch {torch.__version__}, triton {triton.__version__}, "
+        f"Driver {driver}, CUDA {torch.version.cuda}, torch {torch.__version__}, "
+        f"triton {triton.__version__}, "
         f"Python {platform.python_version()}, wtraj commit {commit}. Command: `python bench/gpu_check.py "
         f"{' '.join(sys.argv[1:])}`.",
     ]
