@@ -18,14 +18,14 @@ import numpy as np
 from wtraj._backend import resolve_backend
 from wtraj._dtypes import host_floats, is_torch_tensor, itemsize
 from wtraj._memory import resolve_memory_budget
-from wtraj._path_rows import N_PATH_SUMS
 from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
 from wtraj._source import COLUMN_ALIGN, Block, Source, as_source, copy_columns, empty_rows_like
+from wtraj.kernels.contract import N_PATH_SUMS
 
 _BACKEND_MODULES = {
     "numba": "wtraj.kernels.numba",
     "triton": "wtraj.kernels.triton",
-    "reference": "wtraj.reference",
+    "reference": "wtraj.kernels.reference",
 }
 # Show a progress bar by default only for passes at least this large.
 PROGRESS_MIN_BYTES = 2 << 30
@@ -36,7 +36,7 @@ class Sums:
     """What one pass accumulated, in float64 NumPy arrays.
 
     ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
-    ``steps`` is (N_PATH_SUMS, N) as documented in ``wtraj/_path_rows.py``,
+    ``steps`` is (N_PATH_SUMS, N), rows as in ``wtraj.kernels.contract.PathSum``,
     ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
     layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
     """

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, prepare
-from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
+from wtraj.kernels.contract import PairOp, PathSum
 from wtraj.metrics import metric_info
 
 
@@ -68,7 +68,7 @@ def pairwise(
     # The symmetric kernels fill only i < j. The diagonal of "inner" is the
     # squared norm; and a lone checkpoint has no pair whose sum would reveal a
     # NaN, so its norm is summed to check it.
-    self_dot = symmetric and info.pair_op == "dot"
+    self_dot = symmetric and info.pair_op is PairOp.DOT
     norms = info.needs_norms or self_dot or (symmetric and x_source.n_checkpoints == 1)
     pair_scales = None
     if info.needs_norms:
@@ -77,8 +77,8 @@ def pairwise(
             x_source, kernels, y_source=y_source, steps=True, y_steps=not symmetric,
             check_finite=check_finite, **passes,
         )
-        x_norm2 = norm_sums.steps[NORM2]
-        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[NORM2]
+        x_norm2 = norm_sums.steps[PathSum.NORM2]
+        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[PathSum.NORM2]
         pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2))
         sums = accumulate(
             x_source, kernels, y_source=y_source, pair_op=info.pair_op, pair_scales=pair_scales,
@@ -89,8 +89,8 @@ def pairwise(
             x_source, kernels, y_source=y_source, pair_op=info.pair_op,
             steps=norms, y_steps=norms and not symmetric, check_finite=check_finite, **passes,
         )
-        x_norm2 = sums.steps[NORM2] if norms else None
-        y_norm2 = x_norm2 if symmetric else (sums.y_steps[NORM2] if norms else None)
+        x_norm2 = sums.steps[PathSum.NORM2] if norms else None
+        y_norm2 = x_norm2 if symmetric else (sums.y_steps[PathSum.NORM2] if norms else None)
     # every step below works in place: the matrix may be most of memory
     pairs = sums.pairs
     if symmetric:

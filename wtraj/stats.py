@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from wtraj._engine import accumulate, prepare
-from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
+from wtraj.kernels.contract import PairOp, PathSum
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
@@ -146,7 +146,7 @@ def trajectory_stats(
     """
     x_source, _, kernels = prepare(X, None, backend)
     sums = accumulate(
-        x_source, kernels, pair_op="sqdiff", steps=True, by_layer=by_layer,
+        x_source, kernels, pair_op=PairOp.SQDIFF, steps=True, by_layer=by_layer,
         memory_budget=memory_budget, progress=progress, check_finite=check_finite,
     )
     steps = sums.steps
@@ -156,7 +156,7 @@ def trajectory_stats(
             layers.append(
                 LayerStats(
                     layer.name, tuple(layer.shape), step_lengths(layer_steps),
-                    _symmetric_distances(pairs), np.sqrt(layer_steps[NORM2]),
+                    _symmetric_distances(pairs), np.sqrt(layer_steps[PathSum.NORM2]),
                 )
             )
     with warnings.catch_warnings():
@@ -168,7 +168,7 @@ def trajectory_stats(
         step_norms=step_lengths(steps),
         turning_angles=turning_angles(steps),
         menger_curvature=menger,
-        norms=np.sqrt(steps[NORM2]),
+        norms=np.sqrt(steps[PathSum.NORM2]),
         names=list(x_source.names),
         layers=Layers(layers),
     )

@@ -33,16 +33,17 @@ shared out and each ``out[i, j]`` has a single writer.
 import numba
 import numpy as np
 from numba import prange
+
+from wtraj.kernels.contract import PairOp
 from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, load, n_column_chunks
 
 # Above this many rows (squared: pairs) the column-chunk partials
 # (N_CHUNKS x N x M) grow too large, and the rows alone give every core work.
 MAX_ROWS_FOR_COLUMN_CHUNKS = 48
 
-# The elementwise terms. Each compiled kernel holds one as a constant, so the
-# branch in _term folds away before LLVM vectorises the loops.
-SQDIFF, ABSDIFF, DOT = 0, 1, 2
-_OPS = {"sqdiff": SQDIFF, "absdiff": ABSDIFF, "dot": DOT}
+# The elementwise terms by their codes. Each compiled kernel holds one as a
+# constant, so the branch in _term folds away before LLVM vectorises the loops.
+SQDIFF, ABSDIFF = PairOp.SQDIFF.code, PairOp.ABSDIFF.code
 
 
 @numba.njit(inline="always")
@@ -268,9 +269,9 @@ _KERNELS: dict = {}
 
 
 def _kernels(op, dtype):
-    key = (op, np.dtype(dtype))
+    key = (PairOp(op), np.dtype(dtype))
     if key not in _KERNELS:
-        _KERNELS[key] = _build(_OPS[op], accumulator_zero(np.dtype(dtype)))
+        _KERNELS[key] = _build(key[0].code, accumulator_zero(key[1]))
     return _KERNELS[key]
 
 
@@ -288,7 +289,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
         the diagonal is zero by definition).
     y_start, y_stop : int
         The block of ``y``; same width as x's.
-    op : {"sqdiff", "absdiff", "dot", "unitdiff"}
+    op : PairOp or its value ("sqdiff", "absdiff", "dot", "unitdiff")
     out : (N, M) float64 array, accumulated in place
     scales : pair of (N,) and (M,) float64 arrays, only for ``"unitdiff"``
         The factors each row of x and of y is multiplied by (with ``y=None``,
@@ -301,7 +302,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     else:
         y = host_array(y)
     few_pairs = x.shape[0] * y.shape[0] <= MAX_ROWS_FOR_COLUMN_CHUNKS**2
-    if op == "unitdiff":
+    if PairOp(op) is PairOp.UNITDIFF:
         x_scale, y_scale = scales
         launch = _unit_by_columns if few_pairs else _unit_by_rows
         launch(x, x_start, x_scale, y, y_start, y_scale, x_stop - x_start, symmetric, out)

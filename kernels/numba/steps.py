@@ -1,15 +1,15 @@
 r"""Per-checkpoint sums along the path over one column block, on the CPU.
 
 For consecutive rows :math:`x_i, x_{i+1}, x_{i+2}` with steps
-:math:`u_i = x_{i+1} - x_i`, add to the rows of ``out``
+:math:`u_i = x_{i+1} - x_i`, add to the rows of ``out`` (:class:`~wtraj.kernels.contract.PathSum`)
 
 .. math::
 
-    \mathrm{out}[0, i] \mathrel{+}= \sum_k x_{ik}^2 \qquad
-    \mathrm{out}[1, i] \mathrel{+}= \sum_k u_{ik}^2 \qquad
-    \mathrm{out}[2, i] \mathrel{+}= \sum_k (u_{i+1,k} - u_{ik})^2 \qquad
-    \mathrm{out}[3, i] \mathrel{+}= \sum_k (x_{i+2,k} - x_{ik})^2 \qquad
-    \mathrm{out}[4, i] \mathrel{+}= \sum_k u_{ik} u_{i+1,k}
+    \mathrm{NORM2}_i \mathrel{+}= \sum_k x_{ik}^2 \qquad
+    \mathrm{STEP2}_i \mathrel{+}= \sum_k u_{ik}^2 \qquad
+    \mathrm{BEND2}_i \mathrel{+}= \sum_k (u_{i+1,k} - u_{ik})^2 \qquad
+    \mathrm{SKIP2}_i \mathrel{+}= \sum_k (x_{i+2,k} - x_{ik})^2 \qquad
+    \mathrm{STEP\_DOT}_i \mathrel{+}= \sum_k u_{ik} u_{i+1,k}
 
 Everything here is O(N D), so it is all done in float64: each value is
 widened before the subtraction (exact for float32, float16 and bfloat16
@@ -25,9 +25,9 @@ directly, so a small angle does not have to be recovered from
 import numba
 import numpy as np
 from numba import prange
-from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
 
-from wtraj._path_rows import BEND2, N_PATH_SUMS, NORM2, SKIP2, STEP2, STEP_DOT
+from wtraj.kernels.contract import N_PATH_SUMS, PathSum
+from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
 
 
 @numba.njit(fastmath=FASTMATH)
@@ -60,11 +60,11 @@ def _row_sums(x, i, k0, k1, partial):
         for k in range(np.uint64(k0), np.uint64(k1)):
             u = np.float64(load(x[i + 1, k])) - np.float64(load(x[i, k]))
             step2 += u * u
-    partial[NORM2, i] += norm2
-    partial[STEP2, i] += step2
-    partial[BEND2, i] += bend2
-    partial[SKIP2, i] += skip2
-    partial[STEP_DOT, i] += step_dot
+    partial[PathSum.NORM2, i] += norm2
+    partial[PathSum.STEP2, i] += step2
+    partial[PathSum.BEND2, i] += bend2
+    partial[PathSum.SKIP2, i] += skip2
+    partial[PathSum.STEP_DOT, i] += step_dot
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -94,7 +94,7 @@ def steps_block(x, start, stop, out):
     start, stop : int
         The block is ``x[:, start:stop]``.
     out : (N_PATH_SUMS, N) float64 array, accumulated in place
-        Rows as in ``wtraj/_path_rows.py``: squared norms, squared steps, squared bends
+        Rows as in :class:`wtraj.kernels.contract.PathSum`: squared norms, squared steps, squared bends
         ``|x[i+2] - 2 x[i+1] + x[i]|^2``, squared skips ``|x[i+2] - x[i]|^2``,
         dots of consecutive steps (unused tails stay zero).
     """
