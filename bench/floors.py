@@ -15,9 +15,18 @@ cache, all cores) times the ``N (N - 1) / 2 * D`` pair-elements a
 symmetric pairwise pass must do.
 
 The binding floor of a benchmark is the larger of the two.
+
+Run as a script, it prints issue 14's summary table: wtraj's kernels at
+N = 8, 32, 128 (pairwise, float32 and bfloat16) and N = 32 (step norms,
+curvature, trajectory_stats), each against its binding floor and target,
+every time the best of several calls::
+
+    python bench/floors.py [--d 4000000] [--repeats 5]
 """
 
+import argparse
 import time
+from datetime import datetime, timezone
 
 import numba
 import numpy as np
@@ -171,3 +180,80 @@ def pairwise_compute_floor(n_rows, n_cols, rate=None):
     """Seconds the symmetric pairwise pass needs at the measured sub + FMA rate."""
     rate = pair_element_rate() if rate is None else rate
     return n_rows * (n_rows - 1) / 2 * n_cols / rate
+
+
+# issue 14's targets: pairwise, step norms and curvature within 1.3x of the binding floor;
+# trajectory_stats within 1.1x of pairwise + step_norms, which it computes in one pass
+TARGET = 1.3
+STATS_TARGET = 1.1
+PAIRWISE_ROWS = (8, 32, 128)
+STEPS_ROWS = 32
+
+
+def _summary_rows(n_params, repeats):
+    import torch
+    from conftest import random_walk
+
+    import wtraj
+
+    rate = pair_element_rate()
+    threads = numba.config.NUMBA_NUM_THREADS
+    yield f"pair-element rate (sub + FMA, in cache, {threads} threads): {rate / 1e9:.1f} G/s"
+    yield ""
+    yield ("| operation | N | dtype | wtraj (s) | memory floor (s) | compute floor (s) | binds "
+           "| vs binding floor | target | met? |")
+    yield "|---|---|---|---|---|---|---|---|---|---|"
+
+    def row(operation, n, dtype, seconds, memory, compute, target_text, ratio, met):
+        binds = "compute" if compute is not None and compute > memory else "memory"
+        compute_text = "" if compute is None else f"{compute:.4f}"
+        return (f"| {operation} | {n} | {dtype} | {seconds:.4f} | {memory:.4f} | {compute_text} | {binds} "
+                f"| {ratio} | {target_text} | {'yes' if met else 'no'} |")
+
+    for n in PAIRWISE_ROWS:
+        walk = random_walk(n, n_params)
+        for dtype in ("float32", "bfloat16"):
+            X = walk if dtype == "float32" else torch.from_numpy(walk).to(torch.bfloat16)
+            # the bytes the kernels read: bfloat16 as its bit patterns
+            data = walk if dtype == "float32" else X.view(torch.int16).numpy().view(np.uint16)
+            seconds = _best_seconds(lambda X=X: wtraj.pairwise(X, backend="numba"), repeats)
+            memory = memory_floor(data, repeats)[0]
+            compute = pairwise_compute_floor(n, n_params, rate)
+            ratio = seconds / max(memory, compute)
+            yield row("pairwise", n, dtype, seconds, memory, compute, f"<= {TARGET}x", f"{ratio:.2f}x",
+                      ratio <= TARGET)
+    walk = random_walk(STEPS_ROWS, n_params)
+    memory = memory_floor(walk, repeats)[0]
+    times = {
+        name: _best_seconds(lambda fn=fn: fn(walk, backend="numba"), repeats)
+        for name, fn in (("pairwise", wtraj.pairwise), ("step_norms", wtraj.step_norms),
+                         ("curvature", wtraj.curvature), ("trajectory_stats", wtraj.trajectory_stats))
+    }
+    for name in ("step_norms", "curvature"):
+        ratio = times[name] / memory
+        yield row(name, STEPS_ROWS, "float32", times[name], memory, None, f"<= {TARGET}x", f"{ratio:.2f}x",
+                  ratio <= TARGET)
+    parts = times["pairwise"] + times["step_norms"]
+    ratio = times["trajectory_stats"] / parts
+    compute = pairwise_compute_floor(STEPS_ROWS, n_params, rate)
+    yield row("trajectory_stats", STEPS_ROWS, "float32", times["trajectory_stats"], memory, compute,
+              f"<= {STATS_TARGET}x of pairwise + step_norms",
+              f"{times['trajectory_stats'] / max(memory, compute):.2f}x "
+              f"({ratio:.2f}x of pairwise + step_norms, {parts:.4f} s)", ratio <= STATS_TARGET)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="issue 14's table: wtraj's kernels against their floors")
+    parser.add_argument("--d", type=int, default=4_000_000, help="parameters per checkpoint (D)")
+    parser.add_argument("--repeats", type=int, default=5, help="calls per time (the best is kept)")
+    args = parser.parse_args(argv)
+    started = datetime.now(timezone.utc)
+    print(f"wtraj kernels against their floors, D = {args.d:,}, {started:%Y-%m-%d %H:%M} UTC, "
+          f"numba threads {numba.config.NUMBA_NUM_THREADS}, best of {args.repeats}")
+    print()
+    for line in _summary_rows(args.d, args.repeats):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
