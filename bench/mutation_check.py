@@ -88,8 +88,8 @@ MUTATIONS = (
         "wtraj/metrics.py",
         (
             (
-                '"cosine", ("cos",), "unitdiff", True, _cosine,',
-                '"cosine", ("cos",), "sqdiff", True, _cosine,',
+                '"cosine", ("cos",), PairOp.UNITDIFF, True, _cosine,',
+                '"cosine", ("cos",), PairOp.SQDIFF, True, _cosine,',
             ),
             (
                 "    distance = np.multiply(pairs, 0.5, out=pairs)\n",

@@ -19,7 +19,7 @@ from wtraj._source import as_source
 _BACKEND_MODULES = {
     "numba": "wtraj.kernels.numba",
     "triton": "wtraj.kernels.triton",
-    "reference": "wtraj.reference",
+    "reference": "wtraj.kernels.reference",
 }
 
 

@@ -22,10 +22,10 @@ from wtraj._blocks import COLUMN_ALIGN, Block, ColumnCost, Columns, Source, all_
 from wtraj._finite import Location, first_nonfinite, nonfinite_error
 from wtraj._group import PassGroup
 from wtraj._memory import resolve_memory_budget
-from wtraj._path_rows import N_PATH_SUMS
 from wtraj._progress import progress_bar
 from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
 from wtraj._split import split_columns
+from wtraj.kernels.contract import N_PATH_SUMS
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Sums:
     """What one pass accumulated, in float64 NumPy arrays.
 
     ``pairs`` is (N, M) (upper triangle only when X is paired with itself),
-    ``steps`` is (N_PATH_SUMS, N) as documented in ``wtraj/_path_rows.py``,
+    ``steps`` is (N_PATH_SUMS, N) rows as in ``wtraj.kernels.contract.PathSum``,
     ``y_steps`` is the same for Y. With ``by_layer`` each gets a leading
     layer axis in ``layer_pairs`` / ``layer_steps`` and the totals are their sums.
     """

@@ -18,11 +18,11 @@ import numpy as np
 
 from wtraj._blocks import Block, Columns, Source
 from wtraj._dtypes import host_floats, is_torch_tensor
-from wtraj._path_rows import NORM2, STEP2
+from wtraj.kernels.contract import PairOp, PathSum
 
 # The pairwise ops that sum float32 tiles for float32, float16 and bfloat16
-# input ("unitdiff" is float64 throughout).
-FLOAT32_TILE_OPS = ("sqdiff", "absdiff", "dot")
+# input (UNITDIFF is float64 throughout).
+FLOAT32_TILE_OPS = frozenset({PairOp.SQDIFF, PairOp.ABSDIFF, PairOp.DOT})
 # Squares below these (float32 tiles: 2**-126, the smallest normal float32;
 # float64: 2**-1022) lose digits to underflow, at most one such value's worth per
 # term. A sum of D terms that stays above D * FLOOR is then exact to ~1e-9.
@@ -93,14 +93,14 @@ def rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tupl
     return np.array(sorted(x_rows), dtype=np.int64), np.array(sorted(y_rows), dtype=np.int64)
 
 
-def check_float64_range(sums: Any, pair_op: str | None, symmetric: bool, x_source: Source) -> None:
+def check_float64_range(sums: Any, pair_op: PairOp | None, symmetric: bool, x_source: Source) -> None:
     """Float64 input whose squares overflow raises, naming a row; one whose squares underflow warns."""
-    path_sums = [s[[NORM2, STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
+    path_sums = [s[[PathSum.NORM2, PathSum.STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
     extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
     if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
         # the first row of X with a sum out of range: a norm or step, else a pair
-        if sums.steps is not None and not np.isfinite(sums.steps[[NORM2, STEP2]]).all():
-            row = int(np.flatnonzero(~np.isfinite(sums.steps[[NORM2, STEP2]]).all(axis=0))[0])
+        if sums.steps is not None and not np.isfinite(sums.steps[[PathSum.NORM2, PathSum.STEP2]]).all():
+            row = int(np.flatnonzero(~np.isfinite(sums.steps[[PathSum.NORM2, PathSum.STEP2]]).all(axis=0))[0])
         elif pair_op:
             row = int(np.flatnonzero(~np.isfinite(sums.pairs).all(axis=1))[0])
         else:
@@ -112,7 +112,7 @@ def check_float64_range(sums: Any, pair_op: str | None, symmetric: bool, x_sourc
         )
     floor = x_source.n_params * FLOAT64_FLOOR
     least = [float(s[s > 0].min()) for s in path_sums if (s > 0).any()]
-    if pair_op in ("sqdiff", "unitdiff"):
+    if pair_op in (PairOp.SQDIFF, PairOp.UNITDIFF):
         least.append(extent.least_positive)
     if least and min(least) < floor:
         warnings.warn(

@@ -9,8 +9,8 @@ import numpy as np
 from wtraj._engine import prepare
 from wtraj._pair_tiles import tiled_pair_sums
 from wtraj._pass import Pass
-from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
+from wtraj.kernels.contract import PairOp, PathSum
 from wtraj.metrics import metric_info
 
 SPLITS = ("columns", "pairs")
@@ -89,15 +89,15 @@ def pairwise(
     # The symmetric kernels fill only i < j. The diagonal of "inner" is the
     # squared norm; and a lone checkpoint has no pair whose sum would reveal a
     # NaN, so its norm is summed to check it.
-    self_dot = symmetric and info.pair_op == "dot"
+    self_dot = symmetric and info.pair_op is PairOp.DOT
     norms = info.needs_norms or self_dot or (symmetric and x_source.n_checkpoints == 1)
     by_tiles = split == "pairs" and ranks is not None
     if info.needs_norms or by_tiles:
         # a first pass for the norms, which scale the rows of the second; before
         # pair tiles, it also checks every row for NaN and Inf (split by columns)
         norm_sums = run.run(steps=True, y_steps=not symmetric)
-        x_norm2 = norm_sums.steps[NORM2]
-        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[NORM2]
+        x_norm2 = norm_sums.steps[PathSum.NORM2]
+        y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[PathSum.NORM2]
         pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2)) if info.needs_norms else None
         if by_tiles:
             pairs = tiled_pair_sums(x_source, y_source, kernels, info.pair_op, pair_scales, ranks, **passes)
@@ -106,8 +106,8 @@ def pairwise(
     else:
         sums = run.run(pair_op=info.pair_op, steps=norms, y_steps=norms and not symmetric)
         pairs = sums.pairs
-        x_norm2 = sums.steps[NORM2] if norms else None
-        y_norm2 = x_norm2 if symmetric else (sums.y_steps[NORM2] if norms else None)
+        x_norm2 = sums.steps[PathSum.NORM2] if norms else None
+        y_norm2 = x_norm2 if symmetric else (sums.y_steps[PathSum.NORM2] if norms else None)
     # every step below works in place: the matrix may be most of memory
     if symmetric:
         mirror_upper_triangle(pairs)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wtraj.kernels.contract import PairOp
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -15,14 +17,14 @@ class MetricInfo:
 
     ``pair_op`` names the elementwise sum the kernels accumulate for every
     pair; ``needs_norms`` asks for the rows' squared norms in a first pass, whose
-    inverse square roots scale the rows of the second (``"unitdiff"``);
+    inverse square roots scale the rows of the second (``PairOp.UNITDIFF``);
     ``finalize(pairs, x_norm2, y_norm2)`` turns float64 sums into the metric, in place.
     ``accuracy`` states the error to expect, for docs and for tests.
     """
 
     name: str
     aliases: tuple[str, ...]
-    pair_op: str
+    pair_op: PairOp
     needs_norms: bool
     finalize: Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
     accuracy: str
@@ -65,25 +67,25 @@ METRICS: dict[str, MetricInfo] = {
     info.name: info
     for info in (
         MetricInfo(
-            "euclidean", ("l2", "euclid"), "sqdiff", False, _sqrt,
+            "euclidean", ("l2", "euclid"), PairOp.SQDIFF, False, _sqrt,
             "float32 input: relative error < 2e-7 (measured <= 6e-8), also for "
             "near-identical checkpoints; float64 input: < 1e-14",
         ),
         MetricInfo(
-            "sqeuclidean", ("sqeuclid",), "sqdiff", False, _identity,
+            "sqeuclidean", ("sqeuclid",), PairOp.SQDIFF, False, _identity,
             "float32 input: relative error < 4e-7; float64 input: < 1e-14",
         ),
         MetricInfo(
-            "cosine", ("cos",), "unitdiff", True, _cosine,
+            "cosine", ("cos",), PairOp.UNITDIFF, True, _cosine,
             "1 - cos with relative error < 1e-9 (float32 and float64 input: float64 "
             "differences of the unit vectors), near 0 and when the rows differ mostly in length",
         ),
         MetricInfo(
-            "inner", ("dot",), "dot", False, _identity,
+            "inner", ("dot",), PairOp.DOT, False, _identity,
             "absolute error < 1e-7 |a||b| (float32), < 1e-14 |a||b| (float64)",
         ),
         MetricInfo(
-            "cityblock", ("manhattan", "l1"), "absdiff", False, _identity,
+            "cityblock", ("manhattan", "l1"), PairOp.ABSDIFF, False, _identity,
             "float32 input: relative error < 2e-7; float64 input: < 1e-14",
         ),
     )

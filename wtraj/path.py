@@ -9,14 +9,14 @@ import numpy as np
 
 from wtraj._engine import prepare
 from wtraj._pass import Pass
-from wtraj._path_rows import BEND2, SKIP2, STEP2, STEP_DOT
+from wtraj.kernels.contract import PathSum
 
 CURVATURE_KINDS = ("angle", "menger")
 
 
 def step_lengths(steps: np.ndarray) -> np.ndarray:
-    """(N-1,) ``|x[i+1] - x[i]|`` from the path sums (``wtraj/_path_rows.py``)."""
-    return np.sqrt(steps[STEP2, :-1])
+    """(N-1,) ``|x[i+1] - x[i]|`` from the path sums (:class:`~wtraj.kernels.contract.PathSum`)."""
+    return np.sqrt(steps[PathSum.STEP2, :-1])
 
 
 def turning_angles(steps: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def turning_angles(steps: np.ndarray) -> np.ndarray:
     angle when consecutive steps have similar lengths, ~1e-16 / sin(theta)
     absolute when they do not.
     """
-    u2, v2 = steps[STEP2, :-2], steps[STEP2, 1:-1]
+    u2, v2 = steps[PathSum.STEP2, :-2], steps[PathSum.STEP2, 1:-1]
     angles = _angle_between_steps(steps)
     zero = (u2 == 0) | (v2 == 0)
     if zero.any():
@@ -60,8 +60,8 @@ def _angle_between_steps(steps: np.ndarray) -> np.ndarray:
     ``u.v / (|u||v|)`` has error ~eps whatever the lengths: ~eps / (theta sin)
     relative in the angle.
     """
-    a, b = np.sqrt(steps[STEP2, :-2]), np.sqrt(steps[STEP2, 1:-1])
-    bend2, skip2, dot = steps[BEND2, :-2], steps[SKIP2, :-2], steps[STEP_DOT, :-2]
+    a, b = np.sqrt(steps[PathSum.STEP2, :-2]), np.sqrt(steps[PathSum.STEP2, 1:-1])
+    bend2, skip2, dot = steps[PathSum.BEND2, :-2], steps[PathSum.SKIP2, :-2], steps[PathSum.STEP_DOT, :-2]
     with np.errstate(invalid="ignore", divide="ignore"):
         by_cosine = np.arccos(np.clip(dot / (a * b), -1.0, 1.0))
         sharp = bend2 <= skip2
@@ -99,7 +99,7 @@ def menger_curvatures(steps: np.ndarray) -> np.ndarray:
     As accurate as the angle. Undefined (NaN, with a warning) where two of
     the three points coincide.
     """
-    u2, v2, w2 = steps[STEP2, :-2], steps[STEP2, 1:-1], steps[SKIP2, :-2]
+    u2, v2, w2 = steps[PathSum.STEP2, :-2], steps[PathSum.STEP2, 1:-1], steps[PathSum.SKIP2, :-2]
     theta = _angle_between_steps(steps)
     with np.errstate(invalid="ignore", divide="ignore"):
         kappa = 2.0 * np.sin(theta) / np.sqrt(w2)

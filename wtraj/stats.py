@@ -12,8 +12,8 @@ import numpy as np
 
 from wtraj._engine import prepare
 from wtraj._pass import Pass
-from wtraj._path_rows import NORM2
 from wtraj._ranges import mirror_upper_triangle
+from wtraj.kernels.contract import PairOp, PathSum
 from wtraj.path import menger_curvatures, step_lengths, turning_angles
 
 
@@ -153,7 +153,7 @@ def trajectory_stats(
     sums = Pass(
         x_source, kernels, by_layer=by_layer, memory_budget=memory_budget, progress=progress,
         check_finite=check_finite, group=ranks,
-    ).run(pair_op="sqdiff", steps=True)  # fmt: skip
+    ).run(pair_op=PairOp.SQDIFF, steps=True)  # fmt: skip
     steps = sums.steps
     layers = []
     if by_layer:
@@ -161,7 +161,7 @@ def trajectory_stats(
             layers.append(
                 LayerStats(
                     layer.name, tuple(layer.shape), step_lengths(layer_steps),
-                    _symmetric_distances(pairs), np.sqrt(layer_steps[NORM2]),
+                    _symmetric_distances(pairs), np.sqrt(layer_steps[PathSum.NORM2]),
                 )
             )
     with warnings.catch_warnings():
@@ -173,7 +173,7 @@ def trajectory_stats(
         step_norms=step_lengths(steps),
         turning_angles=turning_angles(steps),
         menger_curvature=menger,
-        norms=np.sqrt(steps[NORM2]),
+        norms=np.sqrt(steps[PathSum.NORM2]),
         names=list(x_source.names),
         layers=Layers(layers),
     )

@@ -24,25 +24,31 @@ vector lane adding a few dozen terms, and are added to float64 accumulators.
 bfloat16 blocks arrive as bit patterns and are widened to float32 as they are
 loaded (exact), so they are read at half the bytes and summed like float32.
 
+The rows are taken four at a time: each column loaded from four rows of x
+and four of y serves 16 pairs held in registers (the 6 pairs among four rows
+of x itself on the diagonal), so a symmetric pass sums exactly the pairs
+``i < j``.
+
 Two layouts of the parallel work: with few pairs, the block's columns are cut
 into a fixed number of chunks with private float64 partials (deterministic:
-the chunks do not depend on the thread count); with many rows, the rows are
-shared out and each ``out[i, j]`` has a single writer.
+the chunks do not depend on the thread count); with many rows, the groups of
+rows are shared out and each ``out[i, j]`` has a single writer.
 """
 
 import numba
 import numpy as np
 from numba import prange
+
+from wtraj.kernels.contract import PairOp
 from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, load, n_column_chunks
 
 # Above this many rows (squared: pairs) the column-chunk partials
 # (N_CHUNKS x N x M) grow too large, and the rows alone give every core work.
 MAX_ROWS_FOR_COLUMN_CHUNKS = 48
 
-# The elementwise terms. Each compiled kernel holds one as a constant, so the
-# branch in _term folds away before LLVM vectorises the loops.
-SQDIFF, ABSDIFF, DOT = 0, 1, 2
-_OPS = {"sqdiff": SQDIFF, "absdiff": ABSDIFF, "dot": DOT}
+# The elementwise terms by their codes. Each compiled kernel holds one as a
+# constant, so the branch in _term folds away before LLVM vectorises the loops.
+SQDIFF, ABSDIFF = PairOp.SQDIFF.code, PairOp.ABSDIFF.code
 
 
 @numba.njit(inline="always")
@@ -55,102 +61,108 @@ def _term(op, a, b):
     return a * b
 
 
+# Rows of x (and of y) that one register tile holds: a 4 x 4 block of pairs
+# is 16 vector accumulators and 8 loads per 16 terms, within AVX-512VL's 32
+# vector registers; the pairs of 4 rows among themselves are a triangle of 6.
+GROUP = 4
+
+
 # Indices are unsigned so that Numba emits no negative-index wraparound,
 # which would keep LLVM from vectorising the loop (measured: 30x slower).
 @numba.njit(inline="always", fastmath=FASTMATH)
-def _tile_sum(op, zero, x, i, xk0, y, j, yk0, width):
-    acc = zero
+def _block_sums(op, zero, x, i0, i1, i2, i3, xk0, y, j0, j1, j2, j3, yk0, width):
+    """Tile sums of rows i0..i3 of x against rows j0..j3 of y: 16 sums, 8 loads per column."""
+    s00 = s01 = s02 = s03 = zero
+    s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = zero
+    s30 = s31 = s32 = s33 = zero
     for k in range(np.uint64(width)):
-        acc += _term(op, load(x[i, xk0 + k]), load(y[j, yk0 + k]))
-    return acc
-
-
-# Register tile of one row of x against four rows of y: each loaded x
-# value serves four pairs (5 loads per 4 terms instead of 8).
-@numba.njit(inline="always", fastmath=FASTMATH)
-def _tile_sums4(op, zero, x, i, xk0, y, j, yk0, width):
-    a0 = zero
-    a1 = zero
-    a2 = zero
-    a3 = zero
-    for k in range(np.uint64(width)):
-        xv = load(x[i, xk0 + k])
+        xk = xk0 + k
         yk = yk0 + k
-        a0 += _term(op, xv, load(y[j, yk]))
-        a1 += _term(op, xv, load(y[j + 1, yk]))
-        a2 += _term(op, xv, load(y[j + 2, yk]))
-        a3 += _term(op, xv, load(y[j + 3, yk]))
-    return a0, a1, a2, a3
+        a0 = load(x[i0, xk])
+        a1 = load(x[i1, xk])
+        a2 = load(x[i2, xk])
+        a3 = load(x[i3, xk])
+        b0 = load(y[j0, yk])
+        b1 = load(y[j1, yk])
+        b2 = load(y[j2, yk])
+        b3 = load(y[j3, yk])
+        s00 += _term(op, a0, b0)
+        s01 += _term(op, a0, b1)
+        s02 += _term(op, a0, b2)
+        s03 += _term(op, a0, b3)
+        s10 += _term(op, a1, b0)
+        s11 += _term(op, a1, b1)
+        s12 += _term(op, a1, b2)
+        s13 += _term(op, a1, b3)
+        s20 += _term(op, a2, b0)
+        s21 += _term(op, a2, b1)
+        s22 += _term(op, a2, b2)
+        s23 += _term(op, a2, b3)
+        s30 += _term(op, a3, b0)
+        s31 += _term(op, a3, b1)
+        s32 += _term(op, a3, b2)
+        s33 += _term(op, a3, b3)
+    return (s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
 
 
-# Register tile of two rows of x against four rows of y: 6 loads per 8
-# terms (measured 25% less CPU time than one row against four).
 @numba.njit(inline="always", fastmath=FASTMATH)
-def _tile_sums2x4(op, zero, x, i, xk0, y, j, yk0, width):
-    a0 = zero
-    a1 = zero
-    a2 = zero
-    a3 = zero
-    b0 = zero
-    b1 = zero
-    b2 = zero
-    b3 = zero
+def _triangle_sums(op, zero, x, i0, i1, i2, i3, xk0, width):
+    """Tile sums of the 6 pairs among rows i0..i3 of x (4 loads per column)."""
+    s01 = s02 = s03 = s12 = s13 = s23 = zero
     for k in range(np.uint64(width)):
-        xv = load(x[i, xk0 + k])
-        xw = load(x[i + 1, xk0 + k])
-        yk = yk0 + k
-        y0 = load(y[j, yk])
-        y1 = load(y[j + 1, yk])
-        y2 = load(y[j + 2, yk])
-        y3 = load(y[j + 3, yk])
-        a0 += _term(op, xv, y0)
-        a1 += _term(op, xv, y1)
-        a2 += _term(op, xv, y2)
-        a3 += _term(op, xv, y3)
-        b0 += _term(op, xw, y0)
-        b1 += _term(op, xw, y1)
-        b2 += _term(op, xw, y2)
-        b3 += _term(op, xw, y3)
-    return a0, a1, a2, a3, b0, b1, b2, b3
+        xk = xk0 + k
+        a0 = load(x[i0, xk])
+        a1 = load(x[i1, xk])
+        a2 = load(x[i2, xk])
+        a3 = load(x[i3, xk])
+        s01 += _term(op, a0, a1)
+        s02 += _term(op, a0, a2)
+        s03 += _term(op, a0, a3)
+        s12 += _term(op, a1, a2)
+        s13 += _term(op, a1, a3)
+        s23 += _term(op, a2, a3)
+    return s01, s02, s03, s12, s13, s23
+
+
+@numba.njit(inline="always")
+def _add(acc, i, j, n, m, value):
+    # rows past the end were clamped to the last row: their sums are dropped
+    if i < n and j < m:
+        acc[i, j] += value
 
 
 @numba.njit(inline="always", fastmath=FASTMATH)
-def _row_tile(op, zero, x, i, xk0, y, yk0, width, j_first, acc):
-    """Add the sums of row i of x against rows j_first.. of y to acc[i, j]."""
-    m = y.shape[0]
-    j = j_first
-    while j + 4 <= m:
-        s0, s1, s2, s3 = _tile_sums4(op, zero, x, i, xk0, y, j, yk0, width)
-        acc[i, j] += s0
-        acc[i, j + 1] += s1
-        acc[i, j + 2] += s2
-        acc[i, j + 3] += s3
-        j += 4
-    while j < m:
-        acc[i, j] += _tile_sum(op, zero, x, i, xk0, y, j, yk0, width)
-        j += 1
+def _group_tile(op, zero, x, i, xk0, y, yk0, width, symmetric, acc):
+    """Add the tile sums of rows i..i+3 of x to acc: their triangle (with y=x), then 4 x 4 blocks.
 
-
-@numba.njit(inline="always", fastmath=FASTMATH)
-def _row_pair_tile(op, zero, x, i, xk0, y, yk0, width, j_first, acc):
-    """Rows i and i+1 of x against rows j_first.. of y, four at a time."""
+    Symmetric: against the rows of later groups only (acc[i, j] for i < j);
+    otherwise against every row of y. Rows past the end are clamped to the
+    last row, so every block is a full register tile.
+    """
+    n = x.shape[0]
     m = y.shape[0]
-    j = j_first
-    while j + 4 <= m:
-        s0, s1, s2, s3, t0, t1, t2, t3 = _tile_sums2x4(op, zero, x, i, xk0, y, j, yk0, width)
-        acc[i, j] += s0
-        acc[i, j + 1] += s1
-        acc[i, j + 2] += s2
-        acc[i, j + 3] += s3
-        acc[i + 1, j] += t0
-        acc[i + 1, j + 1] += t1
-        acc[i + 1, j + 2] += t2
-        acc[i + 1, j + 3] += t3
-        j += 4
+    i0 = min(i, n - 1)
+    i1 = min(i + 1, n - 1)
+    i2 = min(i + 2, n - 1)
+    i3 = min(i + 3, n - 1)
+    j = 0
+    if symmetric:
+        t = _triangle_sums(op, zero, x, i0, i1, i2, i3, xk0, width)
+        _add(acc, i, i + 1, n, n, t[0])
+        _add(acc, i, i + 2, n, n, t[1])
+        _add(acc, i, i + 3, n, n, t[2])
+        _add(acc, i + 1, i + 2, n, n, t[3])
+        _add(acc, i + 1, i + 3, n, n, t[4])
+        _add(acc, i + 2, i + 3, n, n, t[5])
+        j = i + GROUP
     while j < m:
-        acc[i, j] += _tile_sum(op, zero, x, i, xk0, y, j, yk0, width)
-        acc[i + 1, j] += _tile_sum(op, zero, x, i + 1, xk0, y, j, yk0, width)
-        j += 1
+        s = _block_sums(op, zero, x, i0, i1, i2, i3, xk0, y, min(j, m - 1), min(j + 1, m - 1),
+                        min(j + 2, m - 1), min(j + 3, m - 1), yk0, width)
+        for p in range(GROUP):
+            for q in range(GROUP):
+                _add(acc, i + p, j + q, n, m, s[GROUP * p + q])
+        j += GROUP
 
 
 # No contraction in the unit kernels: a fused x*s - y*t rounds one product and
@@ -229,37 +241,26 @@ def _build(op, zero):
                 tile_width = min(TILE, width - k0)
                 xk0 = np.uint64(x_start + k0)
                 yk0 = np.uint64(y_start + k0)
-                acc = partial[c]
-                i = 0
-                while i + 2 <= n:
-                    j_first = 0
-                    if symmetric:
-                        # start early enough that the rows from i+1 on come in whole
-                        # groups of four: the few pairs below the diagonal this adds
-                        # cost less than one-by-one tails (callers read only i < j)
-                        j_first = max(0, n - 4 * ((n - i + 2) // 4))
-                    _row_pair_tile(op, zero, x, i, xk0, y, yk0, tile_width, j_first, acc)
-                    i += 2
-                if i < n:
-                    _row_tile(op, zero, x, i, xk0, y, yk0, tile_width, i + 1 if symmetric else 0, acc)
+                for i in range(0, n, GROUP):
+                    _group_tile(op, zero, x, i, xk0, y, yk0, tile_width, symmetric, partial[c])
         for c in range(n_chunks):
             out += partial[c]
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_rows(x, x_start, y, y_start, width, symmetric, out):
-        n = x.shape[0]
-        # with symmetric pairs, row p shares an item with row n-1-p so that
-        # every item has n-1 pairs and the triangle's work is balanced
-        n_items = (n + 1) // 2 if symmetric else n
+        n_groups = (x.shape[0] + GROUP - 1) // GROUP
+        # with symmetric pairs, group p shares an item with group n_groups-1-p so
+        # that every item has about as many pairs and the triangle's work is balanced
+        n_items = (n_groups + 1) // 2 if symmetric else n_groups
         for k0 in range(0, width, TILE):
             tile_width = min(TILE, width - k0)
             xk0 = np.uint64(x_start + k0)
             yk0 = np.uint64(y_start + k0)
             for p in prange(n_items):
-                _row_tile(op, zero, x, p, xk0, y, yk0, tile_width, p + 1 if symmetric else 0, out)
-                q = n - 1 - p
+                _group_tile(op, zero, x, GROUP * p, xk0, y, yk0, tile_width, symmetric, out)
+                q = n_groups - 1 - p
                 if symmetric and q != p:
-                    _row_tile(op, zero, x, q, xk0, y, yk0, tile_width, q + 1, out)
+                    _group_tile(op, zero, x, GROUP * q, xk0, y, yk0, tile_width, symmetric, out)
 
     return by_columns, by_rows
 
@@ -268,9 +269,9 @@ _KERNELS: dict = {}
 
 
 def _kernels(op, dtype):
-    key = (op, np.dtype(dtype))
+    key = (PairOp(op), np.dtype(dtype))
     if key not in _KERNELS:
-        _KERNELS[key] = _build(_OPS[op], accumulator_zero(np.dtype(dtype)))
+        _KERNELS[key] = _build(key[0].code, accumulator_zero(key[1]))
     return _KERNELS[key]
 
 
@@ -288,7 +289,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
         the diagonal is zero by definition).
     y_start, y_stop : int
         The block of ``y``; same width as x's.
-    op : {"sqdiff", "absdiff", "dot", "unitdiff"}
+    op : PairOp or its value ("sqdiff", "absdiff", "dot", "unitdiff")
     out : (N, M) float64 array, accumulated in place
     scales : pair of (N,) and (M,) float64 arrays, only for ``"unitdiff"``
         The factors each row of x and of y is multiplied by (with ``y=None``,
@@ -301,7 +302,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     else:
         y = host_array(y)
     few_pairs = x.shape[0] * y.shape[0] <= MAX_ROWS_FOR_COLUMN_CHUNKS**2
-    if op == "unitdiff":
+    if PairOp(op) is PairOp.UNITDIFF:
         x_scale, y_scale = scales
         launch = _unit_by_columns if few_pairs else _unit_by_rows
         launch(x, x_start, x_scale, y, y_start, y_scale, x_stop - x_start, symmetric, out)

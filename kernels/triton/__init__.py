@@ -1,6 +1,7 @@
 """Triton GPU kernels (also run on the CPU by Triton's interpreter, ``TRITON_INTERPRET=1``)."""
 
 import torch
+
 from wtraj.kernels.triton.pairwise import pairwise_block
 from wtraj.kernels.triton.steps import steps_block
 

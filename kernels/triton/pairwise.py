@@ -12,9 +12,14 @@ throughout, for the reason given in ``kernels/numba/pairwise.py``.
 import torch
 import triton
 import triton.language as tl
+
+from wtraj.kernels.contract import PairOp
 from wtraj.kernels.triton._launch import check_block, split_columns
 
-OPS = {"sqdiff": 0, "absdiff": 1, "dot": 2, "unitdiff": 3}
+# The op codes the kernel takes as its OP constant (Triton reads only constexpr globals).
+_ABSDIFF = tl.constexpr(PairOp.ABSDIFF.code)
+_DOT = tl.constexpr(PairOp.DOT.code)
+_UNITDIFF = tl.constexpr(PairOp.UNITDIFF.code)
 
 
 @triton.jit
@@ -59,14 +64,14 @@ def _pairwise_partial_kernel(
         else:
             x = x.to(tl.float32)
             y = y.to(tl.float32)
-        if OP == 3:
+        if OP == _UNITDIFF:
             x = x * tl.load(x_scale_ptr + offs_n, mask=mask_n, other=0.0)[:, None]
             y = y * tl.load(y_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
-        if OP == 2:
+        if OP == _DOT:
             terms = x[:, None, :] * y[None, :, :]
         else:
             diff = x[:, None, :] - y[None, :, :]  # [BLOCK_N, BLOCK_M, BLOCK_D]
-            terms = tl.abs(diff) if OP == 1 else diff * diff
+            terms = tl.abs(diff) if OP == _ABSDIFF else diff * diff
         acc += tl.sum(terms, axis=2).to(tl.float64)
 
     out_ptrs = partial_ptr + pid_s * stride_ps + offs_n.to(tl.int64)[:, None] * stride_pn + offs_m[None, :]
@@ -87,6 +92,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`.
     """
     check_block(x, "X")
+    op = PairOp(op)
     symmetric = y is None
     if symmetric:
         y, y_start = x, x_start
@@ -98,10 +104,10 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     tiles = triton.cdiv(n_rows, block_n) * triton.cdiv(m_rows, block_m)
     n_splits, split_width = split_columns(width, tiles, block_d, x.device)
     partial = torch.zeros((n_splits, n_rows, m_rows), dtype=torch.float64, device=x.device)
-    # "unitdiff" reads one float64 factor per row; the other ops, none (a stand-in keeps the signature)
+    # UNITDIFF reads one float64 factor per row; the other ops, none (a stand-in keeps the signature)
     x_scale, y_scale = (
         (torch.as_tensor(s, dtype=torch.float64, device=x.device) for s in scales)
-        if op == "unitdiff"
+        if op is PairOp.UNITDIFF
         else (partial, partial)
     )
     grid = (triton.cdiv(n_rows, block_n), triton.cdiv(m_rows, block_m), n_splits)
@@ -109,7 +115,7 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
         x, y, partial, x_scale, y_scale,
         n_rows, m_rows, width, split_width, x_start, y_start,
         x.stride(0), y.stride(0), partial.stride(0), partial.stride(1),
-        OP=OPS[op], SYMMETRIC=symmetric, FLOAT64=x.dtype == torch.float64 or op == "unitdiff",
+        OP=op.code, SYMMETRIC=symmetric, FLOAT64=x.dtype == torch.float64 or op is PairOp.UNITDIFF,
         BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
     )
     out += partial.sum(dim=0)

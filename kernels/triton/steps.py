@@ -9,11 +9,17 @@ Its partial sums go to its own slot and a second pass adds the slots.
 import torch
 import triton
 import triton.language as tl
+
+from wtraj.kernels.contract import N_PATH_SUMS, PathSum
 from wtraj.kernels.triton._launch import check_block, split_columns
 
-from wtraj._path_rows import N_PATH_SUMS
-
 BLOCK_D = 1024
+# The rows of the path sums (Triton reads only constexpr globals).
+_NORM2 = tl.constexpr(int(PathSum.NORM2))
+_STEP2 = tl.constexpr(int(PathSum.STEP2))
+_BEND2 = tl.constexpr(int(PathSum.BEND2))
+_SKIP2 = tl.constexpr(int(PathSum.SKIP2))
+_STEP_DOT = tl.constexpr(int(PathSum.STEP_DOT))
 
 
 @triton.jit
@@ -23,19 +29,20 @@ def _steps_partial_kernel(
     # sizes
     n_rows, width, split_width, x_col0,
     # strides
-    stride_xn, stride_ps,
+    stride_xn, stride_ps, stride_pr,
     # meta-parameters
     BLOCK_D: tl.constexpr,
 ):
     pid_s = tl.program_id(0).to(tl.int64)
     col_lo = pid_s * split_width
     col_hi = tl.minimum(col_lo + split_width, width)
-    # partial[pid_s] is (N_PATH_SUMS, n_rows): norm2, step2, bend2, skip2, step_dot (wtraj/_path_rows.py)
-    norm2_ptr = partial_ptr + pid_s * stride_ps
-    step2_ptr = norm2_ptr + n_rows
-    bend2_ptr = step2_ptr + n_rows
-    skip2_ptr = bend2_ptr + n_rows
-    dot_ptr = skip2_ptr + n_rows
+    # partial[pid_s] is (N_PATH_SUMS, n_rows), rows as in PathSum
+    sums_ptr = partial_ptr + pid_s * stride_ps
+    norm2_ptr = sums_ptr + _NORM2 * stride_pr
+    step2_ptr = sums_ptr + _STEP2 * stride_pr
+    bend2_ptr = sums_ptr + _BEND2 * stride_pr
+    skip2_ptr = sums_ptr + _SKIP2 * stride_pr
+    dot_ptr = sums_ptr + _STEP_DOT * stride_pr
     for k0 in range(col_lo, col_hi, BLOCK_D):
         offs_d = k0 + tl.arange(0, BLOCK_D).to(tl.int64)
         mask_d = offs_d < col_hi
@@ -75,7 +82,7 @@ def steps_block(x, start, stop, out):
     _steps_partial_kernel[(n_splits,)](
         x, partial,
         n_rows, width, split_width, start,
-        x.stride(0), partial.stride(0),
+        x.stride(0), partial.stride(0), partial.stride(1),
         BLOCK_D=BLOCK_D,
     )
     out += partial.sum(dim=0)

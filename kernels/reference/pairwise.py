@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from wtraj.reference._widen import float64_columns
+from wtraj.kernels.contract import PairOp
+from wtraj.kernels.reference._widen import float64_columns
 
 
 def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
@@ -11,19 +12,18 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`;
     with ``y=None`` the full matrix is written, of which callers use ``i < j``.
     """
+    op = PairOp(op)
     xb = float64_columns(x, x_start, x_stop)
     yb = xb if y is None else float64_columns(y, y_start, y_stop)
-    if op == "unitdiff":
+    if op is PairOp.UNITDIFF:
         # the rows scaled to unit norm: differences of unit vectors, no cancellation
         xb = xb * np.asarray(scales[0])[:, None]
         yb = yb * np.asarray(scales[1])[:, None]
-        op = "sqdiff"
+        op = PairOp.SQDIFF
     for i, row in enumerate(xb):
-        if op == "sqdiff":
+        if op is PairOp.SQDIFF:
             out[i] += ((yb - row) ** 2).sum(axis=1)
-        elif op == "absdiff":
+        elif op is PairOp.ABSDIFF:
             out[i] += np.abs(yb - row).sum(axis=1)
-        elif op == "dot":
-            out[i] += (yb * row).sum(axis=1)
         else:
-            raise ValueError(f"unknown pairwise op {op!r}")
+            out[i] += (yb * row).sum(axis=1)

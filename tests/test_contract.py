@@ -1,0 +1,96 @@
+"""Every kernel backend keeps the one contract of ``wtraj.kernels.contract``: interface, ops, rows."""
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+from conftest import BACKENDS
+
+from wtraj.kernels.contract import N_PATH_SUMS, Backend, PairOp, PathSum
+
+MODULES = {name: f"wtraj.kernels.{name}" for name in BACKENDS}
+
+
+def _backend(name):
+    return importlib.import_module(MODULES[name])
+
+
+def _array(backend, values):
+    if backend == "triton":
+        import torch
+
+        return torch.from_numpy(values)
+    return values
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_has_the_protocol_signatures(name):
+    module = _backend(name)
+    assert isinstance(module, Backend)
+    for function in ("zeros", "to_numpy", "pairwise_block", "steps_block"):
+        expected = list(inspect.signature(getattr(Backend, function)).parameters)[1:]
+        assert list(inspect.signature(getattr(module, function)).parameters) == expected, function
+
+
+def test_ops_are_their_strings_and_have_distinct_codes():
+    assert PairOp("sqdiff") is PairOp.SQDIFF and PairOp.UNITDIFF == "unitdiff"
+    assert sorted(op.code for op in PairOp) == list(range(len(PairOp)))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_steps_block_fills_each_named_row(name):
+    # every row checked against its definition, so that no backend can swap two of them
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 37)).astype(np.float32)
+    x = X.astype(np.float64)
+    module = _backend(name)
+    data = _array(name, X)
+    out = module.zeros((N_PATH_SUMS, 5), like=data)
+    module.steps_block(data, 0, 37, out)
+    out = module.to_numpy(out)
+    u, v = x[1:-1] - x[:-2], x[2:] - x[1:-1]
+    expected = {
+        PathSum.NORM2: (x**2).sum(axis=1),
+        PathSum.STEP2: ((x[1:] - x[:-1]) ** 2).sum(axis=1),
+        PathSum.BEND2: ((v - u) ** 2).sum(axis=1),
+        PathSum.SKIP2: ((x[2:] - x[:-2]) ** 2).sum(axis=1),
+        PathSum.STEP_DOT: (u * v).sum(axis=1),
+    }
+    assert len(expected) == N_PATH_SUMS
+    for row, values in expected.items():
+        np.testing.assert_allclose(out[row, : len(values)], values, rtol=1e-12, atol=1e-12, err_msg=row.name)
+        assert not out[row, len(values) :].any(), f"{row.name}: entries past the last one are not zero"
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", list(PairOp), ids=lambda op: op.value)
+def test_pairwise_block_sums_each_op(name, op):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3, 41)).astype(np.float32)
+    x = X.astype(np.float64)
+    scales = 1 / np.linalg.norm(x, axis=1)
+    module = _backend(name)
+    data = _array(name, X)
+    out = module.zeros((3, 3), like=data)
+    # the op given as its string value, as the engine's callers may
+    module.pairwise_block(data, 0, 41, None, 0, 0, op.value, out,
+                          scales=(scales, scales) if op is PairOp.UNITDIFF else None)
+    out = module.to_numpy(out)
+    a, b = x[:, None, :], x[None, :, :]
+    expected = {
+        PairOp.SQDIFF: ((a - b) ** 2).sum(axis=2),
+        PairOp.ABSDIFF: np.abs(a - b).sum(axis=2),
+        PairOp.DOT: (a * b).sum(axis=2),
+        PairOp.UNITDIFF: ((a * scales[:, None, None] - b * scales[None, :, None]) ** 2).sum(axis=2),
+    }[op]
+    upper = np.triu_indices(3, k=1)
+    np.testing.assert_allclose(out[upper], expected[upper], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_an_unknown_op_is_refused(name):
+    module = _backend(name)
+    data = _array(name, np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="not a valid PairOp"):
+        module.pairwise_block(data, 0, 4, None, 0, 0, "sqdif", module.zeros((2, 2), like=data))
