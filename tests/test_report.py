@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 
+import matplotlib as mpl
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -230,6 +232,36 @@ def test_png_is_the_whole_canvas_and_holds_every_label(kind):
     tolerance = 1 / plots.DPI
     assert drawn.x0 >= canvas.x0 - tolerance and drawn.y0 >= canvas.y0 - tolerance, (drawn, canvas)
     assert drawn.x1 <= canvas.x1 + tolerance and drawn.y1 <= canvas.y1 + tolerance, (drawn, canvas)
+
+
+def test_png_bytes_lays_out_and_draws_each_figure_once(monkeypatch):
+    # savefig alone draws a figure with a layout engine twice; the same pixels come from one draw
+    from matplotlib.figure import Figure
+
+    figures, expected = _report_figures(), {}
+    for kind, figure in _report_figures().items():
+        buffer = io.BytesIO()
+        with mpl.rc_context(plots.PLAIN_TEXT):
+            figure.savefig(buffer, format="png", dpi=plots.DPI)
+        expected[kind] = _pixels(buffer.getvalue())
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(figure) or draw(figure, renderer)
+    )
+    for kind, figure in figures.items():
+        png = plots.png_bytes(figure)
+        assert draws == [figure], kind
+        draws.clear()
+        assert np.array_equal(_pixels(png), expected[kind]), kind
+        # the figure keeps its layout engine and resolution
+        assert figure.get_layout_engine() is not None and figure.dpi == 100
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))
 
 
 def test_log_axes_are_labelled_in_plain_text():

@@ -25,6 +25,8 @@ from matplotlib.ticker import LogFormatter
 
 # names are data, not markup: "$x$" is shown as "$x$", and "w$^{$" does not fail to parse
 PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+# settings under which Figure.set_layout_engine(None) removes the engine, whatever the user's rc
+NO_AUTOLAYOUT = {"figure.autolayout": False, "figure.constrained_layout.use": False}
 # inches: about 17 cm wide, the width of a report column or a full paper page
 WIDTH = 6.8
 DPI = 150
@@ -87,11 +89,24 @@ def _plain_text(draw: Callable) -> Callable:
 def png_bytes(figure: Figure) -> bytes:
     """The figure as PNG bytes at the report's resolution: the whole canvas, ``figsize * DPI`` pixels.
 
-    Every figure here is laid out by constrained layout, which keeps all its
-    text inside the canvas, so no ``bbox_inches="tight"`` pass is needed.
+    The layout is computed once at that resolution and the figure drawn once
+    (``savefig`` alone draws a figure that has a layout engine twice, the
+    first time only to lay it out). Constrained layout keeps all the text
+    inside the canvas, so no ``bbox_inches="tight"`` pass is needed either.
     """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+    engine, dpi = figure.get_layout_engine(), figure.dpi
+    figure.set_dpi(DPI)
+    try:
+        if engine is not None:
+            engine.execute(figure)
+            with rc_context(NO_AUTOLAYOUT):
+                figure.set_layout_engine(None)
+        figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+    finally:
+        if engine is not None:
+            figure.set_layout_engine(engine)
+        figure.set_dpi(dpi)
     return buffer.getvalue()
 
 
