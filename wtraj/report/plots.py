@@ -14,7 +14,6 @@ import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps, rc_context
@@ -108,13 +107,6 @@ def png_bytes(figure: Figure) -> bytes:
             figure.set_layout_engine(engine)
         figure.set_dpi(dpi)
     return buffer.getvalue()
-
-
-def save_png(figure: Figure, path: str | Path) -> bytes:
-    """Write the figure to ``path`` as PNG; return the bytes written (for embedding)."""
-    data = png_bytes(figure)
-    Path(path).write_bytes(data)
-    return data
 
 
 def _plain_log_labels(axis) -> None:
