@@ -104,3 +104,42 @@ def test_compiled_kernels_are_reused_by_the_next_process(tmp_path):
     first, second = ([int(v) for v in run.stdout.split()] for run in runs)
     assert first == [0, 1]
     assert second == [1, 0]
+
+
+FIRST_CALLS = textwrap.dedent("""
+    import gc
+    import sys
+    import numpy as np
+    import wtraj
+    X = np.random.default_rng(0).random((5, 300), dtype=np.float32)
+    wtraj.pairwise(X)
+    wtraj.pairwise(X, metric="cosine")
+    wtraj.step_norms(X)
+    wtraj.curvature(X)
+    wtraj.trajectory_stats(X)
+    print(sorted(m for m in ("torch", "triton", "matplotlib", "pandas", "sklearn") if m in sys.modules))
+    from numba.core.dispatcher import Dispatcher
+    # kernels compiled in this process rather than loaded from the disk cache
+    print(sum(sum(d.stats.cache_misses.values()) for d in gc.get_objects() if isinstance(d, Dispatcher)))
+""")
+
+
+def _first_calls(env=None) -> tuple[str, int]:
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_CALLS], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    heavy, compiled = result.stdout.split("\n")[:2]
+    return heavy, int(compiled)
+
+
+def test_first_calls_on_numpy_load_no_torch_triton_or_matplotlib():
+    # start-up of a new process: NumPy input on the CPU needs Numba, nothing heavier
+    assert _first_calls()[0] == "[]"
+
+
+def test_first_calls_of_a_new_process_compile_nothing(tmp_path):
+    # every kernel behind the first calls is cached on disk: the next process only loads them
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    assert _first_calls(env)[1] > 0
+    assert _first_calls(env)[1] == 0

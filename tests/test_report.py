@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 
+import matplotlib as mpl
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -187,6 +189,97 @@ def test_layer_figure_draws_names_as_plain_text():
     assert [label.get_text() for label in labels] == ["$x$", "w$^{$", "tab\\there"]
     assert not any(label.get_parse_math() for label in labels)
     assert figure.axes[0].get_title(loc="left") == "run $0$"
+
+
+def _report_figures():
+    """One figure of each kind the report draws, on small data."""
+    X, runs = _walks()
+    D = cdist(X, X)
+    emb = classical_mds(D, 3)
+    labels = [f"run {i} ({len(r)} ckpts)" for i, r in enumerate(runs)]
+    curves = [
+        plots.RunCurve(label, np.linalg.norm(np.diff(X[r], axis=0), axis=1), np.full(len(r) - 2, 0.5),
+                       np.linalg.norm(X[r] - X[r[0]], axis=1), shifts=(4,))
+        for label, r in zip(labels, runs, strict=True)
+    ]  # fmt: skip
+    names = [f"model.encoder.layers.{i}.self_attention.query.weight" for i in range(30)]
+    changes = [np.random.default_rng(i).uniform(1e-4, 1e-1, (30, len(r) - 1)) for i, r in enumerate(runs)]
+    return {
+        "steps": plots.steps_figure(curves),
+        "distances": plots.distance_heatmap_figure(D, runs, labels),
+        "embedding_2d": plots.embedding_figure(
+            emb.coordinates, emb.explained_variance_ratio, runs, labels, 2
+        ),
+        "embedding_3d": plots.embedding_figure(
+            emb.coordinates, emb.explained_variance_ratio, runs, labels, 3
+        ),
+        "layers": plots.layer_change_figure(names, changes, labels, [(4,)] * len(runs)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["steps", "distances", "embedding_2d", "embedding_3d", "layers"])
+def test_png_is_the_whole_canvas_and_holds_every_label(kind):
+    # PNGs are written without a bbox_inches="tight" pass: constrained layout must keep
+    # every title, label and legend on the canvas, and the image is the canvas
+    figure = _report_figures()[kind]
+    width, height = _png_size(plots.png_bytes(figure))
+    assert (width, height) == tuple(round(v * plots.DPI) for v in figure.get_size_inches())
+    # laid out and measured at the PNG's resolution, as savefig does
+    figure.set_dpi(plots.DPI)
+    figure.draw_without_rendering()
+    drawn = figure.get_tightbbox()
+    canvas = figure.bbox_inches
+    tolerance = 1 / plots.DPI
+    assert drawn.x0 >= canvas.x0 - tolerance and drawn.y0 >= canvas.y0 - tolerance, (drawn, canvas)
+    assert drawn.x1 <= canvas.x1 + tolerance and drawn.y1 <= canvas.y1 + tolerance, (drawn, canvas)
+
+
+def test_png_bytes_lays_out_and_draws_each_figure_once(monkeypatch):
+    # savefig alone draws a figure with a layout engine twice; the same pixels come from one draw
+    from matplotlib.figure import Figure
+
+    figures, expected = _report_figures(), {}
+    for kind, figure in _report_figures().items():
+        buffer = io.BytesIO()
+        with mpl.rc_context(plots.PLAIN_TEXT):
+            figure.savefig(buffer, format="png", dpi=plots.DPI)
+        expected[kind] = _pixels(buffer.getvalue())
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(figure) or draw(figure, renderer)
+    )
+    for kind, figure in figures.items():
+        png = plots.png_bytes(figure)
+        assert draws == [figure], kind
+        draws.clear()
+        assert np.array_equal(_pixels(png), expected[kind]), kind
+        # the figure keeps its layout engine and resolution
+        assert figure.get_layout_engine() is not None and figure.dpi == 100
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_log_axes_are_labelled_in_plain_text():
+    # figures are drawn with math parsing off, so a mathtext tick label such as
+    # matplotlib's default log labels ("$\\mathdefault{10^{-3}}$") would show verbatim
+    figures = _report_figures()
+    for kind in ("steps", "layers"):
+        figure = figures[kind]
+        plots.png_bytes(figure)
+        labels = [
+            t.get_text()
+            for ax in figure.axes
+            for axis in (ax.xaxis, ax.yaxis)
+            if axis.get_scale() == "log"
+            for t in axis.get_ticklabels(which="both")
+        ]
+        assert any(labels), kind
+        assert not [label for label in labels if "$" in label or "\\" in label], (kind, labels)
 
 
 def test_run_colors_distinct():

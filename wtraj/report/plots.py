@@ -14,19 +14,23 @@ import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps, rc_context
 from matplotlib.colors import LogNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
 # names are data, not markup: "$x$" is shown as "$x$", and "w$^{$" does not fail to parse
 PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+# settings under which Figure.set_layout_engine(None) removes the engine, whatever the user's rc
+NO_AUTOLAYOUT = {"figure.autolayout": False, "figure.constrained_layout.use": False}
 # inches: about 17 cm wide, the width of a report column or a full paper page
 WIDTH = 6.8
 DPI = 150
+# zlib level: 3 encodes about 30 % faster than the default 6, for files about 2 % larger
+PNG_COMPRESS_LEVEL = 3
 SHIFT_STYLE = {"linestyle": "--", "linewidth": 1.0, "alpha": 0.8}
 SLOWDOWN_STYLE = {"linestyle": ":", "linewidth": 1.2, "alpha": 0.8}
 
@@ -82,17 +86,37 @@ def _plain_text(draw: Callable) -> Callable:
 
 @_plain_text
 def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG bytes at the report's resolution."""
+    """The figure as PNG bytes at the report's resolution: the whole canvas, ``figsize * DPI`` pixels.
+
+    The layout is computed once at that resolution and the figure drawn once
+    (``savefig`` alone draws a figure that has a layout engine twice, the
+    first time only to lay it out). Constrained layout keeps all the text
+    inside the canvas, so no ``bbox_inches="tight"`` pass is needed either.
+    """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    engine, dpi = figure.get_layout_engine(), figure.dpi
+    figure.set_dpi(DPI)
+    try:
+        if engine is not None:
+            engine.execute(figure)
+            with rc_context(NO_AUTOLAYOUT):
+                figure.set_layout_engine(None)
+        figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+    finally:
+        if engine is not None:
+            figure.set_layout_engine(engine)
+        figure.set_dpi(dpi)
     return buffer.getvalue()
 
 
-def save_png(figure: Figure, path: str | Path) -> bytes:
-    """Write the figure to ``path`` as PNG; return the bytes written (for embedding)."""
-    data = png_bytes(figure)
-    Path(path).write_bytes(data)
-    return data
+def _plain_log_labels(axis) -> None:
+    """Label a log axis in plain text ("0.05", "1e−03"), which :data:`PLAIN_TEXT` draws as written.
+
+    matplotlib's default log labels are mathtext (``$\\mathdefault{10^{-3}}$``),
+    shown verbatim once math parsing is off.
+    """
+    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
 def _mark_events(ax, shifts: Sequence[int], slowdowns: Sequence[int], color) -> None:
@@ -142,6 +166,7 @@ def steps_figure(runs: Sequence[RunCurve]) -> Figure:
             _mark_events(ax, run.shifts, run.slowdowns, color)
     if np.any([np.any(np.asarray(r.step_norms) > 0) for r in runs]):
         ax_step.set_yscale("log")
+        _plain_log_labels(ax_step.yaxis)
     ax_step.set_ylabel("step norm\n‖θᵢ − θᵢ₋₁‖ (L2)")
     ax_angle.set_ylabel("turning angle\n(degrees)")
     ax_angle.set_ylim(0, 180)
@@ -348,6 +373,7 @@ def layer_change_figure(
     if image is not None:
         colorbar = figure.colorbar(image, ax=list(axes), shrink=0.9)
         colorbar.set_label("relative change per step ‖Δθₗ‖ / ‖θₗ‖")
+        _plain_log_labels(colorbar.ax.yaxis)
     figure.suptitle(f"Per-layer change{title_note}", fontsize="medium")
     return figure
 
