@@ -94,7 +94,7 @@ def main() -> None:
             f"{', '.join(READ_FLOOR_KINDS)}); wtraj analyze {best:.2f} s = {floor / best:.0%} of the read "
             f"floor's rate (runs: {', '.join(f'{s:.2f}' for s in runs)} s); page cache dropped: {cold}\n"
         )
-        print(f"| phase (cProfile run, cold, {profiled:.2f} s wall, profiler overhead included) | s | share |")
+        print(f"| phase (cProfile, cold, {profiled:.2f} s wall, profiler overhead in) | s | share |")
         print("|---|---|---|")
         phases = phase_seconds(profile)
         for phase, seconds in phases.items():
