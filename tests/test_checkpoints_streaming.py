@@ -135,6 +135,58 @@ def test_each_file_is_read_once_per_pass(tmp_path, monkeypatch):
         assert ranges[-1][1] - ranges[0][0] == 4 * ck.n_params
 
 
+def test_tensors_back_to_back_in_a_file_take_one_read_per_row_and_block(tmp_path, monkeypatch):
+    # 40 small tensors, stored in the file in the order of the columns (by name)
+    shapes = {f"t{k:02d}": (97 * (k + 1),) for k in range(40)}
+    states = write_run(tmp_path, shapes, 3)
+    ck = wtraj.open(tmp_path)
+    X = np.stack([flatten(s, [layer.name for layer in ck.layers]) for s in states])
+    reads = []
+    real_preadv = os.preadv
+
+    def counting_preadv(fd, buffers, offset):
+        reads.append(offset)
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", counting_preadv)
+    blocks = 0
+    for block in ck.blocks(4 * COLUMN_ALIGN):
+        np.testing.assert_array_equal(
+            block.data[:, block.start : block.stop], X[:, block.offset : block.offset + block.width]
+        )
+        blocks += 1
+    assert blocks == -(-ck.n_params // (4 * COLUMN_ALIGN)) > 1
+    assert len(reads) == 3 * blocks
+
+
+def test_a_file_cut_short_during_a_run_names_the_file_and_its_tensors(tmp_path):
+    write_run(tmp_path, {"a": (4 * COLUMN_ALIGN,), "b": (3,), "c": (6 * COLUMN_ALIGN,)}, 2)
+    blocks = wtraj.open(tmp_path).blocks(COLUMN_ALIGN)
+    next(blocks)
+    path = tmp_path / "epoch1.safetensors"
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(ValueError, match=r"epoch1\.safetensors: tensors 'a' to 'c': the file ended \d+ bytes early"):
+        for _ in blocks:
+            pass
+
+
+def test_runs_of_tensors_break_where_the_file_or_the_dtype_does(tmp_path):
+    # a float16 tensor among float32 ones is widened on its own; an excluded tensor leaves a gap
+    shapes = {"a": (5000,), "b": (3000,), "c": (700,), "d": (COLUMN_ALIGN + 3,)}
+    states = []
+    for i in range(3):
+        state = make_state(i, np.float32, shapes)
+        state["b"] = state["b"].astype(np.float16)
+        save_file(state, str(tmp_path / f"epoch{i}.safetensors"))
+        states.append(state)
+    ck = wtraj.open(tmp_path, exclude="^c$")
+    names = [layer.name for layer in ck.layers]
+    assert sorted(names) == ["a", "b", "d"]
+    X = np.stack([flatten(s, names) for s in states])
+    for width in (COLUMN_ALIGN, 1 << 20):
+        np.testing.assert_array_equal(dense(ck, width), X)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pairwise_on_checkpoints_matches_the_array(tmp_path, dtype):
     shapes = {"emb": (300, 100), "fc.weight": (50, 70), "fc.bias": (9,)}

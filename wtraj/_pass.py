@@ -27,6 +27,17 @@ from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float
 from wtraj._split import split_columns
 from wtraj.kernels.contract import N_PATH_SUMS
 
+# Sources with buffers of their own (checkpoints read from disk) get blocks
+# whose buffers take at most this in all, however large the budget: the read of
+# the first block and the kernels on the last are not overlapped with anything,
+# and every buffer page is touched fresh. 64 MiB is 2 MiB reads per row for 16
+# float32 checkpoints; wider blocks were slower, 2 GiB of buffers 2.5x slower
+# (bench/RESULTS.md, "Streamed pass to the read floor").
+STREAM_BUFFER_BYTES = 64 << 20
+# ...but never narrower than this, so that each row's read stays long (1 MiB of
+# float32) with many checkpoints, as far as the budget allows
+MIN_STREAM_WIDTH = 1 << 18
+
 
 @dataclass
 class Sums:
@@ -61,9 +72,11 @@ class Pass:
         budget X was opened with, else ``min(2 GiB, RAM / 8)``. The block
         width is ``budget // bytes per column`` (what the sources declare:
         :attr:`~wtraj._blocks.Source.buffer_bytes_per_column`), cut down to
-        a multiple of ``COLUMN_ALIGN``. A budget below one such block warns
-        and uses one block. A source whose blocks are off the grid is
-        re-cut through one more buffer of that width.
+        a multiple of ``COLUMN_ALIGN``, and at most the width whose buffers
+        take ``STREAM_BUFFER_BYTES`` (or ``MIN_STREAM_WIDTH`` columns, if
+        wider): a budget sets a ceiling, not a target. A budget below one
+        block warns and uses one block. A source whose blocks are off the
+        grid is re-cut through one more buffer of that width.
     progress : bool, optional
         Progress bar of the bytes read (on rank 0 only, in a group).
     check_finite : bool
@@ -104,7 +117,7 @@ class Pass:
         self.group = group
 
     def _block_width(self) -> int:
-        """Columns per block such that the sources' buffers stay within the budget."""
+        """Columns per block: streaming-sized, and such that the sources' buffers stay within the budget."""
         per_column = self.x_source.buffer_bytes_per_column + (
             self.y_source.buffer_bytes_per_column if self.y_source else 0
         )
@@ -121,7 +134,8 @@ class Pass:
                 stacklevel=4,
             )
             width = COLUMN_ALIGN
-        return width
+        streaming = max(MIN_STREAM_WIDTH, STREAM_BUFFER_BYTES // per_column // COLUMN_ALIGN * COLUMN_ALIGN)
+        return min(width, streaming)
 
     def run(
         self,
