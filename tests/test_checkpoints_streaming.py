@@ -21,6 +21,7 @@ from truth import pairwise_truth
 import wtraj
 from wtraj._blocks import COLUMN_ALIGN, Source
 from wtraj.checkpoints.prefetch import prefetched
+from wtraj.checkpoints.readahead import with_lookahead
 
 # against float64 truth: the kernels sum float32 tiles in float32, then in float64 (wtraj.pairwise)
 
@@ -157,6 +158,36 @@ def test_tensors_back_to_back_in_a_file_take_one_read_per_row_and_block(tmp_path
         blocks += 1
     assert blocks == -(-ck.n_params // (4 * COLUMN_ALIGN)) > 1
     assert len(reads) == 3 * blocks
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 10])
+def test_lookahead_asks_for_every_later_span_once_and_n_ahead(n):
+    tasks = list(with_lookahead(range(7), n))
+    assert [span for span, _ in tasks] == list(range(7))
+    asked = [s for _, ahead in tasks for s in ahead]
+    assert asked == list(range(1, 7)) if n else asked == []
+    for k, (span, _) in enumerate(tasks):
+        # when span k is read, the spans up to k + n have been asked for
+        assert set(range(span + 1, min(7, k + n + 1))) <= {s for _, ahead in tasks[: k + 1] for s in ahead}
+
+
+def test_readahead_asks_for_the_bytes_of_later_blocks(tmp_path, monkeypatch):
+    write_run(tmp_path, {"a": (5 * COLUMN_ALIGN + 3,), "b": (9,), "c": (3 * COLUMN_ALIGN,)}, 3)
+    ck = wtraj.open(tmp_path)
+    advised = []
+    monkeypatch.setattr(
+        os, "posix_fadvise",
+        lambda fd, offset, length, advice: advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length)),
+    )  # fmt: skip
+    # a window of 2 blocks of COLUMN_ALIGN float32 columns
+    monkeypatch.setattr("wtraj.checkpoints.readahead.READAHEAD_BYTES", 2 * 3 * COLUMN_ALIGN * 4)
+    list(ck.blocks(COLUMN_ALIGN))
+    for path in sorted(tmp_path.iterdir()):
+        ranges = sorted((offset, offset + n) for name, offset, n in advised if name == str(path))
+        # every block but the first, back to back, up to the end of the file
+        assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+        assert ranges[-1][1] == path.stat().st_size
+        assert ranges[-1][1] - ranges[0][0] == 4 * (ck.n_params - COLUMN_ALIGN)
 
 
 def test_a_file_cut_short_during_a_run_names_the_file_and_its_tensors(tmp_path):

@@ -14,6 +14,7 @@ from wtraj._blocks import COLUMN_ALIGN, Block, Columns, Layer, block_spans, wide
 from wtraj._dtypes import BFLOAT16_BITS, itemsize
 from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
+from wtraj.checkpoints.readahead import advise_willneed, readahead_blocks, with_lookahead
 from wtraj.checkpoints.row_runs import RowRuns
 from wtraj.checkpoints.stored import StoredTensor, copy_widened
 
@@ -141,10 +142,11 @@ class Checkpoints:
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
         requested, so use it before asking for the next. The next block is
-        read while the caller works on this one; only the bytes of the
-        columns asked for are read. Blocks are as wide as allowed (long reads
-        keep the disk busy); cache-sized pieces of the buffer were no faster
-        in ``trajectory_stats`` (bench/RESULTS.md).
+        read while the caller works on this one, each checkpoint's tensors
+        stored back to back with one read (:mod:`~wtraj.checkpoints.row_runs`),
+        and the blocks after it are asked of the page cache ahead
+        (:mod:`~wtraj.checkpoints.readahead`); only the bytes of the columns
+        asked for are read.
 
         Parameters
         ----------
@@ -181,8 +183,22 @@ class Checkpoints:
                 else:
                     self._read_tensor(out, staging[i], files, i, run.first, lo - run.start, hi - run.start)
 
-        def fill(buffer: np.ndarray, span: tuple[int, int, int]) -> None:
+        def advise(span: tuple[int, int, int]) -> None:
             offset, columns_here, _ = span
+            for i, row in enumerate(rows):
+                for run in row.between(offset, offset + columns_here):
+                    tensor = self._tensors[i][run.first]
+                    if tensor.file_offset is None:
+                        continue
+                    lo, hi = max(offset, run.start), min(offset + columns_here, run.stop)
+                    size = tensor.storage.itemsize
+                    with files.fd(tensor.source) as fd:
+                        advise_willneed(fd, run.file_offset + (lo - run.start) * size, (hi - lo) * size)
+
+        def fill(buffer: np.ndarray, task: tuple[tuple[int, int, int], list]) -> None:
+            (offset, columns_here, _), ahead = task
+            for span in ahead:
+                advise(span)
             for _ in pool.map(lambda i: read_row(buffer, offset, columns_here, i), range(self.n_checkpoints)):
                 pass
 
@@ -191,8 +207,9 @@ class Checkpoints:
 
         try:
             # closing() stops the reader thread before the pool and files go away
-            with closing(prefetched(spans, new_buffer, fill)) as filled:
-                for (offset, span, layer), buffer in filled:
+            ahead = readahead_blocks(self.n_checkpoints * width * self._buffer_dtype.itemsize)
+            with closing(prefetched(with_lookahead(spans, ahead), new_buffer, fill)) as filled:
+                for ((offset, span, layer), _), buffer in filled:
                     yield Block(buffer, 0, span, offset, layer)
             pool.shutdown(wait=True)
             # every value was read: a file that changed meanwhile makes the pass fail
