@@ -12,6 +12,8 @@ of its sums.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,8 @@ class Pass:
         grid is re-cut through one more buffer of that width.
     progress : bool, optional
         Progress bar of the bytes read (on rank 0 only, in a group).
+        The CPU kernels run on the cores the sources' reading threads leave
+        (``reading_threads``, when a source declares it; at least one).
     check_finite : bool
         Raise on NaN and Inf (also off when a source says so).
     columns : tuple of (lo, hi), optional
@@ -208,30 +212,32 @@ class Pass:
             x_blocks = on_grid(x_blocks, x_source, self.width, self.columns)
             y_blocks = on_grid(y_blocks, y_source, self.width, self.columns) if y_source else None
         acc: dict[str, Any] = {}
+        reading = sum(getattr(s, "reading_threads", 0) for s in (x_source, y_source) if s is not None)
         costs = [ColumnCost(s) for s in (x_source, y_source) if s is not None]
         columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
         total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
         bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
         try:
-            for x_block, y_block in paired_blocks(x_blocks, y_blocks):
-                slot = _slot(x_block, x_source, self.by_layer)
-                if not acc:
-                    # accumulators live where the data lives (the host, or the GPU for Triton)
-                    acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
-                if pair_op:
-                    y_data = None if y_block is None else y_block.data
-                    y_start = 0 if y_block is None else y_block.start
-                    y_stop = 0 if y_block is None else y_block.stop
-                    kernels.pairwise_block(
-                        x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                        pair_op, acc["pairs"][slot], pair_scales,
-                    )  # fmt: skip
-                if steps:
-                    kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
-                if y_steps:
-                    kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
-                end = x_block.offset + x_block.width
-                bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
+            with _kernel_threads(kernels, reading):
+                for x_block, y_block in paired_blocks(x_blocks, y_blocks):
+                    slot = _slot(x_block, x_source, self.by_layer)
+                    if not acc:
+                        # accumulators live where the data lives (the host, or the GPU for Triton)
+                        acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
+                    if pair_op:
+                        y_data = None if y_block is None else y_block.data
+                        y_start = 0 if y_block is None else y_block.start
+                        y_stop = 0 if y_block is None else y_block.stop
+                        kernels.pairwise_block(
+                            x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                            pair_op, acc["pairs"][slot], pair_scales,
+                        )  # fmt: skip
+                    if steps:
+                        kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+                    if y_steps:
+                        kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+                    end = x_block.offset + x_block.width
+                    bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
         finally:
             bar.close()
         if not acc:
@@ -287,6 +293,27 @@ class Pass:
         self.group.agree(error, what)
         found = [loc for loc in self.group.gather(location, what) if loc is not None]
         return min(found) if found else None
+
+
+@contextmanager
+def _kernel_threads(kernels, reading_threads: int) -> Iterator[None]:
+    """Run the CPU kernels on the cores that the source's reading threads leave (at least one).
+
+    The kernels split each block evenly among their threads: when a reading
+    thread takes one of their cores, the whole block waits for that core. The
+    sums do not depend on the number of threads (wtraj.kernels.numba._common).
+    """
+    if reading_threads == 0 or getattr(kernels, "__name__", "") != "wtraj.kernels.numba":
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, before - reading_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _slot(block: Block, source: Source, by_layer: bool) -> int:

@@ -98,6 +98,11 @@ class Checkpoints:
             sum(itemsize(row[k].dtype) for row in tensors) for k in range(len(layers))
         ]
 
+    @property
+    def reading_threads(self) -> int:
+        """Threads reading the blocks of a pass (:func:`read_threads`): a pass leaves them a core each."""
+        return read_threads()
+
     def rows_between(self, lo: int, hi: int) -> Checkpoints:
         """Checkpoints ``lo`` to ``hi - 1`` as a set of their own, handing out blocks of the same dtype.
 
