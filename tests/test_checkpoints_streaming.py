@@ -175,10 +175,11 @@ def test_readahead_asks_for_the_bytes_of_later_blocks(tmp_path, monkeypatch):
     write_run(tmp_path, {"a": (5 * COLUMN_ALIGN + 3,), "b": (9,), "c": (3 * COLUMN_ALIGN,)}, 3)
     ck = wtraj.open(tmp_path)
     advised = []
-    monkeypatch.setattr(
-        os, "posix_fadvise",
-        lambda fd, offset, length, advice: advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length)),
-    )  # fmt: skip
+
+    def recording_fadvise(fd, offset, length, advice):
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length))
+
+    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
     # a window of 2 blocks of COLUMN_ALIGN float32 columns
     monkeypatch.setattr("wtraj.checkpoints.readahead.READAHEAD_BYTES", 2 * 3 * COLUMN_ALIGN * 4)
     list(ck.blocks(COLUMN_ALIGN))
@@ -196,7 +197,8 @@ def test_a_file_cut_short_during_a_run_names_the_file_and_its_tensors(tmp_path):
     next(blocks)
     path = tmp_path / "epoch1.safetensors"
     os.truncate(path, path.stat().st_size // 2)
-    with pytest.raises(ValueError, match=r"epoch1\.safetensors: tensors 'a' to 'c': the file ended \d+ bytes early"):
+    message = r"epoch1\.safetensors: tensors 'a' to 'c': the file ended \d+ bytes early"
+    with pytest.raises(ValueError, match=message):
         for _ in blocks:
             pass
 

@@ -87,9 +87,11 @@ def test_a_large_budget_is_a_ceiling_not_the_block_size(n):
     assert width % COLUMN_ALIGN == 0
     if n * 2 * 4 * MIN_STREAM_WIDTH <= STREAM_BUFFER_BYTES:
         # few checkpoints: buffers of the streaming size, not of the budget
-        assert STREAM_BUFFER_BYTES - COLUMN_ALIGN * source.buffer_bytes_per_column < (
-            width * source.buffer_bytes_per_column
-        ) <= STREAM_BUFFER_BYTES
+        assert (
+            STREAM_BUFFER_BYTES - COLUMN_ALIGN * source.buffer_bytes_per_column
+            < (width * source.buffer_bytes_per_column)
+            <= STREAM_BUFFER_BYTES
+        )
     else:
         # many: each row's reads stay MIN_STREAM_WIDTH long while the budget allows
         assert width == MIN_STREAM_WIDTH

@@ -45,7 +45,7 @@ class RowRuns:
         self.runs: list[Run] = []
         first = 0
         for k in range(len(tensors)):
-            if k + 1 < len(tensors) and _raw(tensors[k], buffer_dtype) and _follows(tensors[k], tensors[k + 1], buffer_dtype):
+            if k + 1 < len(tensors) and _read_on(tensors[k], tensors[k + 1], buffer_dtype):
                 continue
             self.runs.append(_run(tensors, layers, first, k, buffer_dtype))
             first = k + 1
@@ -64,10 +64,11 @@ def _raw(tensor: StoredTensor, buffer_dtype: np.dtype) -> bool:
     return tensor.values is None and tensor.file_offset is not None and tensor.storage == buffer_dtype
 
 
-def _follows(tensor: StoredTensor, after: StoredTensor, buffer_dtype: np.dtype) -> bool:
-    """Whether ``after`` starts in the same file where ``tensor``'s bytes end, readable the same way."""
+def _read_on(tensor: StoredTensor, after: StoredTensor, buffer_dtype: np.dtype) -> bool:
+    """Whether one read covers both: both raw, ``after`` starting where ``tensor``'s bytes end."""
     return (
-        _raw(after, buffer_dtype)
+        _raw(tensor, buffer_dtype)
+        and _raw(after, buffer_dtype)
         and after.source == tensor.source
         and after.file_offset == tensor.file_offset + tensor.size * buffer_dtype.itemsize
     )
