@@ -5,10 +5,13 @@
 Writes N safetensors checkpoints of D float32 parameters to a temporary folder
 (``WTRAJ_BENCH_DIR``), then for each number of ranks runs a gloo process
 group on localhost, cold (page cache dropped, where this process may) and
-warm. Each rank reports the bytes of its columns, its pass time, the time
-and bytes of its all-reduces; the table gives the slowest rank and the
-result's largest relative difference from the one-rank distances. Prints a
-Markdown table for bench/RESULTS.md. Do not run it on a loaded machine.
+warm. Each rank runs its kernels on ``cores / ranks`` Numba threads
+(``NUMBA_NUM_THREADS``), so that the ranks share the cores rather than each
+starting a thread per core. Each rank reports the bytes of its columns, its
+pass time, the time and bytes of its all-reduces; the table gives the
+slowest rank and the result's largest relative difference from the one-rank
+distances. Prints a Markdown table for bench/RESULTS.md. Do not run it on a
+loaded machine.
 """
 
 from __future__ import annotations
@@ -89,11 +92,16 @@ def worker(rank: int, size: int, port: int, folder: str) -> None:
     dist.destroy_process_group()
 
 
+def threads_per_rank(size: int) -> int:
+    return max(1, (os.cpu_count() or 1) // size)
+
+
 def run(size: int, folder: Path) -> list[dict]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the ranks share the cores: without this each would start one kernel thread per core
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": str(threads_per_rank(size))}
     processes = [
         subprocess.Popen(
             [sys.executable, __file__, "worker", str(rank), str(size), str(port), str(folder)],
@@ -120,7 +128,9 @@ def main() -> None:
     try:
         write_folder(folder, n, n_params)
         total = sum(p.stat().st_size for p in folder.iterdir())
-        print(f"{n} checkpoints x {n_params:,} float32 parameters: {total / 1e9:.2f} GB in {folder}\n")
+        print(f"{n} checkpoints x {n_params:,} float32 parameters: {total / 1e9:.2f} GB in {folder}; "
+              f"{os.cpu_count()} cores, Numba threads per rank: "
+              f"{', '.join(f'{threads_per_rank(size)} with {size}' for size in sizes)}\n")
         print("| ranks | cache | slowest rank (s) | GB/s (all ranks) | bytes per rank (GB) | "
               "all-reduce (s) | all-reduced (kB per rank) | max rel. diff vs 1 rank |")
         print("|---|---|---|---|---|---|---|---|")

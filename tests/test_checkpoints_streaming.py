@@ -21,6 +21,7 @@ from truth import pairwise_truth
 import wtraj
 from wtraj._blocks import COLUMN_ALIGN, Source
 from wtraj.checkpoints.prefetch import prefetched
+from wtraj.checkpoints.readahead import with_lookahead
 
 # against float64 truth: the kernels sum float32 tiles in float32, then in float64 (wtraj.pairwise)
 
@@ -133,6 +134,90 @@ def test_each_file_is_read_once_per_pass(tmp_path, monkeypatch):
         assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
         assert ranges[-1][1] == path.stat().st_size
         assert ranges[-1][1] - ranges[0][0] == 4 * ck.n_params
+
+
+def test_tensors_back_to_back_in_a_file_take_one_read_per_row_and_block(tmp_path, monkeypatch):
+    # 40 small tensors, stored in the file in the order of the columns (by name)
+    shapes = {f"t{k:02d}": (97 * (k + 1),) for k in range(40)}
+    states = write_run(tmp_path, shapes, 3)
+    ck = wtraj.open(tmp_path)
+    X = np.stack([flatten(s, [layer.name for layer in ck.layers]) for s in states])
+    reads = []
+    real_preadv = os.preadv
+
+    def counting_preadv(fd, buffers, offset):
+        reads.append(offset)
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", counting_preadv)
+    blocks = 0
+    for block in ck.blocks(4 * COLUMN_ALIGN):
+        np.testing.assert_array_equal(
+            block.data[:, block.start : block.stop], X[:, block.offset : block.offset + block.width]
+        )
+        blocks += 1
+    assert blocks == -(-ck.n_params // (4 * COLUMN_ALIGN)) > 1
+    assert len(reads) == 3 * blocks
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 10])
+def test_lookahead_asks_for_every_later_span_once_and_n_ahead(n):
+    tasks = list(with_lookahead(range(7), n))
+    assert [span for span, _ in tasks] == list(range(7))
+    asked = [s for _, ahead in tasks for s in ahead]
+    assert asked == list(range(1, 7)) if n else asked == []
+    for k, (span, _) in enumerate(tasks):
+        # when span k is read, the spans up to k + n have been asked for
+        assert set(range(span + 1, min(7, k + n + 1))) <= {s for _, ahead in tasks[: k + 1] for s in ahead}
+
+
+def test_readahead_asks_for_the_bytes_of_later_blocks(tmp_path, monkeypatch):
+    write_run(tmp_path, {"a": (5 * COLUMN_ALIGN + 3,), "b": (9,), "c": (3 * COLUMN_ALIGN,)}, 3)
+    ck = wtraj.open(tmp_path)
+    advised = []
+
+    def recording_fadvise(fd, offset, length, advice):
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length))
+
+    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    # a window of 2 blocks of COLUMN_ALIGN float32 columns
+    monkeypatch.setattr("wtraj.checkpoints.readahead.READAHEAD_BYTES", 2 * 3 * COLUMN_ALIGN * 4)
+    list(ck.blocks(COLUMN_ALIGN))
+    for path in sorted(tmp_path.iterdir()):
+        ranges = sorted((offset, offset + n) for name, offset, n in advised if name == str(path))
+        # every block but the first, back to back, up to the end of the file
+        assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+        assert ranges[-1][1] == path.stat().st_size
+        assert ranges[-1][1] - ranges[0][0] == 4 * (ck.n_params - COLUMN_ALIGN)
+
+
+def test_a_file_cut_short_during_a_run_names_the_file_and_its_tensors(tmp_path):
+    write_run(tmp_path, {"a": (4 * COLUMN_ALIGN,), "b": (3,), "c": (6 * COLUMN_ALIGN,)}, 2)
+    blocks = wtraj.open(tmp_path).blocks(COLUMN_ALIGN)
+    next(blocks)
+    path = tmp_path / "epoch1.safetensors"
+    os.truncate(path, path.stat().st_size // 2)
+    message = r"epoch1\.safetensors: tensors 'a' to 'c': the file ended \d+ bytes early"
+    with pytest.raises(ValueError, match=message):
+        for _ in blocks:
+            pass
+
+
+def test_runs_of_tensors_break_where_the_file_or_the_dtype_does(tmp_path):
+    # a float16 tensor among float32 ones is widened on its own; an excluded tensor leaves a gap
+    shapes = {"a": (5000,), "b": (3000,), "c": (700,), "d": (COLUMN_ALIGN + 3,)}
+    states = []
+    for i in range(3):
+        state = make_state(i, np.float32, shapes)
+        state["b"] = state["b"].astype(np.float16)
+        save_file(state, str(tmp_path / f"epoch{i}.safetensors"))
+        states.append(state)
+    ck = wtraj.open(tmp_path, exclude="^c$")
+    names = [layer.name for layer in ck.layers]
+    assert sorted(names) == ["a", "b", "d"]
+    X = np.stack([flatten(s, names) for s in states])
+    for width in (COLUMN_ALIGN, 1 << 20):
+        np.testing.assert_array_equal(dense(ck, width), X)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -16,7 +16,7 @@ from truth import pairwise_truth
 import wtraj
 from wtraj._blocks import COLUMN_ALIGN, ColumnCost
 from wtraj._engine import load_backend
-from wtraj._pass import Pass
+from wtraj._pass import MIN_STREAM_WIDTH, STREAM_BUFFER_BYTES, Pass
 from wtraj._source import as_source
 from wtraj._split import split_columns
 
@@ -55,16 +55,48 @@ def test_measured_buffer_bytes_follow_the_budget(tmp_path, budget):
 def test_the_callers_budget_is_honoured_by_path_sources(tmp_path):
     write_run(tmp_path, {"w": (5000,)}, 8)
     kernels = load_backend("numba")
-    # the path is opened without a budget of its own: the call's applies, uncapped
+    # the path is opened without a budget of its own: the call's applies (below the streaming size)
     source = as_source(str(tmp_path))
-    for budget, expected in (("8GiB", 8 << 30), ("256MiB", 256 << 20)):
+    for budget, expected in (("8MiB", 8 << 20), ("1MiB", 1 << 20)):
         width = Pass(source, kernels, memory_budget=budget).width
         assert expected - COLUMN_ALIGN * 64 < width * source.buffer_bytes_per_column <= expected
     # a budget given to wtraj.open is the default of passes over it, and a call's budget wins
     opened = wtraj.open(tmp_path, memory_budget="1MiB")
     assert Pass(opened, kernels).width * opened.buffer_bytes_per_column <= 1 << 20
-    wide = Pass(source, kernels, memory_budget="64MiB").width
-    assert Pass(opened, kernels, memory_budget="64MiB").width == wide
+    wide = Pass(source, kernels, memory_budget="4MiB").width
+    assert Pass(opened, kernels, memory_budget="4MiB").width == wide > Pass(opened, kernels).width
+
+
+class WideSource:
+    """What the pass reads of a source to pick its block width: buffers of ``n_checkpoints`` float32 rows."""
+
+    check_finite = True
+    memory_budget = None
+    n_params = 1 << 30
+
+    def __init__(self, n_checkpoints):
+        self.n_checkpoints = n_checkpoints
+        self.buffer_bytes_per_column = 2 * 4 * n_checkpoints
+
+
+@pytest.mark.parametrize("n", [16, 1000])
+def test_a_large_budget_is_a_ceiling_not_the_block_size(n):
+    kernels = load_backend("numba")
+    source = WideSource(n)
+    width = Pass(source, kernels, memory_budget="64GiB").width
+    assert width % COLUMN_ALIGN == 0
+    if n * 2 * 4 * MIN_STREAM_WIDTH <= STREAM_BUFFER_BYTES:
+        # few checkpoints: buffers of the streaming size, not of the budget
+        assert (
+            STREAM_BUFFER_BYTES - COLUMN_ALIGN * source.buffer_bytes_per_column
+            < (width * source.buffer_bytes_per_column)
+            <= STREAM_BUFFER_BYTES
+        )
+    else:
+        # many: each row's reads stay MIN_STREAM_WIDTH long while the budget allows
+        assert width == MIN_STREAM_WIDTH
+        small = Pass(source, kernels, memory_budget=MIN_STREAM_WIDTH * source.buffer_bytes_per_column // 2)
+        assert small.width == MIN_STREAM_WIDTH // 2
 
 
 def test_a_budget_below_one_block_warns_and_says_what_it_uses(tmp_path):

@@ -69,6 +69,8 @@ class Source(Protocol):
     Sources declare facts (their buffers' bytes per column, the bytes a
     column costs to read); the pass (:class:`wtraj._pass.Pass`) owns the
     decisions made from them: block width, progress bar, finite check.
+    A source that reads its blocks on threads of its own may say how many
+    (``reading_threads``, optional): the pass leaves them their cores.
     """
 
     n_checkpoints: int

@@ -12,6 +12,8 @@ of its sums.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,17 @@ from wtraj._progress import progress_bar
 from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
 from wtraj._split import split_columns
 from wtraj.kernels.contract import N_PATH_SUMS
+
+# Sources with buffers of their own (checkpoints read from disk) get blocks
+# whose buffers take at most this in all, however large the budget: the read of
+# the first block and the kernels on the last are not overlapped with anything,
+# and every buffer page is touched fresh. 64 MiB is 2 MiB reads per row for 16
+# float32 checkpoints; wider blocks were slower, 2 GiB of buffers 2.5x slower
+# (bench/RESULTS.md, "Streamed pass to the read floor").
+STREAM_BUFFER_BYTES = 64 << 20
+# ...but never narrower than this, so that each row's read stays long (1 MiB of
+# float32) with many checkpoints, as far as the budget allows
+MIN_STREAM_WIDTH = 1 << 18
 
 
 @dataclass
@@ -61,11 +74,15 @@ class Pass:
         budget X was opened with, else ``min(2 GiB, RAM / 8)``. The block
         width is ``budget // bytes per column`` (what the sources declare:
         :attr:`~wtraj._blocks.Source.buffer_bytes_per_column`), cut down to
-        a multiple of ``COLUMN_ALIGN``. A budget below one such block warns
-        and uses one block. A source whose blocks are off the grid is
-        re-cut through one more buffer of that width.
+        a multiple of ``COLUMN_ALIGN``, and at most the width whose buffers
+        take ``STREAM_BUFFER_BYTES`` (or ``MIN_STREAM_WIDTH`` columns, if
+        wider): a budget sets a ceiling, not a target. A budget below one
+        block warns and uses one block. A source whose blocks are off the
+        grid is re-cut through one more buffer of that width.
     progress : bool, optional
         Progress bar of the bytes read (on rank 0 only, in a group).
+        The CPU kernels run on the cores the sources' reading threads leave
+        (``reading_threads``, when a source declares it; at least one).
     check_finite : bool
         Raise on NaN and Inf (also off when a source says so).
     columns : tuple of (lo, hi), optional
@@ -104,7 +121,7 @@ class Pass:
         self.group = group
 
     def _block_width(self) -> int:
-        """Columns per block such that the sources' buffers stay within the budget."""
+        """Columns per block: streaming-sized, and such that the sources' buffers stay within the budget."""
         per_column = self.x_source.buffer_bytes_per_column + (
             self.y_source.buffer_bytes_per_column if self.y_source else 0
         )
@@ -121,7 +138,8 @@ class Pass:
                 stacklevel=4,
             )
             width = COLUMN_ALIGN
-        return width
+        streaming = max(MIN_STREAM_WIDTH, STREAM_BUFFER_BYTES // per_column // COLUMN_ALIGN * COLUMN_ALIGN)
+        return min(width, streaming)
 
     def run(
         self,
@@ -194,30 +212,32 @@ class Pass:
             x_blocks = on_grid(x_blocks, x_source, self.width, self.columns)
             y_blocks = on_grid(y_blocks, y_source, self.width, self.columns) if y_source else None
         acc: dict[str, Any] = {}
+        reading = sum(getattr(s, "reading_threads", 0) for s in (x_source, y_source) if s is not None)
         costs = [ColumnCost(s) for s in (x_source, y_source) if s is not None]
         columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
         total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
         bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
         try:
-            for x_block, y_block in paired_blocks(x_blocks, y_blocks):
-                slot = _slot(x_block, x_source, self.by_layer)
-                if not acc:
-                    # accumulators live where the data lives (the host, or the GPU for Triton)
-                    acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
-                if pair_op:
-                    y_data = None if y_block is None else y_block.data
-                    y_start = 0 if y_block is None else y_block.start
-                    y_stop = 0 if y_block is None else y_block.stop
-                    kernels.pairwise_block(
-                        x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                        pair_op, acc["pairs"][slot], pair_scales,
-                    )  # fmt: skip
-                if steps:
-                    kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
-                if y_steps:
-                    kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
-                end = x_block.offset + x_block.width
-                bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
+            with _kernel_threads(kernels, reading):
+                for x_block, y_block in paired_blocks(x_blocks, y_blocks):
+                    slot = _slot(x_block, x_source, self.by_layer)
+                    if not acc:
+                        # accumulators live where the data lives (the host, or the GPU for Triton)
+                        acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
+                    if pair_op:
+                        y_data = None if y_block is None else y_block.data
+                        y_start = 0 if y_block is None else y_block.start
+                        y_stop = 0 if y_block is None else y_block.stop
+                        kernels.pairwise_block(
+                            x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                            pair_op, acc["pairs"][slot], pair_scales,
+                        )  # fmt: skip
+                    if steps:
+                        kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+                    if y_steps:
+                        kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+                    end = x_block.offset + x_block.width
+                    bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
         finally:
             bar.close()
         if not acc:
@@ -273,6 +293,27 @@ class Pass:
         self.group.agree(error, what)
         found = [loc for loc in self.group.gather(location, what) if loc is not None]
         return min(found) if found else None
+
+
+@contextmanager
+def _kernel_threads(kernels, reading_threads: int) -> Iterator[None]:
+    """Run the CPU kernels on the cores that the source's reading threads leave (at least one).
+
+    The kernels split each block evenly among their threads: when a reading
+    thread takes one of their cores, the whole block waits for that core. The
+    sums do not depend on the number of threads (wtraj.kernels.numba._common).
+    """
+    if reading_threads == 0 or getattr(kernels, "__name__", "") != "wtraj.kernels.numba":
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, before - reading_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _slot(block: Block, source: Source, by_layer: bool) -> int:

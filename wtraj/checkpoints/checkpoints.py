@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,32 +14,13 @@ from wtraj._blocks import COLUMN_ALIGN, Block, Columns, Layer, block_spans, wide
 from wtraj._dtypes import BFLOAT16_BITS, itemsize
 from wtraj.checkpoints.file_reads import OpenFiles, read_exactly
 from wtraj.checkpoints.prefetch import prefetched
+from wtraj.checkpoints.readahead import advise_willneed, readahead_blocks, with_lookahead
+from wtraj.checkpoints.row_runs import RowRuns
 from wtraj.checkpoints.stored import StoredTensor, copy_widened
 
 # rows of a block read at once (WTRAJ_READ_THREADS overrides): two reads in flight were
 # faster than one in exploratory runs, and no worse in the benchmark (bench/RESULTS.md)
 DEFAULT_READ_THREADS = 2
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """Elements ``[start, stop)`` of tensor ``k``, landing at column ``at`` of a block buffer."""
-
-    k: int
-    start: int
-    stop: int
-    at: int
-
-
-@dataclass(frozen=True)
-class _BlockPlan:
-    """The columns ``[offset, offset + width)`` of one block and the tensor pieces that fill them."""
-
-    offset: int
-    width: int
-    # the tensor the block lies in, or -1 when it spans several
-    layer: int
-    pieces: tuple[_Piece, ...]
 
 
 class Checkpoints:
@@ -110,12 +90,18 @@ class Checkpoints:
             self.dtype = "float32"
         self._buffer_dtype = BFLOAT16_BITS if self.dtype == "bfloat16" else np.dtype(self.dtype)
         self._offsets = [layer.offset for layer in layers]
+        self._runs: list[RowRuns] | None = None
         self.buffer_bytes_per_column = self.n_checkpoints * (
             2 * self._buffer_dtype.itemsize + self._staging_itemsize()
         )
         self.stored_bytes_per_column = [
             sum(itemsize(row[k].dtype) for row in tensors) for k in range(len(layers))
         ]
+
+    @property
+    def reading_threads(self) -> int:
+        """Threads reading the blocks of a pass (:func:`read_threads`): a pass leaves them a core each."""
+        return read_threads()
 
     def rows_between(self, lo: int, hi: int) -> Checkpoints:
         """Checkpoints ``lo`` to ``hi - 1`` as a set of their own, handing out blocks of the same dtype.
@@ -161,10 +147,11 @@ class Checkpoints:
         ``(n_checkpoints, width)`` buffer of :attr:`dtype` whose columns
         ``[0, stop)`` hold the block; it is reused once the next block is
         requested, so use it before asking for the next. The next block is
-        read while the caller works on this one; only the bytes of the
-        columns asked for are read. Blocks are as wide as allowed (long reads
-        keep the disk busy); cache-sized pieces of the buffer were no faster
-        in ``trajectory_stats`` (bench/RESULTS.md).
+        read while the caller works on this one, each checkpoint's tensors
+        stored back to back with one read (:mod:`~wtraj.checkpoints.row_runs`),
+        and the blocks after it are asked of the page cache ahead
+        (:mod:`~wtraj.checkpoints.readahead`); only the bytes of the columns
+        asked for are read.
 
         Parameters
         ----------
@@ -182,19 +169,42 @@ class Checkpoints:
         width = widest_span(self.layers, self.n_params, width, by_layer, columns)
         if width == 0:
             return
-        # planned lazily on the reading thread: the number of blocks grows with n_params
-        plans = self._block_plans(width, by_layer, columns)
+        # spans made lazily on the reading thread: the number of blocks grows with n_params
+        spans = block_spans(self.layers, self.n_params, width, by_layer, columns)
         staging = np.empty((self.n_checkpoints, width * self._staging_itemsize()), dtype=np.uint8)
         files = OpenFiles()
         pool = ThreadPoolExecutor(read_threads(), thread_name_prefix="wtraj-read")
+        rows = self._row_runs()
 
-        def read_row(buffer: np.ndarray, plan: _BlockPlan, i: int) -> None:
-            for piece in plan.pieces:
-                out = buffer[i, piece.at : piece.at + piece.stop - piece.start]
-                self._read_row(out, staging[i], files, i, piece.k, piece.start, piece.stop)
+        def read_row(buffer: np.ndarray, offset: int, span: int, i: int) -> None:
+            end = offset + span
+            for run in rows[i].between(offset, end):
+                lo, hi = max(offset, run.start), min(end, run.stop)
+                out = buffer[i, lo - offset : hi - offset]
+                if run.raw:
+                    # the tensors of the run lie back to back: one read for all their columns here
+                    with files.fd(self._tensors[i][run.first].source) as fd:
+                        read_exactly(fd, out, run.file_offset + (lo - run.start) * out.itemsize, run.what)
+                else:
+                    self._read_tensor(out, staging[i], files, i, run.first, lo - run.start, hi - run.start)
 
-        def fill(buffer: np.ndarray, plan: _BlockPlan) -> None:
-            for _ in pool.map(lambda i: read_row(buffer, plan, i), range(self.n_checkpoints)):
+        def advise(span: tuple[int, int, int]) -> None:
+            offset, columns_here, _ = span
+            for i, row in enumerate(rows):
+                for run in row.between(offset, offset + columns_here):
+                    tensor = self._tensors[i][run.first]
+                    if tensor.file_offset is None:
+                        continue
+                    lo, hi = max(offset, run.start), min(offset + columns_here, run.stop)
+                    size = tensor.storage.itemsize
+                    with files.fd(tensor.source) as fd:
+                        advise_willneed(fd, run.file_offset + (lo - run.start) * size, (hi - lo) * size)
+
+        def fill(buffer: np.ndarray, task: tuple[tuple[int, int, int], list]) -> None:
+            (offset, columns_here, _), ahead = task
+            for span in ahead:
+                advise(span)
+            for _ in pool.map(lambda i: read_row(buffer, offset, columns_here, i), range(self.n_checkpoints)):
                 pass
 
         def new_buffer() -> np.ndarray:
@@ -202,29 +212,16 @@ class Checkpoints:
 
         try:
             # closing() stops the reader thread before the pool and files go away
-            with closing(prefetched(plans, new_buffer, fill)) as filled:
-                for plan, buffer in filled:
-                    yield Block(buffer, 0, plan.width, plan.offset, plan.layer)
+            ahead = readahead_blocks(self.n_checkpoints * width * self._buffer_dtype.itemsize)
+            with closing(prefetched(with_lookahead(spans, ahead), new_buffer, fill)) as filled:
+                for ((offset, span, layer), _), buffer in filled:
+                    yield Block(buffer, 0, span, offset, layer)
             pool.shutdown(wait=True)
             # every value was read: a file that changed meanwhile makes the pass fail
             files.close(check=True)
         finally:
             pool.shutdown(wait=True)
             files.close()
-
-    def _block_plans(self, width: int, by_layer: bool, columns: Columns | None) -> Iterator[_BlockPlan]:
-        """The blocks of one pass, in column order, with the tensor pieces that fill each."""
-        for offset, span, layer in block_spans(self.layers, self.n_params, width, by_layer, columns):
-            end = offset + span
-            k = bisect.bisect_right(self._offsets, offset) - 1
-            pieces = []
-            while k < len(self.layers) and self.layers[k].offset < end:
-                tensor = self.layers[k]
-                lo, hi = max(offset, tensor.offset), min(end, tensor.offset + tensor.size)
-                if hi > lo:
-                    pieces.append(_Piece(k, lo - tensor.offset, hi - tensor.offset, lo - offset))
-                k += 1
-            yield _BlockPlan(offset, span, layer, tuple(pieces))
 
     def describe(self, row: int, column: int) -> str:
         """Where element ``(row, column)`` lies: checkpoint, file, tensor and index in it."""
@@ -247,7 +244,13 @@ class Checkpoints:
         ]
         return max(staged, default=0)
 
-    def _read_row(
+    def _row_runs(self) -> list[RowRuns]:
+        """Each checkpoint's runs of tensors read together (made once, on the first pass)."""
+        if self._runs is None:
+            self._runs = [RowRuns(row, self.layers, self._buffer_dtype) for row in self._tensors]
+        return self._runs
+
+    def _read_tensor(
         self,
         out: np.ndarray,
         staging: np.ndarray,
@@ -257,7 +260,7 @@ class Checkpoints:
         start: int,
         stop: int,
     ) -> None:
-        """Columns ``[start, stop)`` of tensor ``k`` of checkpoint ``i`` into ``out``."""
+        """Columns ``[start, stop)`` of tensor ``k`` of checkpoint ``i`` into ``out``, converted as needed."""
         tensor = self._tensors[i][k]
         out = out[: stop - start]
         stored = tensor.storage
@@ -270,9 +273,6 @@ class Checkpoints:
         offset = tensor.file_offset + start * stored.itemsize
         what = f"{tensor.file}: tensor {tensor.key!r}"
         with files.fd(tensor.source) as fd:
-            if stored == out.dtype:
-                read_exactly(fd, out, offset, what)
-                return
             raw = staging[: (stop - start) * stored.itemsize].view(stored)
             read_exactly(fd, raw, offset, what)
         copy_widened(out, raw, tensor.dtype)
