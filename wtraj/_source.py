@@ -70,12 +70,8 @@ class ArraySource:
 
     def rows_between(self, lo: int, hi: int) -> ArraySource:
         """Rows ``lo`` to ``hi - 1`` as a source of their own (a view: nothing is copied)."""
-        part = copy.copy(self)
+        part = _rows_part(self, lo, hi)
         part.data = self.data[lo:hi]
-        part.n_checkpoints = hi - lo
-        part.names = self.names[lo:hi]
-        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
-        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
         return part
 
     def blocks(
@@ -136,12 +132,8 @@ class RowsSource:
 
     def rows_between(self, lo: int, hi: int) -> RowsSource:
         """Rows ``lo`` to ``hi - 1`` as a source of their own."""
-        part = copy.copy(self)
+        part = _rows_part(self, lo, hi)
         part.rows = self.rows[lo:hi]
-        part.n_checkpoints = hi - lo
-        part.names = self.names[lo:hi]
-        part.stored_bytes_per_column = (part.n_checkpoints * itemsize(self.dtype),)
-        part.buffer_bytes_per_column = self.buffer_bytes_per_column // self.n_checkpoints * part.n_checkpoints
         return part
 
     def blocks(
@@ -163,6 +155,19 @@ class RowsSource:
             for i, row in enumerate(self.rows):
                 copy_columns(buffer[i : i + 1], row[None, start : start + span])
             yield Block(buffer, 0, span, start, layer=0)
+
+
+def _rows_part(source: ArraySource | RowsSource, lo: int, hi: int) -> ArraySource | RowsSource:
+    """A shallow copy of an in-memory source with its row count, names and bytes per column for rows lo..hi-1.
+
+    The caller cuts the values themselves (an array's rows, or the list of rows).
+    """
+    part = copy.copy(source)
+    part.n_checkpoints = hi - lo
+    part.names = source.names[lo:hi]
+    part.stored_bytes_per_column = (part.n_checkpoints * itemsize(source.dtype),)
+    part.buffer_bytes_per_column = source.buffer_bytes_per_column // source.n_checkpoints * part.n_checkpoints
+    return part
 
 
 def _as_bits(data: Any) -> Any:
