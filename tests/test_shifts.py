@@ -84,6 +84,20 @@ def test_longer_steps_straight_on_are_no_shift():
     assert [kind for _, kind, _, _ in events] == []
 
 
+def test_early_training_is_compared_with_a_full_baseline_only():
+    # the first steps grow 5x and turn by a right angle (momentum building up,
+    # a warm-up), then the run goes on straight: no shift
+    points = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 5.0], [1.0, 10.0], [1.0, 15.0], [1.0, 20.0]])
+    events = run_events(_path_distances(points), np.arange(points.shape[0]), 0.5, 3)
+    assert [kind for _, kind, _, _ in events] == []
+    # the same turn after three steps of baseline is a shift, at the first point past it
+    points = np.concatenate([[[-2.0, 0.0], [-1.0, 0.0]], points])
+    events = run_events(_path_distances(points), np.arange(points.shape[0]), 0.5, 3)
+    assert [(p, kind) for p, kind, _, _ in events] == [(4, "shift")]
+    assert events[0][2] == pytest.approx(math.log10(5.0))
+    assert events[0][3] == pytest.approx(math.pi / 2)
+
+
 def test_turning_angle_from_distances():
     assert turning_angle(1.0, 1.0, 2.0) == pytest.approx(0.0)
     assert turning_angle(1.0, 1.0, math.sqrt(2.0)) == pytest.approx(math.pi / 2)

@@ -10,7 +10,9 @@ compared with the median of the ``baseline`` steps before it:
   ``SHIFT_ANGLE`` (70 degrees): the new data's gradient is unrelated to the
   old one. Steps also grow in ordinary training (a warm-up, momentum
   building up, a checkpoint cadence that gets sparser), but in the direction
-  the run already had.
+  the run already had. Only steps with a full ``baseline`` of steps before
+  them are compared: the first steps of training grow and turn fast, and a
+  shift within them is not reported.
 - ``kind="slowdown"``: the step, and the median of it and the ``baseline - 1``
   steps after it, are at least ``10 ** threshold`` times shorter than the
   median of the ``baseline`` steps before it that were not shifts (a lasting drop),
@@ -22,7 +24,7 @@ A learning-rate *increase* that turns the path (a warm restart, a loss
 spike) looks like a shift and may be reported as one. The turning angle at
 the checkpoint where the jump starts is reported beside each event.
 Measured recall and false flags, on held-out training regimes too:
-bench/RESULTS.md, "Analysis quality".
+bench/RESULTS.md, "Trajectory analysis on the evaluation zoo".
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ def run_events(
     for i in range(1, steps.shape[0]):
         reference = float(np.median(steps[max(0, i - baseline) : i]))
         score = math.log10(steps[i] / reference)
-        if score >= threshold and turns[i - 1] >= SHIFT_ANGLE:
+        # a shift needs a full baseline: the first steps of training grow and
+        # turn fast (momentum building up, a warm-up), one or two are no reference
+        if i >= baseline and score >= threshold and turns[i - 1] >= SHIFT_ANGLE:
             flagged.append((i, "shift", score))
             continue
         ordinary.append(float(steps[i]))
@@ -170,7 +174,8 @@ def detect_shifts(
     -------
     list of ShiftEvent
         Sorted by run, then position. Runs with fewer than 4 distinct
-        checkpoints have no steps to compare and give no events.
+        checkpoints have no steps to compare and give no events; a shift is
+        reported from position ``baseline + 1`` on.
 
     Raises
     ------
