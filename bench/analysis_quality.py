@@ -221,11 +221,13 @@ def evaluate_shifts(runs, rows):
         scored = wtraj.detect_shifts(X, np.zeros(n, dtype=np.int64), threshold=min(SHIFT_THRESHOLDS))
         events = [(int(permutation[e.index]), e.kind, e.score) for e in scored]
         expected = r.meta["shift"]["row"] if r.meta["shift"] else None
+        shift_kind = "{kind}, strength {strength}".format(**r.meta["shift"]) if r.meta["shift"] else None
         rows["shifts"].append(
             dict(
-                split=r.meta["split"], run=r.id, expected=expected, events=events, lr_drops=r.meta["lr_drops"]
+                split=r.meta["split"], run=r.id, expected=expected, events=events,
+                lr_drops=r.meta["lr_drops"], shift_kind=shift_kind,
             )
-        )
+        )  # fmt: skip
 
 
 def evaluate_assignment(runs, rows, seed_set):
@@ -396,7 +398,7 @@ def shift_table(rows) -> list[str]:
     return lines
 
 
-def failures(rows) -> list[str]:
+def failures(rows, threshold) -> list[str]:
     """The cases behind every missed target, to read before changing a method."""
     out = []
     out += [
@@ -419,6 +421,20 @@ def failures(rows) -> list[str]:
         f"finetune family of {r['parent']}: ARI {r['ari']:.3f}" for r in rows["finetunes"] if r["ari"] < 0.98
     ]
     out += [f"branch {r['run']}: missed" for r in rows["branches"] if not r["ok"]]
+    out += shift_failures(rows["shifts"], threshold)
+    return out
+
+
+def shift_failures(shift_rows, threshold) -> list[str]:
+    """Missed shifts and false "shift" flags at ``threshold``, with each flag's row and score."""
+    out = []
+    for row in shift_rows:
+        flagged = [(i, score) for i, kind, score in row["events"] if kind == "shift" and score >= threshold]
+        expected = row["expected"]
+        false = [(i, score) for i, score in flagged if expected is None or abs(i - expected) > 1]
+        out += [f"shift flagged {row['run']}: row {i}, score {score:.2f}" for i, score in false]
+        if expected is not None and len(false) == len(flagged):
+            out.append(f"shift missed {row['run']}: row {expected} ({row['shift_kind']})")
     return out
 
 
@@ -457,7 +473,7 @@ def main() -> None:
     print("\nShift detection over the threshold:\n")
     print("\n".join(shift_table(rows)))
     if args.failures:
-        print("\n" + "\n".join(failures(rows)))
+        print("\n" + "\n".join(failures(rows, DEFAULT_THRESHOLD)))
 
 
 if __name__ == "__main__":
