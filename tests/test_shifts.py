@@ -104,6 +104,17 @@ def test_turning_angle_from_distances():
     assert math.isnan(turning_angle(0.0, 1.0, 1.0))
 
 
+def test_learning_rate_drop_of_a_real_run_is_a_slowdown(zoo_small):
+    # the small slice's step-schedule run, checkpointed every iteration, lr x0.1 at one row
+    run = next(r for r in zoo_small if r.meta["lr_drops"])
+    permutation = np.random.default_rng(5).permutation(run.weights.shape[0])
+    events = wtraj.detect_shifts(run.weights[permutation], np.zeros(permutation.shape[0], dtype=np.int64))
+    found = [(int(permutation[e.index]), e.kind) for e in events]
+    for drop in run.meta["lr_drops"]:
+        assert any(abs(row - drop) <= 1 and kind == "slowdown" for row, kind in found), found
+    assert [row for row, kind in found if kind == "shift"] == [], found
+
+
 def test_bad_input():
     D = distances(weights("init0")[:8])
     with pytest.raises(ValueError, match="at least 4 distinct checkpoints"):
