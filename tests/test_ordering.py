@@ -9,7 +9,14 @@ from scipy.stats import kendalltau
 
 import wtraj
 from wtraj import toy
-from wtraj.analysis.ordering import CLEAR_TREND_Z, mann_kendall, path_direction, segmented_trend_z, trend_z
+from wtraj.analysis.ordering import (
+    CLEAR_TREND_Z,
+    mann_kendall,
+    path_direction,
+    segmented_trend_z,
+    trend_z,
+    turn_end_segment,
+)
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -142,6 +149,39 @@ def test_precomputed_distances_take_the_norms_of_the_data():
         wtraj.order_checkpoints(X, norms=norms)
     with pytest.raises(ValueError, match="norms must hold one number per checkpoint"):
         wtraj.order_checkpoints(distances(X), metric="precomputed", norms=norms[:-1])
+
+
+def _back_near_the_start() -> np.ndarray:
+    """Checkpoints 0-5 on a line, then a jump to 6-9, a little nearer 0 than 5; norms grow along."""
+    line = [[float(i), 0.0, 10.0] for i in range(6)]
+    after_jump = [[2.4, y, 10.0] for y in (6.0, 7.0, 8.0, 8.8)]
+    return np.array(line + after_jump)
+
+
+def test_the_norms_join_the_checkpoints_after_a_jump_at_the_right_end():
+    X = _back_near_the_start()
+    D = distances(X)
+    assert D[0, 6] < D[5, 6] and np.all(np.diff(np.linalg.norm(X, axis=1)) > 0)
+    # from distances alone the path runs 9 .. 6 0 1 .. 5
+    without = wtraj.order_checkpoints(D, metric="precomputed")
+    assert list(without) == [9, 8, 7, 6, 0, 1, 2, 3, 4, 5]
+    turned = turn_end_segment(D, np.linalg.norm(X, axis=1), without)
+    # the path up to its direction, which path_direction decides
+    assert list(turned) in (list(range(10)), list(range(9, -1, -1)))
+    for seed in range(3):
+        permutation = np.random.default_rng(seed).permutation(10)
+        order = wtraj.order_checkpoints(X[permutation])
+        np.testing.assert_array_equal(permutation[order], np.arange(10))
+
+
+def test_turn_end_segment_keeps_an_order_whose_norms_join_smoothly():
+    X = _back_near_the_start()
+    D, norms = distances(X), np.linalg.norm(X, axis=1)
+    order = np.arange(10)
+    assert turn_end_segment(D, norms, order) is order
+    # three checkpoints have no end segment to turn
+    three = np.array([2, 0, 1])
+    assert turn_end_segment(D[:3, :3], norms[:3], three) is three
 
 
 # runs of the evaluation zoo (seed set 0) that distances alone turned backwards

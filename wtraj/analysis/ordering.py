@@ -178,11 +178,56 @@ def _clear_vote(z: float) -> int:
     return int(math.copysign(1, z)) if abs(z) >= CLEAR_TREND_Z else 0
 
 
+def turn_end_segment(D: np.ndarray, norms: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``order`` with the end segment reversed whose other end joins the rest better, or ``order`` itself.
+
+    After a jump (a data shift) the checkpoints that follow may lie about as
+    far from the start as from the checkpoint before the jump; distances
+    alone then cannot tell which end of the segment before the jump joins
+    it. Reversing the prefix ``order[:c]`` replaces the joint edge
+    ``(order[c-1], order[c])`` by ``(order[0], order[c])`` (a suffix
+    likewise). Among the reversals that lower the cost ``D + |norm change|``
+    of the joint edge and the norm change across it (the norm moves little
+    between neighbouring checkpoints), the one that saves the most is made.
+
+    Parameters
+    ----------
+    D : ndarray, shape (N, N), float64
+    norms : ndarray, shape (N,), float64
+    order : ndarray, shape (N,), int
+        A seriation, N >= 3.
+    """
+    o, cut = order, np.arange(2, order.shape[0] - 1)
+    if cut.size == 0:
+        return order
+    # prefix reversals: order[c-1] -> order[c] becomes order[0] -> order[c]
+    old_change = np.abs(norms[o[cut - 1]] - norms[o[cut]])
+    old_cost = D[o[cut - 1], o[cut]] + old_change
+    prefix_change = np.abs(norms[o[0]] - norms[o[cut]])
+    prefix_saving = old_cost - (D[o[0], o[cut]] + prefix_change)
+    prefix_saving[prefix_change >= old_change] = 0.0
+    # suffix reversals: order[c-1] -> order[c] becomes order[c-1] -> order[-1]
+    suffix_change = np.abs(norms[o[cut - 1]] - norms[o[-1]])
+    suffix_saving = old_cost - (D[o[cut - 1], o[-1]] + suffix_change)
+    suffix_saving[suffix_change >= old_change] = 0.0
+    if max(prefix_saving.max(), suffix_saving.max()) <= 0:
+        return order
+    if prefix_saving.max() >= suffix_saving.max():
+        c = cut[np.argmax(prefix_saving)]
+        return np.concatenate([o[:c][::-1], o[c:]])
+    c = cut[np.argmax(suffix_saving)]
+    return np.concatenate([o[:c], o[c:][::-1]])
+
+
 def order_nodes(
     D: np.ndarray, window: int = DEFAULT_WINDOW, norms: np.ndarray | None = None
 ) -> tuple[np.ndarray, Direction]:
     """Order distinct checkpoints (``D`` has no zero off-diagonal entries, ``norms`` theirs), start first."""
     order = window_refine(D, shortest_path_order(D), window)
+    if norms is not None:
+        turned = turn_end_segment(D, norms, order)
+        if turned is not order:
+            order = window_refine(D, turned, window)
     direction = path_direction(D, order, norms)
     if not direction.forward:
         order = order[::-1].copy()
@@ -240,7 +285,10 @@ def order_checkpoints(
        ``sum_k c_k sum_i D[o_i, o_{i+k}]`` with ``c_k = k + (k+1) + ... + window``
        for ``k = 1 .. window``; lag ``a`` then counts ``a`` times in a move's
        cost change, so a checkpoint is placed by its distances to checkpoints
-       farther back and ahead, which SGD noise perturbs the least.
+       farther back and ahead, which SGD noise perturbs the least. Where the
+       norms are known, an end segment whose far end joins the rest with a
+       smaller change of norm is turned round (checkpoints after a data shift
+       that lie back near the start, :func:`turn_end_segment`).
     2. The start is the end from which the distance rises fast and then
        flattens (:func:`rise_from_start`): training moves far early and
        wanders late, whatever the cadence, warm-up or momentum. Where the
