@@ -9,7 +9,14 @@ from scipy.stats import kendalltau
 
 import wtraj
 from wtraj import toy
-from wtraj.analysis.ordering import mann_kendall, segmented_trend_z
+from wtraj.analysis.ordering import (
+    CLEAR_TREND_Z,
+    mann_kendall,
+    path_direction,
+    segmented_trend_z,
+    trend_z,
+    turn_end_segment,
+)
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -74,6 +81,144 @@ def test_mann_kendall_counts_pairs():
     # a jump starts a new phase: shrinking steps on both sides read as shrinking
     steps = np.log(np.array([4.0, 3.0, 2.0, 1.0, 40.0, 30.0, 20.0, 10.0]))
     assert segmented_trend_z(steps) < -2
+
+
+@pytest.mark.parametrize("n", [3, 8, 31, 200])
+def test_trend_z_matches_kendalls_tau(n):
+    # without ties Mann-Kendall's S is Kendall's tau (scipy) times the number of pairs
+    values = np.random.default_rng(n).standard_normal(n)
+    values[: n // 2] += np.linspace(0.0, 3.0, n // 2)
+    s, variance = mann_kendall(values)
+    pairs = n * (n - 1) / 2
+    tau = kendalltau(np.arange(n), values).statistic
+    assert s == round(tau * pairs)
+    assert variance == pytest.approx(n * (n - 1) * (2 * n + 5) / 18, rel=1e-15)
+    expected = (s - np.sign(s)) / np.sqrt(variance)
+    assert trend_z(s, variance) == pytest.approx(expected, rel=1e-14)
+
+
+def test_trend_z_without_evidence_is_zero():
+    assert trend_z(0, 10.0) == 0.0
+    assert trend_z(*mann_kendall(np.ones(6))) == 0.0
+
+
+def _on_a_line(steps) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of checkpoints on a line ``steps`` apart, and their path order."""
+    position = np.concatenate([[0.0], np.cumsum(steps)])
+    return np.abs(position[:, None] - position[None, :]), np.arange(position.shape[0])
+
+
+def test_norms_decide_against_a_distance_that_cannot_tell_the_ends():
+    # a run stopped during its warm-up: steps grow, then begin to shrink; the
+    # distance rises slowly from either end and points backwards
+    D, order = _on_a_line([1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5])
+    without = path_direction(D, order)
+    assert not without.forward and abs(without.z) < CLEAR_TREND_Z
+    growing = np.linspace(1.0, 2.0, order.shape[0])
+    direction = path_direction(D, order, growing)
+    assert direction.forward and direction.norm_z >= CLEAR_TREND_Z
+    # the distance disagrees: a low confidence
+    assert 0.5 <= direction.confidence <= 0.6
+    # the same checkpoints given the other way round
+    assert not path_direction(D, order[::-1], growing).forward
+
+
+def test_steps_that_clearly_shrink_side_with_the_distance_against_the_norms():
+    # a fine-tune on noisy data: steps shrink, the norm falls
+    D, order = _on_a_line(1.0 / np.sqrt(1.0 + np.arange(14.0)))
+    falling = np.linspace(2.0, 1.0, order.shape[0])
+    direction = path_direction(D, order, falling)
+    assert direction.z <= -CLEAR_TREND_Z and direction.norm_z <= -CLEAR_TREND_Z
+    assert direction.forward and 0.5 <= direction.confidence <= 0.6
+    # every cue agreeing gives the confidence of the distance alone
+    agreeing = path_direction(D, order, falling[::-1])
+    assert agreeing.forward and agreeing.confidence == path_direction(D, order).confidence > 0.6
+
+
+def test_precomputed_distances_take_the_norms_of_the_data():
+    X = weights("cnn").astype(np.float64)
+    X = X[np.random.default_rng(4).permutation(X.shape[0])]
+    from_data = wtraj.order_checkpoints(X, return_confidence=True)
+    norms = np.linalg.norm(X, axis=1)
+    from_matrix = wtraj.order_checkpoints(
+        distances(X), metric="precomputed", norms=norms, return_confidence=True
+    )
+    np.testing.assert_array_equal(from_data[0], from_matrix[0])
+    assert from_data[1] == pytest.approx(from_matrix[1], abs=1e-6)
+    with pytest.raises(ValueError, match="norms"):
+        wtraj.order_checkpoints(X, norms=norms)
+    with pytest.raises(ValueError, match="norms must hold one number per checkpoint"):
+        wtraj.order_checkpoints(distances(X), metric="precomputed", norms=norms[:-1])
+
+
+def _back_near_the_start() -> np.ndarray:
+    """Checkpoints 0-5 on a line, then a jump to 6-9, a little nearer 0 than 5; norms grow along."""
+    line = [[float(i), 0.0, 10.0] for i in range(6)]
+    after_jump = [[2.4, y, 10.0] for y in (6.0, 7.0, 8.0, 8.8)]
+    return np.array(line + after_jump)
+
+
+def test_the_norms_join_the_checkpoints_after_a_jump_at_the_right_end():
+    X = _back_near_the_start()
+    D = distances(X)
+    assert D[0, 6] < D[5, 6] and np.all(np.diff(np.linalg.norm(X, axis=1)) > 0)
+    # from distances alone the path runs 9 .. 6 0 1 .. 5
+    without = wtraj.order_checkpoints(D, metric="precomputed")
+    assert list(without) == [9, 8, 7, 6, 0, 1, 2, 3, 4, 5]
+    turned = turn_end_segment(D, np.linalg.norm(X, axis=1), without)
+    # the path up to its direction, which path_direction decides
+    assert list(turned) in (list(range(10)), list(range(9, -1, -1)))
+    for seed in range(3):
+        permutation = np.random.default_rng(seed).permutation(10)
+        order = wtraj.order_checkpoints(X[permutation])
+        np.testing.assert_array_equal(permutation[order], np.arange(10))
+
+
+def test_turn_end_segment_keeps_an_order_whose_norms_join_smoothly():
+    X = _back_near_the_start()
+    D, norms = distances(X), np.linalg.norm(X, axis=1)
+    order = np.arange(10)
+    assert turn_end_segment(D, norms, order) is order
+    # three checkpoints have no end segment to turn
+    three = np.array([2, 0, 1])
+    assert turn_end_segment(D[:3, :3], norms[:3], three) is three
+
+
+# runs of the evaluation zoo (seed set 0) that distances alone turned backwards
+ZOO_BACKWARDS = {
+    "s0/digits-mlp-sgd-warmup_cosine-every_k-early_stop-a": "stopped during its warm-up",
+    "s0/digits-mlp-adam-constant-epoch-finetune-a": "an Adam fine-tune of a converged model",
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_backwards() -> dict:
+    """The runs of ``ZOO_BACKWARDS``, retrained as ``bench/zoo.py`` trains them (deterministic, ~2 s)."""
+    zoo_training = pytest.importorskip("zoo_training")
+    from zoo_catalogue import catalogue
+
+    specs = {spec["id"]: spec for spec in catalogue(0)}
+    runs = {}
+    for run_id in ZOO_BACKWARDS:
+        config = specs[run_id]["config"]
+        start = None
+        if config["start"] is not None:
+            parent = zoo_training.train(specs[config["start"]["run"]]["config"])
+            start = parent.weights[config["start"]["row"]]
+        runs[run_id] = zoo_training.train(config, start).weights
+    return runs
+
+
+@pytest.mark.parametrize("run_id", sorted(ZOO_BACKWARDS))
+def test_zoo_runs_the_distance_turned_backwards(zoo_backwards, run_id):
+    X = zoo_backwards[run_id]
+    # the shuffle of bench/analysis_quality.py
+    permutation = np.random.default_rng(X.shape[0]).permutation(X.shape[0])
+    order, confidence = wtraj.order_checkpoints(X[permutation], return_confidence=True)
+    tau = kendalltau(permutation[order], np.arange(X.shape[0])).statistic
+    assert tau >= 0.99, (ZOO_BACKWARDS[run_id], tau, confidence)
+    # the norms decided against the distance: a low confidence
+    assert 0.5 <= confidence <= 0.6, (ZOO_BACKWARDS[run_id], confidence)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ closer to its predecessors than its successors are, weighing farther lags more
 (noise makes neighbouring late-training checkpoints ambiguous; the drift
 towards farther checkpoints does not). The direction comes from what training
 does to the weights: it moves far from the start early, then wanders near
-the end (:func:`path_direction`).
+the end; its steps shrink as it converges; the weights' norm grows
+(:func:`path_direction`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ LOG_PHASE_JUMP = math.log(3.0)
 # gives full confidence: the largest evidence of a wrong direction on the zoo's
 # development part (0.46, a run stopped during its warm-up) gets 0.58
 FULL_EVIDENCE = 3.0
-# most confidence when the step lengths point the other way
+# most confidence when the step lengths or the norms point the other way
 DISAGREEING_CONFIDENCE = 0.6
+# a trend of step lengths or of norms votes on the direction when its
+# Mann-Kendall |z| reaches this (one-sided p = 0.0013): a clear trend, not noise
+CLEAR_TREND_Z = 3.0
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,16 @@ class Direction:
     z : float
         The Mann-Kendall statistic of step length against position: negative
         when steps shrink along the path as given.
+    norm_z : float
+        The Mann-Kendall statistic of the checkpoints' norms against
+        position: positive when the norm grows along the path as given; 0
+        where the norms are not known.
     """
 
     forward: bool
     confidence: float
     z: float
+    norm_z: float = 0.0
 
 
 def mann_kendall(values: np.ndarray) -> tuple[int, float]:
@@ -68,6 +77,13 @@ def mann_kendall(values: np.ndarray) -> tuple[int, float]:
     for i in range(n - 1):
         s += int(np.sign(values[i + 1 :] - values[i]).sum())
     return s, n * (n - 1) * (2 * n + 5) / 18.0
+
+
+def trend_z(s: int, variance: float) -> float:
+    """Continuity-corrected ``z`` of a Mann-Kendall ``S`` and its variance; 0 without evidence."""
+    if s == 0 or variance == 0:
+        return 0.0
+    return (s - math.copysign(1, s)) / math.sqrt(variance)
 
 
 def segmented_trend_z(log_steps: np.ndarray, jump: float = LOG_PHASE_JUMP) -> float:
@@ -85,9 +101,7 @@ def segmented_trend_z(log_steps: np.ndarray, jump: float = LOG_PHASE_JUMP) -> fl
         s, variance = mann_kendall(phase)
         s_total += s
         variance_total += variance
-    if s_total == 0 or variance_total == 0:
-        return 0.0
-    return (s_total - math.copysign(1, s_total)) / math.sqrt(variance_total)
+    return trend_z(s_total, variance_total)
 
 
 def rise_from_start(D: np.ndarray, path: np.ndarray) -> float:
@@ -104,39 +118,117 @@ def rise_from_start(D: np.ndarray, path: np.ndarray) -> float:
     return float(distances.mean() / largest) if largest > 0 else 0.0
 
 
-def path_direction(D: np.ndarray, order: np.ndarray) -> Direction:
-    """Decide which end of ``order`` is the start: the end the distance rises fast from.
+def path_direction(D: np.ndarray, order: np.ndarray, norms: np.ndarray | None = None) -> Direction:
+    """Decide which end of ``order`` is the start, from three cues of training.
 
-    The margin ``rise_from_start`` of the first end minus that of the last
-    decides (positive: forward). The confidence grows with the evidence, the
-    margin times the square root of the number of checkpoints, up to 1 at
-    ``FULL_EVIDENCE``; where the trend of step lengths (steps shrink as
-    training converges) points the other way, the evidence disagrees and the
-    confidence stays at most ``DISAGREEING_CONFIDENCE``.
+    - distance: the margin ``rise_from_start`` of the first end minus that of
+      the last (positive: forward); its strength, the margin times the square
+      root of the number of checkpoints, reaches 1 at ``FULL_EVIDENCE``;
+    - steps: they shrink as training converges (Mann-Kendall ``z`` within
+      phases, :func:`segmented_trend_z`);
+    - norms (where known): the weights' norm grows, as a step orthogonal to
+      the weights adds its square to their squared norm and the noise of
+      training is nearly orthogonal to them (Mann-Kendall ``z`` of ``norms``
+      along the path).
+
+    The distance decides, unless the norms clearly (``|z| >= CLEAR_TREND_Z``)
+    point the other way and the steps do not clearly side with the distance:
+    then the norms decide (a run stopped during its warm-up, whose distance
+    rises as slowly from either end, or a fine-tune of a converged model,
+    whose ends look alike). Where every cue agrees, the confidence is
+    ``0.5 + 0.5 * strength``; where any points the other way, at most
+    ``DISAGREEING_CONFIDENCE``: ``0.5 + 0.1 * strength`` with the distance,
+    ``0.5 + 0.1 * (1 - strength)`` against it.
 
     Parameters
     ----------
     D : ndarray, shape (N, N), float64
     order : ndarray, shape (N,), int
         A seriation of the checkpoints, N >= 3.
+    norms : ndarray, shape (N,), float64, optional
+        Euclidean norm of each checkpoint (row of ``D``).
     """
     margin = rise_from_start(D, order) - rise_from_start(D, order[::-1])
     steps = D[order[:-1], order[1:]]
     z = segmented_trend_z(np.log(np.maximum(steps, np.finfo(float).tiny)))
+    norm_z = 0.0 if norms is None else trend_z(*mann_kendall(norms[order]))
     strength = min(1.0, abs(margin) * math.sqrt(order.shape[0]) / FULL_EVIDENCE)
     # no margin at all keeps the seriation's own orientation
-    forward = margin >= 0
-    # shrinking steps (z < 0) agree with a forward path
-    agrees = z == 0 or (z < 0) == forward
-    ceiling = 1.0 if agrees else DISAGREEING_CONFIDENCE
-    confidence = 0.5 + (ceiling - 0.5) * strength
-    return Direction(forward=forward, confidence=confidence, z=z)
+    by_distance = margin >= 0
+    # each trend's vote for "forward" where it is clear: shrinking steps, growing norms
+    steps_vote = _clear_vote(-z)
+    norm_vote = _clear_vote(norm_z)
+    distance_vote = 1 if by_distance else -1
+    against_distance = norm_vote == -distance_vote and steps_vote != distance_vote
+    forward = by_distance != against_distance
+    sign = 1 if forward else -1
+    agrees = not against_distance and sign * -z >= 0 and sign * norm_z >= 0
+    ceiling = DISAGREEING_CONFIDENCE - 0.5
+    if agrees:
+        confidence = 0.5 + 0.5 * strength
+    elif against_distance:
+        confidence = 0.5 + ceiling * (1.0 - strength)
+    else:
+        confidence = 0.5 + ceiling * strength
+    return Direction(forward=forward, confidence=confidence, z=z, norm_z=norm_z)
 
 
-def order_nodes(D: np.ndarray, window: int = DEFAULT_WINDOW) -> tuple[np.ndarray, Direction]:
-    """Order distinct checkpoints (``D`` has no zero off-diagonal entries), start first."""
+def _clear_vote(z: float) -> int:
+    """+1 or -1 for a trend ``z`` at least ``CLEAR_TREND_Z`` from 0 (by its sign), else 0."""
+    return int(math.copysign(1, z)) if abs(z) >= CLEAR_TREND_Z else 0
+
+
+def turn_end_segment(D: np.ndarray, norms: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``order`` with the end segment reversed whose other end joins the rest better, or ``order`` itself.
+
+    After a jump (a data shift) the checkpoints that follow may lie about as
+    far from the start as from the checkpoint before the jump; distances
+    alone then cannot tell which end of the segment before the jump joins
+    it. Reversing the prefix ``order[:c]`` replaces the joint edge
+    ``(order[c-1], order[c])`` by ``(order[0], order[c])`` (a suffix
+    likewise). Among the reversals that lower the cost ``D + |norm change|``
+    of the joint edge and the norm change across it (the norm moves little
+    between neighbouring checkpoints), the one that saves the most is made.
+
+    Parameters
+    ----------
+    D : ndarray, shape (N, N), float64
+    norms : ndarray, shape (N,), float64
+    order : ndarray, shape (N,), int
+        A seriation, N >= 3.
+    """
+    o, cut = order, np.arange(2, order.shape[0] - 1)
+    if cut.size == 0:
+        return order
+    # prefix reversals: order[c-1] -> order[c] becomes order[0] -> order[c]
+    old_change = np.abs(norms[o[cut - 1]] - norms[o[cut]])
+    old_cost = D[o[cut - 1], o[cut]] + old_change
+    prefix_change = np.abs(norms[o[0]] - norms[o[cut]])
+    prefix_saving = old_cost - (D[o[0], o[cut]] + prefix_change)
+    prefix_saving[prefix_change >= old_change] = 0.0
+    # suffix reversals: order[c-1] -> order[c] becomes order[c-1] -> order[-1]
+    suffix_change = np.abs(norms[o[cut - 1]] - norms[o[-1]])
+    suffix_saving = old_cost - (D[o[cut - 1], o[-1]] + suffix_change)
+    suffix_saving[suffix_change >= old_change] = 0.0
+    if max(prefix_saving.max(), suffix_saving.max()) <= 0:
+        return order
+    if prefix_saving.max() >= suffix_saving.max():
+        c = cut[np.argmax(prefix_saving)]
+        return np.concatenate([o[:c][::-1], o[c:]])
+    c = cut[np.argmax(suffix_saving)]
+    return np.concatenate([o[:c], o[c:][::-1]])
+
+
+def order_nodes(
+    D: np.ndarray, window: int = DEFAULT_WINDOW, norms: np.ndarray | None = None
+) -> tuple[np.ndarray, Direction]:
+    """Order distinct checkpoints (``D`` has no zero off-diagonal entries, ``norms`` theirs), start first."""
     order = window_refine(D, shortest_path_order(D), window)
-    direction = path_direction(D, order)
+    if norms is not None:
+        turned = turn_end_segment(D, norms, order)
+        if turned is not order:
+            order = window_refine(D, turned, window)
+    direction = path_direction(D, order, norms)
     if not direction.forward:
         order = order[::-1].copy()
     return order, direction
@@ -148,6 +240,7 @@ def order_checkpoints(
     metric: str = "euclidean",
     return_confidence: bool = False,
     window: int = DEFAULT_WINDOW,
+    norms: Any = None,
     backend: str | None = None,
     memory_budget: int | str | None = None,
     progress: bool | None = None,
@@ -169,6 +262,11 @@ def order_checkpoints(
     window : int
         How many checkpoints before and after each one the refinement of the
         order compares (see Notes).
+    norms : array_like, shape (N,), optional
+        With ``metric="precomputed"``: the checkpoints' Euclidean norms (for
+        example ``wtraj.trajectory_stats(X).norms``), one cue of the
+        direction. Euclidean data bring their own, from the same pass as the
+        distances; other metrics and a matrix without norms go without.
     backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
@@ -187,15 +285,21 @@ def order_checkpoints(
        ``sum_k c_k sum_i D[o_i, o_{i+k}]`` with ``c_k = k + (k+1) + ... + window``
        for ``k = 1 .. window``; lag ``a`` then counts ``a`` times in a move's
        cost change, so a checkpoint is placed by its distances to checkpoints
-       farther back and ahead, which SGD noise perturbs the least.
+       farther back and ahead, which SGD noise perturbs the least. Where the
+       norms are known, an end segment whose far end joins the rest with a
+       smaller change of norm is turned round (checkpoints after a data shift
+       that lie back near the start, :func:`turn_end_segment`).
     2. The start is the end from which the distance rises fast and then
        flattens (:func:`rise_from_start`): training moves far early and
-       wanders late, whatever the cadence, warm-up or momentum. The
-       confidence grows with the margin between the two ends, and stays at
-       most 0.6 where the trend of step lengths (a Mann-Kendall test within
-       phases between jumps of more than 3x) points the other way. A
-       fine-tune of a converged model, whose first checkpoints are not
-       special, may come out backwards: with a low confidence.
+       wanders late, whatever the cadence, warm-up or momentum. Where the
+       norms are known and grow clearly the other way (Mann-Kendall
+       ``|z| >= 3``) while the step lengths do not clearly shrink the
+       distance's way, the norms decide: a run stopped during its warm-up
+       or a fine-tune of a converged model, whose ends the distance does not
+       tell apart. The confidence grows with the margin between the two
+       ends, and stays at most 0.6 where the trend of step lengths (a
+       Mann-Kendall test within phases between jumps of more than 3x) or of
+       the norms points the other way (:func:`path_direction`).
     3. Identical checkpoints (zero distance) are placed next to each other,
        in row order.
 
@@ -207,12 +311,13 @@ def order_checkpoints(
     ------
     ValueError
         Fewer than 3 distinct checkpoints (the direction needs two steps to
-        compare), a bad distance matrix, or ``window < 1``.
+        compare), a bad distance matrix, ``window < 1``, or ``norms`` of the
+        wrong shape, negative, or given with data.
     """
     window = check_int(window, "window", 1)
     options = PassOptions(backend, memory_budget, progress, group)
-    nodes = prepare_nodes(X, metric, 3, "order_checkpoints", options)
-    node_order, direction = order_nodes(nodes.D, window)
+    nodes = prepare_nodes(X, metric, 3, "order_checkpoints", options, norms)
+    node_order, direction = order_nodes(nodes.D, window, nodes.norms)
     order = nodes.rows_of(node_order)
     if return_confidence:
         return order, direction.confidence
