@@ -111,11 +111,6 @@ def _shifts(run) -> list[int]:
     return [e.index for e in events if e.kind == "shift"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="11 checkpoints: the run's direction comes out backwards (confidence <= 0.6), "
-    "and read backwards the shift's long step is a drop",
-)
 def test_a_strong_data_shift_is_found(zoo_small):
     run = next(r for r in zoo_small if r.meta["shift"] is not None)
     assert any(abs(i - run.meta["shift"]["row"]) <= 1 for i in _shifts(run)), _shifts(run)

@@ -165,8 +165,9 @@ def detect_shifts(
     baseline : int
         Number of earlier steps whose median a step is compared with.
     norms : array_like, shape (N,), optional
-        With ``metric="precomputed"`` and no labels: the checkpoints' norms,
-        for :func:`wtraj.separate_trajectories`.
+        With ``metric="precomputed"``: the checkpoints' norms, for
+        :func:`wtraj.separate_trajectories` (without labels) and for the
+        direction of each run (:func:`wtraj.order_checkpoints`).
     backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
@@ -201,7 +202,7 @@ def detect_shifts(
         if run_nodes.shape[0] < MIN_RUN_NODES:
             continue
         D = nodes.D[np.ix_(run_nodes, run_nodes)]
-        order, _ = order_nodes(D)
+        order, _ = order_nodes(D, norms=None if nodes.norms is None else nodes.norms[run_nodes])
         for position, kind, score, angle in run_events(D, order, threshold, baseline):
             row = int(rows[first[order[position]]])
             events.append(ShiftEvent(row, int(run), position, kind, score, angle))
