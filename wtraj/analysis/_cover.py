@@ -74,7 +74,13 @@ class ChainCovers:
     """
 
     def __init__(
-        self, D: np.ndarray, progress: np.ndarray, root: int, neighbours: np.ndarray, reach: float = 0.0
+        self,
+        D: np.ndarray,
+        progress: np.ndarray,
+        root: int,
+        neighbours: np.ndarray,
+        reach: float = 0.0,
+        starts: np.ndarray | None = None,
     ):
         n = D.shape[0]
         if n < 2:
@@ -89,9 +95,10 @@ class ChainCovers:
         self.m = m = n - 1
         index_of = np.full(n, -1, dtype=np.int64)
         index_of[self.others] = np.arange(m)
-        later = rank[neighbours] > rank[:, None]
-        pred = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1])[later.ravel()], by_progress[:-1]])
-        succ = np.concatenate([neighbours.ravel()[later.ravel()], by_progress[1:]])
+        near = np.repeat(np.arange(n), neighbours.shape[1])
+        # a step joins a checkpoint and one of its nearest, either way round
+        pred = np.concatenate([near, neighbours.ravel(), by_progress[:-1]])
+        succ = np.concatenate([neighbours.ravel(), near, by_progress[1:]])
         keep = (pred != root) & (succ != root) & (rank[succ] > rank[pred])
         # the next checkpoint in progress order may also be a neighbour: one step each
         pair = np.unique(pred[keep] * n + succ[keep])
@@ -101,6 +108,8 @@ class ChainCovers:
         self.first_cost = D[root, self.others] ** 2
         # ending a chain at a checkpoint costs minus its credit for reach
         self.end_cost = -reach * self.first_cost
+        # checkpoints a chain may start at (besides the one nearest in progress)
+        self.may_start = np.ones(m, dtype=bool) if starts is None else np.isin(self.others, starts)
         self.chain_order = index_of[by_progress[by_progress != root]]
         self._single_chain()
 
@@ -166,27 +175,28 @@ class ChainCovers:
         row, column = 2, 2 + m
         used = self.pred[self.step_to] == self.step_from
         from_root = self.pred == -1
+        opens = from_root | self.may_start
         ends = np.ones(m, dtype=bool)
         ends[self.pred[self.pred >= 0]] = False
         busy = np.flatnonzero(~ends)
         tails = np.concatenate(
             [
                 np.where(used, column + self.step_to, row + self.step_from),
-                np.where(from_root, column + np.arange(m), ROOT),
+                np.where(from_root, column + np.arange(m), ROOT)[opens],
                 row + busy,
             ]
         )
         heads = np.concatenate(
             [
                 np.where(used, row + self.step_from, column + self.step_to),
-                np.where(from_root, ROOT, column + np.arange(m)),
+                np.where(from_root, ROOT, column + np.arange(m))[opens],
                 np.full(busy.shape[0], SOURCE),
             ]
         )
         cost = np.concatenate(
             [
                 np.where(used, -self.step_cost, self.step_cost),
-                np.where(from_root, -self.first_cost, self.first_cost),
+                np.where(from_root, -self.first_cost, self.first_cost)[opens],
                 self.end_cost[busy],
             ]
         )

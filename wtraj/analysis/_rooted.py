@@ -121,7 +121,8 @@ class Rooted:
         """``neighbours``: each node's nearest, closest first, as many as ``cover_width`` of the count."""
         self.D = D
         self.root = root
-        self.count = first_step_count(D, root)
+        self.firsts = first_steps(D, root)
+        self.count = self.firsts.shape[0]
         self.progress = geodesic_progress(D, root, _nearest(neighbours, PROGRESS_NEIGHBOURS))
         self.neighbours = _nearest(neighbours, cover_width(self.count))
         self._covers: dict[int, tuple[np.ndarray, float]] = {}
@@ -152,7 +153,8 @@ class Rooted:
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
         if k not in self._reach_chains:
-            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH)
+            starts = self.firsts if k == self.count else None
+            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH, starts=starts)
             self._reach_chains[k] = covers.cover(k)[0]
         return self._reach_chains[k]
 
@@ -193,7 +195,12 @@ class Rooted:
 
 
 def first_step_count(D: np.ndarray, root: int) -> int:
-    """Runs leaving ``root``: its first checkpoints, one per run.
+    """Runs leaving ``root``: the number of :func:`first_steps`."""
+    return first_steps(D, root).shape[0]
+
+
+def first_steps(D: np.ndarray, root: int) -> np.ndarray:
+    """The first checkpoints of the runs leaving ``root``, one per run, nearest first.
 
     The checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root``
     as its nearest one, less those that lie after another of them: a run's
@@ -203,7 +210,7 @@ def first_step_count(D: np.ndarray, root: int) -> int:
     start), while runs from one start leave it side by side, closer together.
     """
     if D.shape[0] == 1:
-        return 1
+        return np.array([root])
     distance = D[root].copy()
     distance[root] = np.inf
     near = np.flatnonzero(distance <= FIRST_STEP_RATIO * distance.min())
@@ -212,7 +219,7 @@ def first_step_count(D: np.ndarray, root: int) -> int:
         c for i, c in enumerate(near)
         if not any(_lies_after(D, distance, e, c) for e in near[:i])
     ]
-    return len(firsts)
+    return np.array(firsts, dtype=np.int64)
 
 
 def _lies_after(D: np.ndarray, distance: np.ndarray, earlier: int, later: int) -> bool:
