@@ -74,6 +74,12 @@ AHEAD_FRACTION = 0.5
 BRANCH_JUMP = 5.0
 BRANCH_MIN_STEPS = 8
 RETURN_FRACTION = 0.25
+# a stretch run back along a branch changes its step smoothly; a last step this
+# many times its longest other step leaves the branch
+STRETCH_END_RATIO = 2.0
+# steps on each side of a branch point whose median length tells which branch
+# goes on with the run's own step (a fine-tune's optimizer and cadence differ)
+CONSISTENT_STEPS = 3
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
@@ -333,43 +339,66 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     keep = np.ones(order.shape[0], dtype=bool)
     branches = []
     for first, stop in zip(edges[::2], edges[1::2]):
+        # a last step much longer than every other step of the stretch left the branch
+        if stop - first > 1 and steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max():
+            stop -= 1
         if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
             branches.append(order[first : stop + 1][::-1])
             keep[first : stop + 1] = False
-    main = order[keep]
-    # jumps back to a branch point, then out along the other branch
-    while main.shape[0] >= BRANCH_MIN_STEPS + 2:
-        steps = D[main[:-1], main[1:]]
-        back = progress[main[:-1]] - progress[main[1:]] > RETURN_FRACTION * steps
+    # jumps back to a branch point, then out along the other branch: split the
+    # run and each branch split off until none jumps back
+    main, pieces = None, [order[keep]]
+    while pieces:
+        piece = pieces.pop()
+        steps = D[piece[:-1], piece[1:]]
+        back = progress[piece[:-1]] - progress[piece[1:]] > RETURN_FRACTION * steps
         returns = np.flatnonzero(back & (steps >= jump))
-        returns = returns[main.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
+        returns = returns[piece.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
         if returns.shape[0] == 0:
-            break
+            if main is None and piece[0] == order[0]:
+                main = piece
+            else:
+                branches.append(piece)
+            continue
         j = int(returns[0])
-        head, tail = main[: j + 1], main[j + 1 :]
-        main, branch = _continuation(component, head, tail)
-        branches.append(branch)
+        pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
     return main, branches
 
 
 def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a chain that jumped back to a branch point into its run and the branch.
 
-    ``tail`` starts near a checkpoint of ``head``, the branch point; the run
-    goes on from there along whichever of the two turns less.
+    ``tail`` starts one step of the run's own away from a checkpoint of
+    ``head``, the branch point: the checkpoint from which the tail's first
+    steps keep the length of the steps before it (:func:`_step_mismatch`;
+    a fine-tune's optimizer and cadence change it, which is also why the
+    nearest checkpoint will not do: a slow fine-tune's checkpoints crowd
+    round its branch point). The run goes on from there along whichever of
+    the tail and the rest of the head keeps that length better.
     """
-    D, progress, root = component.D, component.progress, component.root
-    point = _nearest_behind(D, progress, root, int(tail[0]))
-    at = np.flatnonzero(head == point)
-    if at.shape[0] == 0 or at[0] == 0 or at[0] + 1 == head.shape[0]:
+    D = component.D
+    path = np.concatenate([[component.root], head])
+    candidates = range(CONSISTENT_STEPS + 1, path.shape[0] - 1)
+    if not candidates:
         return head, tail
-    i = int(at[0])
-    before, after = head[i - 1], head[i + 1]
-    turn_head = turning_angle(D[before, point], D[point, after], D[before, after])
-    turn_tail = turning_angle(D[before, point], D[point, tail[0]], D[before, tail[0]])
-    if turn_tail < turn_head:
-        return np.concatenate([head[: i + 1], tail]), head[i + 1 :]
+    before = {i: path[i - CONSISTENT_STEPS : i + 1] for i in candidates}
+    i = min(candidates, key=lambda i: _step_mismatch(D, before[i], np.concatenate([[path[i]], tail])))
+    by_tail = _step_mismatch(D, before[i], np.concatenate([[path[i]], tail]))
+    by_head = _step_mismatch(D, before[i], path[i:])
+    # a remainder of the head too short to show its steps is a detour
+    if path.shape[0] - i <= CONSISTENT_STEPS or by_tail < by_head:
+        return np.concatenate([path[1 : i + 1], tail]), path[i + 1 :]
     return head, tail
+
+
+def _step_mismatch(D: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
+    """How far the steps of ``after`` are from those of ``before``: the larger absolute log ratio
+    of its first step and of its median step (of up to ``CONSISTENT_STEPS``) to the median of ``before``.
+    """
+    typical = float(np.median(D[before[:-1], before[1:]]))
+    after = after[: CONSISTENT_STEPS + 1]
+    steps = D[after[:-1], after[1:]]
+    return max(abs(np.log(steps[0] / typical)), abs(np.log(float(np.median(steps)) / typical)))
 
 
 def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
