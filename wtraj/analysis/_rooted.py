@@ -339,8 +339,13 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     keep = np.ones(order.shape[0], dtype=bool)
     branches = []
     for first, stop in zip(edges[::2], edges[1::2]):
-        # a last step much longer than every other step of the stretch left the branch
-        if stop - first > 1 and steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max():
+        # the stretch's last checkpoint is back on the run when it lies ahead of
+        # where the chain left it, or when the step to it is much longer than
+        # every other step of the stretch
+        if stop - first > 1 and first > 0 and (
+            progress[order[stop]] > progress[order[first - 1]]
+            or steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max()
+        ):
             stop -= 1
         if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
             branches.append(order[first : stop + 1][::-1])
@@ -392,13 +397,19 @@ def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tupl
 
 
 def _step_mismatch(D: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
-    """How far the steps of ``after`` are from those of ``before``: the larger absolute log ratio
-    of its first step and of its median step (of up to ``CONSISTENT_STEPS``) to the median of ``before``.
+    """How far the steps through a checkpoint keep the length of the steps before it.
+
+    ``before`` ends at the checkpoint, ``after`` starts at it. The largest
+    absolute log ratio to the median step of ``before`` of: its last step
+    (the step into the checkpoint), the first step of ``after`` and the
+    median of up to ``CONSISTENT_STEPS`` steps of ``after``.
     """
-    typical = float(np.median(D[before[:-1], before[1:]]))
+    steps_before = D[before[:-1], before[1:]]
+    typical = float(np.median(steps_before))
     after = after[: CONSISTENT_STEPS + 1]
     steps = D[after[:-1], after[1:]]
-    return max(abs(np.log(steps[0] / typical)), abs(np.log(float(np.median(steps)) / typical)))
+    ratios = np.array([steps_before[-1], steps[0], float(np.median(steps))]) / typical
+    return float(np.abs(np.log(ratios)).max())
 
 
 def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
