@@ -77,6 +77,9 @@ RETURN_FRACTION = 0.25
 # a stretch run back along a branch changes its step smoothly; a last step this
 # many times its longest other step leaves the branch
 STRETCH_END_RATIO = 2.0
+# a fine-tune the chain runs along between two of its parent's checkpoints
+# steps this many times shorter than the parent there
+DETOUR_RATIO = 3.0
 # steps on each side of a branch point whose median length tells which branch
 # goes on with the run's own step (a fine-tune's optimizer and cadence differ)
 CONSISTENT_STEPS = 3
@@ -360,7 +363,11 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
         returns = np.flatnonzero(back & (steps >= jump))
         returns = returns[piece.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
         if returns.shape[0] == 0:
-            if main is None and piece[0] == order[0]:
+            detour = _detour(D, piece)
+            if detour is not None:
+                a, b = detour
+                pieces += [np.concatenate([piece[:a], piece[b:]]), piece[a:b]]
+            elif main is None and piece[0] == order[0]:
                 main = piece
             else:
                 branches.append(piece)
@@ -368,6 +375,39 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
         j = int(returns[0])
         pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
     return main, branches
+
+
+def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
+    """A stretch ``piece[a:b]`` of much shorter steps that the run itself steps over, or None.
+
+    A slow fine-tune (a small learning rate, a fine checkpoint cadence) that
+    the chain runs along forwards between two checkpoints of its parent: its
+    steps are at least ``DETOUR_RATIO`` times shorter than the run's before
+    it, and from the checkpoint before it the run's next step (to the one
+    after it) and the ``CONSISTENT_STEPS`` after that are each within
+    ``DETOUR_RATIO`` of the run's median step before it. A learning rate
+    dropped within one run also shortens the steps, but for good: none come
+    back to the earlier length.
+    """
+    steps = D[piece[:-1], piece[1:]]
+    n, width = piece.shape[0], CONSISTENT_STEPS
+    bound = np.log(DETOUR_RATIO)
+    for a in range(width + 1, n - BRANCH_MIN_STEPS - width):
+        # steps[a - 1] enters piece[a]
+        typical = float(np.median(steps[a - 1 - width : a - 1]))
+        if steps[a - 1] * DETOUR_RATIO > typical:
+            continue
+        # the stretch of short steps: piece[a:b]
+        longer = np.flatnonzero(steps[a:] * DETOUR_RATIO > typical)
+        if longer.shape[0] == 0:
+            continue
+        b = a + 1 + int(longer[0])
+        if b - a < BRANCH_MIN_STEPS or b + width >= n:
+            continue
+        after = piece[np.r_[a - 1, b : b + width + 1]]
+        if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
+            return a, b
+    return None
 
 
 def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
