@@ -342,11 +342,11 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     keep = np.ones(order.shape[0], dtype=bool)
     branches = []
     for first, stop in zip(edges[::2], edges[1::2]):
-        # the stretch's last checkpoint is back on the run when it lies ahead of
-        # where the chain left it, or when the step to it is much longer than
-        # every other step of the stretch
+        # the stretch's last checkpoint is back on the run when its nearest
+        # checkpoint lower in progress is where the chain left the run, or when the step to it is much
+        # longer than every other step of the stretch
         if stop - first > 1 and first > 0 and (
-            progress[order[stop]] > progress[order[first - 1]]
+            _nearest_lower(D, progress, int(order[stop])) == order[first - 1]
             or steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max()
         ):
             stop -= 1
@@ -374,7 +374,27 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
             continue
         j = int(returns[0])
         pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
-    return main, branches
+    return main, _join_short(D, main, branches)
+
+
+def _join_short(D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]) -> list[np.ndarray]:
+    """The branches, each shorter than ``BRANCH_MIN_STEPS`` joined to the piece of its nearest checkpoint.
+
+    Every rule above finds branches of at least that many steps; a shorter
+    piece is a detour the chain made on its way (a fine-tune's first
+    checkpoint visited beside its branch point).
+    """
+    pieces = [main, *branches]
+    while True:
+        short = [i for i, p in enumerate(pieces) if i > 0 and p.shape[0] < BRANCH_MIN_STEPS]
+        if not short:
+            return pieces[1:]
+        i = short[0]
+        others = np.concatenate([p for j, p in enumerate(pieces) if j != i])
+        owner = np.concatenate([np.full(p.shape[0], j) for j, p in enumerate(pieces) if j != i])
+        nearest = int(owner[np.argmin(D[np.ix_(pieces[i], others)].min(axis=0))])
+        pieces[nearest] = np.concatenate([pieces[nearest], pieces[i]])
+        del pieces[i]
 
 
 def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
@@ -478,6 +498,12 @@ def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
         local[node] = _nearest_behind(D, progress, root, int(node))
     _break_cycles(D, progress, root, local)
     return local
+
+
+def _nearest_lower(D: np.ndarray, progress: np.ndarray, node: int) -> int:
+    """The nearest checkpoint of lower progress than ``node`` (``node`` is not the root)."""
+    lower = np.flatnonzero(progress < progress[node])
+    return int(lower[np.argmin(D[node, lower])])
 
 
 def _nearest_behind(D: np.ndarray, progress: np.ndarray, root: int, node: int) -> int:
