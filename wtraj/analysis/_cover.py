@@ -74,13 +74,7 @@ class ChainCovers:
     """
 
     def __init__(
-        self,
-        D: np.ndarray,
-        progress: np.ndarray,
-        root: int,
-        neighbours: np.ndarray,
-        reach: float = 0.0,
-        starts: np.ndarray | None = None,
+        self, D: np.ndarray, progress: np.ndarray, root: int, neighbours: np.ndarray, reach: float = 0.0
     ):
         n = D.shape[0]
         if n < 2:
@@ -108,8 +102,6 @@ class ChainCovers:
         self.first_cost = D[root, self.others] ** 2
         # ending a chain at a checkpoint costs minus its credit for reach
         self.end_cost = -reach * self.first_cost
-        # checkpoints a chain may start at (besides the one nearest in progress)
-        self.may_start = np.ones(m, dtype=bool) if starts is None else np.isin(self.others, starts)
         self.chain_order = index_of[by_progress[by_progress != root]]
         self._single_chain()
 
@@ -175,28 +167,27 @@ class ChainCovers:
         row, column = 2, 2 + m
         used = self.pred[self.step_to] == self.step_from
         from_root = self.pred == -1
-        opens = from_root | self.may_start
         ends = np.ones(m, dtype=bool)
         ends[self.pred[self.pred >= 0]] = False
         busy = np.flatnonzero(~ends)
         tails = np.concatenate(
             [
                 np.where(used, column + self.step_to, row + self.step_from),
-                np.where(from_root, column + np.arange(m), ROOT)[opens],
+                np.where(from_root, column + np.arange(m), ROOT),
                 row + busy,
             ]
         )
         heads = np.concatenate(
             [
                 np.where(used, row + self.step_from, column + self.step_to),
-                np.where(from_root, ROOT, column + np.arange(m))[opens],
+                np.where(from_root, ROOT, column + np.arange(m)),
                 np.full(busy.shape[0], SOURCE),
             ]
         )
         cost = np.concatenate(
             [
                 np.where(used, -self.step_cost, self.step_cost),
-                np.where(from_root, -self.first_cost, self.first_cost)[opens],
+                np.where(from_root, -self.first_cost, self.first_cost),
                 self.end_cost[busy],
             ]
         )

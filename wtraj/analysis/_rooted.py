@@ -130,8 +130,7 @@ class Rooted:
         """``neighbours``: each node's nearest, closest first, as many as ``cover_width`` of the count."""
         self.D = D
         self.root = root
-        self.firsts = first_steps(D, root)
-        self.count = self.firsts.shape[0]
+        self.count = first_step_count(D, root)
         self.progress = geodesic_progress(D, root, _nearest(neighbours, PROGRESS_NEIGHBOURS))
         self.neighbours = _nearest(neighbours, cover_width(self.count))
         self._covers: dict[int, tuple[np.ndarray, float]] = {}
@@ -162,8 +161,7 @@ class Rooted:
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
         if k not in self._reach_chains:
-            starts = self.firsts if k == self.count else None
-            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH, starts=starts)
+            covers = ChainCovers(self.D, self.chain_progress, self.root, self.neighbours, reach=REACH)
             self._reach_chains[k] = covers.cover(k)[0]
         return self._reach_chains[k]
 
@@ -204,12 +202,7 @@ class Rooted:
 
 
 def first_step_count(D: np.ndarray, root: int) -> int:
-    """Runs leaving ``root``: the number of :func:`first_steps`."""
-    return first_steps(D, root).shape[0]
-
-
-def first_steps(D: np.ndarray, root: int) -> np.ndarray:
-    """The first checkpoints of the runs leaving ``root``, one per run, nearest first.
+    """Runs leaving ``root``: its first checkpoints, one per run.
 
     The checkpoints at most ``FIRST_STEP_RATIO`` times as far from ``root``
     as its nearest one, less those that lie after another of them: a run's
@@ -219,7 +212,7 @@ def first_steps(D: np.ndarray, root: int) -> np.ndarray:
     start), while runs from one start leave it side by side, closer together.
     """
     if D.shape[0] == 1:
-        return np.array([root])
+        return 1
     distance = D[root].copy()
     distance[root] = np.inf
     near = np.flatnonzero(distance <= FIRST_STEP_RATIO * distance.min())
@@ -228,7 +221,7 @@ def first_steps(D: np.ndarray, root: int) -> np.ndarray:
         c for i, c in enumerate(near)
         if not any(_lies_after(D, distance, e, c) for e in near[:i])
     ]
-    return np.array(firsts, dtype=np.int64)
+    return len(firsts)
 
 
 def _lies_after(D: np.ndarray, distance: np.ndarray, earlier: int, later: int) -> bool:
