@@ -33,7 +33,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import ChainCovers
-from wtraj.analysis._geometry import angle_opposite, turning_angle
+from wtraj.analysis._geometry import angle_opposite
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree
@@ -74,14 +74,16 @@ AHEAD_FRACTION = 0.5
 BRANCH_JUMP = 5.0
 BRANCH_MIN_STEPS = 8
 RETURN_FRACTION = 0.25
-# a stretch run back along a branch changes its step smoothly; a last step this
-# many times its longest other step leaves the branch
+# a stretch run back along a branch changes its step smoothly (development
+# fine-tunes: 3.9 to 7.3 medians over 14 steps); a last step this many times
+# its longest other step left the branch
 STRETCH_END_RATIO = 2.0
-# a fine-tune the chain runs along between two of its parent's checkpoints
-# steps this many times shorter than the parent there
+# a slow fine-tune that a chain runs along between two of its parent's
+# checkpoints steps this many times shorter than the parent there (development
+# CNN fine-tunes every 5 iterations: 0.01-0.04 against 0.12-0.17)
 DETOUR_RATIO = 3.0
-# steps on each side of a branch point whose median length tells which branch
-# goes on with the run's own step (a fine-tune's optimizer and cadence differ)
+# steps on each side of a branch point whose lengths tell which branch goes on
+# with the run's own step (a fine-tune's optimizer and cadence change it)
 CONSISTENT_STEPS = 3
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
@@ -300,15 +302,22 @@ def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
 def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
     """The chains, with each fine-tune or parent continuation that a chain also covers made a chain.
 
-    All chains leave the start, so one chain covers a parent run and a
-    fine-tune that branched from its middle. It goes out along one branch
-    and then either jumps to the other's tip and comes back along it,
-    towards the start (a stretch of at least ``BRANCH_MIN_STEPS`` steps,
-    each lower in progress by more than ``AHEAD_FRACTION`` of the step,
-    entered by a jump), or jumps back to near the branch point and goes out
-    along the other (a step lower in progress that is itself a jump,
-    followed by at least ``BRANCH_MIN_STEPS`` steps). A jump is at least
-    ``BRANCH_JUMP`` times the chain's median step.
+    All chains leave the start, so one chain covers a parent run and the
+    fine-tunes that branched from its middle. Along one branch it may
+
+    - jump to another's tip and come back along it, towards the start (a
+      stretch of at least ``BRANCH_MIN_STEPS`` steps, each lower in progress
+      by more than ``AHEAD_FRACTION`` of the step, entered by a jump);
+    - jump back to near a branch point and go out along another (a step
+      lower in progress that is itself a jump, followed by at least
+      ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
+      keeps the run's step length (:func:`_continuation`);
+    - run forwards along a slow fine-tune between two of its parent's
+      checkpoints (:func:`_detour`).
+
+    A jump is at least ``BRANCH_JUMP`` times the chain's median step. Each
+    piece split off is searched again; pieces shorter than
+    ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint.
 
     ``orders``: each chain's nodes in training order (:func:`chain_order`).
     Returns the chain of each node, new chains numbered after the given ones.
@@ -336,8 +345,8 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     branches = []
     for first, stop in zip(edges[::2], edges[1::2]):
         # the stretch's last checkpoint is back on the run when its nearest
-        # checkpoint lower in progress is where the chain left the run, or when the step to it is much
-        # longer than every other step of the stretch
+        # checkpoint lower in progress is where the chain left the run, or when
+        # the step to it is much longer than every other step of the stretch
         if stop - first > 1 and first > 0 and (
             _nearest_lower(D, progress, int(order[stop])) == order[first - 1]
             or steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max()
