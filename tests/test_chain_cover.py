@@ -97,3 +97,20 @@ def test_a_root_and_one_checkpoint():
     chain, cost = ChainCovers(D, np.array([0.0, 2.0]), 0, np.array([[1], [0]])).cover(1)
     np.testing.assert_array_equal(chain, [0, 0])
     assert cost == 4.0
+
+
+def test_a_jump_is_taken_from_the_checkpoint_nearest_its_end():
+    # run A along x, run B along y, and a data shift that sends A far out (F):
+    # no checkpoint has F among its nearest, and the one just before F in
+    # progress is B's last; F's nearest is A's last, which a step may come from
+    A = [(x, 0.0) for x in range(1, 6)]
+    B = [(0.0, y + 0.1) for y in range(1, 6)]
+    X = np.array([(0.0, 0.0), *A, *B, (6.0, -100.0)])
+    D = cdist(X, X)
+    progress = np.array([0.0, 1, 2, 3, 4, 5, 1.1, 2.1, 3.1, 4.1, 5.1, 200.0])
+    neighbours = np.argsort(D + np.diag(np.full(12, np.inf)), axis=1)[:, :2]
+    assert not np.any(neighbours == 11)
+    chain, cost = ChainCovers(D, progress, 0, neighbours).cover(2)
+    assert chain[11] == chain[5] != chain[10]
+    runs = [[0, 1, 2, 3, 4, 5, 11], [0, 6, 7, 8, 9, 10]]
+    assert cost == pytest.approx(sum(np.sum(D[r[:-1], r[1:]] ** 2) for r in runs), rel=1e-12)
