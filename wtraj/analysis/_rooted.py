@@ -33,6 +33,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import ChainCovers
+from wtraj.analysis._ends import separate_shared_ends
 from wtraj.analysis._geometry import angle_opposite
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
@@ -171,9 +172,10 @@ class Rooted:
         """Run of each node for ``k`` runs (module docstring, stage 3)."""
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
-        return relink_chains(
+        chain = relink_chains(
             self.D, self.reach_chains(k), self.chain_progress, self.root, self.neighbours, RELINK_WINDOW
         )
+        return separate_shared_ends(self.D, chain, self.chain_progress, self.root, RELINK_WINDOW)
 
     def best_k(self) -> int:
         """The number of runs (module docstring, stage 2).
