@@ -10,33 +10,35 @@ nearly orthogonal, so a chain through every second checkpoint costs no more
 squared step than one through all, and both chains gain the credit of the
 sibling's end.
 
-Two such chains end on one run: their last checkpoints lie a step or two of
-that run apart, while runs that share a start end at least as far apart as
-their offset from each other (development part of the zoo: 10.6 and more
-times their last step, against 1.3-2.5 for two chains ending on one run).
-Where two chains end closer than ``SAME_END_STEPS`` times the longer of
-their last steps, their checkpoints are merged in progress order and walked
-back from the end for as long as each step of the merged path is no longer
-than the step into the same checkpoint on its own chain (the path of one
-run, taken by two chains in turns); before that the chains are on their own
-runs. The merged stretch goes on the chain whose own part it continues at
-the least squared distance summed over pairs up to the relinking window
-apart (a run's offset from its sibling persists); the other chain ends
-where its own part ends.
+Such a chain ends on another chain's run: its last checkpoint lies closer
+to a checkpoint of that chain than to its own previous one (the chain's
+steps skip every other checkpoint of the run), while the last checkpoint of
+a run's own chain lies a step of its own from its previous one and, late in
+training, farther from its siblings (development part of the zoo: the last
+checkpoints of runs 10.6 and more times their last step from each other).
+From such a pair's last checkpoints, their checkpoints merged in progress
+order are walked back for as long as the steps of the merged path are no
+longer than the step into the same checkpoint on its own chain (the path of
+one run, taken by two chains in turns; the walk stops at two longer steps
+in a row, one is noise); before that the chains are on their own runs. The
+merged stretch goes on the chain whose own part it continues at the least
+squared distance summed over pairs up to the relinking window apart, from
+a stage of training both own parts reach (a run's offset from its sibling
+persists); the other chain ends where its own part ends. The cut is kept
+only when it lowers the squared steps of the two chains: one run taken in
+turns costs less as one chain, two runs side by side (early in training,
+where siblings are closer than a step) do not.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# chain ends closer than this many of their last steps lie on one run
-SAME_END_STEPS = 5.0
-
 
 def separate_shared_ends(
     D: np.ndarray, chain: np.ndarray, progress: np.ndarray, root: int, window: int
 ) -> np.ndarray:
-    """The chains, with each pair that ends on one run cut where they started taking turns.
+    """The chains, each pair that takes one run in turns cut where the turns began (module docstring).
 
     Parameters
     ----------
@@ -61,10 +63,8 @@ def separate_shared_ends(
     k = int(chain.max()) + 1
     for _ in range(k):
         sequences = _sequences(chain, progress, root, k)
-        pair = _pair_ending_on_one_run(D, sequences)
-        if pair is None:
-            break
-        if not _cut_crossing(D, progress, chain, sequences, *pair, window):
+        pairs = _pairs(D, sequences)
+        if not any(_cut_crossing(D, progress, chain, sequences, x, y, window) for x, y in pairs):
             break
     return chain
 
@@ -76,38 +76,45 @@ def _sequences(chain, progress, root, k):
     return [order[chain[order] == c] for c in range(k)]
 
 
-def _pair_ending_on_one_run(D, sequences):
-    """Two chains (longer first) whose ends are closer than ``SAME_END_STEPS`` last steps, or None."""
-    ends, last = [], []
-    for s in sequences:
-        ends.append(s[-1])
-        last.append(D[s[-2], s[-1]] if s.shape[0] > 1 else np.inf)
-    ends, last = np.array(ends), np.array(last)
-    apart = D[np.ix_(ends, ends)] / np.maximum(last[:, None], last[None, :])
-    np.fill_diagonal(apart, np.inf)
-    a, b = np.unravel_index(np.argmin(apart), apart.shape)
-    if not apart[a, b] < SAME_END_STEPS:
-        return None
-    return (a, b) if sequences[a].shape[0] >= sequences[b].shape[0] else (b, a)
+def _pairs(D, sequences):
+    """Chains ``(x, y)``: the last checkpoint of ``x`` is closer to one of ``y`` than to its own previous one.
+
+    Closest first (the distance over the last step of ``x``); chains of one
+    checkpoint have no last step and are left out as ``x``.
+    """
+    k = len(sequences)
+    nodes = np.concatenate(sequences)
+    owner = np.repeat(np.arange(k), [s.shape[0] for s in sequences])
+    pairs = []
+    for x, s in enumerate(sequences):
+        if s.shape[0] < 2:
+            continue
+        nearest = np.full(k, np.inf)
+        np.minimum.at(nearest, owner, D[s[-1], nodes])
+        apart = nearest / D[s[-2], s[-1]]
+        apart[x] = np.inf
+        pairs += [(float(apart[y]), x, int(y)) for y in np.flatnonzero(apart < 1.0)]
+    return [(x, y) for _, x, y in sorted(pairs)]
 
 
 def _cut_crossing(D, progress, chain, sequences, x, y, window) -> bool:
     """Give the stretch chains ``x`` and ``y`` take in turns to one of them (in place); False if none."""
     merged = np.concatenate([sequences[x], sequences[y]])
     merged = merged[np.lexsort((merged, progress[merged]))]
-    own_step = {}
+    own_before = np.full(D.shape[0], -1, dtype=np.int64)
     for s in (sequences[x], sequences[y]):
-        own_step.update(zip(s[1:].tolist(), D[s[:-1], s[1:]].tolist()))
-    # merged steps longer than the same checkpoint's own step, from the end back
-    longer = np.array(
-        [node not in own_step or D[before, node] > own_step[node] for before, node in zip(merged[:-1].tolist(), merged[1:].tolist())]
-    )
-    # the stretch ends (going back) at two such steps in a row: one alone is noise
-    twice = np.flatnonzero(longer[1:] & longer[:-1])
+        own_before[s[1:]] = s[:-1]
+    before, node = merged[:-1], merged[1:]
+    own_step = np.where(own_before[node] >= 0, D[np.maximum(own_before[node], 0), node], np.inf)
+    # a step of the merged path that neither follows a chain nor takes a turn within one run
+    breaks = (before != own_before[node]) & (D[before, node] > own_step)
+    # the stretch ends (going back) at two breaks in a row: one alone is noise
+    twice = np.flatnonzero(breaks[1:] & breaks[:-1])
     start = int(twice[-1]) + 2 if twice.shape[0] else 0
     stretch = merged[start:]
     own = {c: sequences[c][~np.isin(sequences[c], stretch)] for c in (x, y)}
-    if any(own[c].shape[0] == 0 for c in (x, y)) or np.all(np.isin(stretch, sequences[x])):
+    # chains that take turns: the stretch holds checkpoints of both, and each keeps some of its own
+    if any(own[c].shape[0] == 0 or not np.any(np.isin(stretch, sequences[c])) for c in (x, y)):
         return False
     # heads that end at one stage of training, so that only the runs' offsets differ
     level = min(progress[own[c][-1]] for c in (x, y))
@@ -115,8 +122,19 @@ def _cut_crossing(D, progress, chain, sequences, x, y, window) -> bool:
     if any(heads[c].shape[0] == 0 for c in (x, y)):
         return False
     keep = min((x, y), key=lambda c: _across(D, heads[c], stretch, window))
+    # one run taken in turns costs less squared step as one chain; two runs side by side do not
+    ended = x if keep == y else y
+    now = _squared_steps(D, sequences[x]) + _squared_steps(D, sequences[y])
+    cut = _squared_steps(D, np.concatenate([own[keep], stretch])) + _squared_steps(D, own[ended])
+    if cut >= now:
+        return False
     chain[stretch] = keep
     return True
+
+
+def _squared_steps(D, sequence):
+    """Sum of squared steps along ``sequence`` (the root left out: every chain has that step)."""
+    return float(np.sum(D[sequence[:-1], sequence[1:]] ** 2))
 
 
 def _across(D, head, tail, window):
