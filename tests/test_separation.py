@@ -132,6 +132,22 @@ def test_twenty_runs_from_one_start():
     assert ari(truth[permutation], labels, exclude=start) == 1.0
 
 
+# before the chain that took a run in turns with another was cut where the turns began,
+# the chain of the run stopped early went on through every other checkpoint of a
+# sibling (ARI 0.73 for each seed)
+@pytest.mark.parametrize("seed", range(4))
+def test_a_sibling_stopped_early_ends_where_its_run_ends(seed):
+    rng = np.random.default_rng(seed)
+    drift, lengths = unit_drift(rng), (80, 80, 25)
+    runs = [synthetic_walk(rng, drift, length) for length in lengths]
+    X = np.concatenate([np.zeros((1, SYNTHETIC_DIMS))] + runs)
+    truth = np.concatenate([[-1], np.repeat(np.arange(3), lengths)])
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    labels = wtraj.separate_trajectories(X[permutation])
+    assert labels.max() == 2
+    assert ari(truth[permutation], labels, exclude=permutation == 0) == 1.0
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(2, 9),
