@@ -20,7 +20,9 @@ From such a pair's last checkpoints, their checkpoints merged in progress
 order are walked back for as long as the steps of the merged path are no
 longer than the step into the same checkpoint on its own chain (the path of
 one run, taken by two chains in turns; the walk stops at two longer steps
-in a row, one is noise); before that the chains are on their own runs. The
+in a row, one is noise); before that the chains are on their own runs. A
+stretch with fewer than ``MIN_TURNS`` checkpoints of either chain is left
+alone. The
 merged stretch goes on the chain whose own part it continues at the least
 squared distance summed over pairs up to the relinking window apart, from
 a stage of training both own parts reach (a run's offset from its sibling
@@ -34,6 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# checkpoints of each chain in a stretch taken in turns, as many as a branch
+# needs (toy siblings that converge after a learning-rate cut take 4 in turns)
+MIN_TURNS = 8
 
 def separate_shared_ends(
     D: np.ndarray, chain: np.ndarray, progress: np.ndarray, root: int, window: int
@@ -113,8 +118,9 @@ def _cut_crossing(D, progress, chain, sequences, x, y, window) -> bool:
     start = int(twice[-1]) + 2 if twice.shape[0] else 0
     stretch = merged[start:]
     own = {c: sequences[c][~np.isin(sequences[c], stretch)] for c in (x, y)}
-    # chains that take turns: the stretch holds checkpoints of both, and each keeps some of its own
-    if any(own[c].shape[0] == 0 or not np.any(np.isin(stretch, sequences[c])) for c in (x, y)):
+    # chains that take turns: the stretch holds ``MIN_TURNS`` checkpoints of each, and each keeps some
+    taken = {c: np.count_nonzero(np.isin(stretch, sequences[c])) for c in (x, y)}
+    if any(own[c].shape[0] == 0 or taken[c] < MIN_TURNS for c in (x, y)):
         return False
     # heads that end at one stage of training, so that only the runs' offsets differ
     level = min(progress[own[c][-1]] for c in (x, y))
