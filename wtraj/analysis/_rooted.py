@@ -11,7 +11,7 @@
    an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
-3. **The runs themselves** are ``k`` chains from that root in two steps.
+3. **The runs themselves** are ``k`` chains from that root in three steps.
    First the chains of least squared step, each credited ``REACH`` times the
    squared distance from the root at which it ends (else ending a chain early
    and carrying its run's later checkpoints on a sibling's chain may cost
@@ -19,7 +19,10 @@
    These chains have one checkpoint per stage of training but may swap runs;
    :mod:`wtraj.analysis._relink` then reassigns checkpoints and continuations
    between the chains, position by position, to the least total squared
-   distance over all pairs up to ``RELINK_WINDOW`` positions apart.
+   distance over all pairs up to ``RELINK_WINDOW`` positions apart. Last, a
+   chain that went on past its run's end (a run stopped early) through
+   every other checkpoint of a sibling, for the credit, ends where its run
+   ends (:mod:`wtraj.analysis._ends`).
 
 Measurements behind each constant: bench/RESULTS.md, "Analysis constants".
 """
