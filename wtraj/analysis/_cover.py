@@ -6,9 +6,12 @@ far into training it lies), every checkpoint except the root gets one
 predecessor of smaller progress; the root may be the predecessor of ``k``
 checkpoints, every other checkpoint of at most one; exactly ``k`` chains
 leave the root. Among all such covers, the one with the least sum of squared
-distances between consecutive checkpoints is chosen. A checkpoint may be
-followed by one of its nearest neighbours or by the next checkpoint in
-progress order, which keeps every ``k`` solvable.
+distances between consecutive checkpoints is chosen. A step joins a
+checkpoint and one of its nearest neighbours (either way round), or a
+checkpoint and the next in progress order (which keeps every ``k``
+solvable), or ends at a jump's end (a data shift) from any checkpoint about
+as far from it as the nearest (:func:`_jump_steps`); no chain starts at a
+jump's end while the others suffice.
 
 Squared steps are what separates runs that run side by side: with ``A_t,
 B_t`` two runs and ``delta_t = A_t - B_t``, crossing from one run to the other
