@@ -97,3 +97,42 @@ def test_a_root_and_one_checkpoint():
     chain, cost = ChainCovers(D, np.array([0.0, 2.0]), 0, np.array([[1], [0]])).cover(1)
     np.testing.assert_array_equal(chain, [0, 0])
     assert cost == 4.0
+
+
+def test_a_jump_is_taken_from_the_checkpoint_nearest_its_end():
+    # run A along x, run B along y, and a data shift that sends A far out (F):
+    # no checkpoint has F among its nearest, and the one just before F in
+    # progress is B's last; F's nearest is A's last, which a step may come from
+    A = [(x, 0.0) for x in range(1, 6)]
+    B = [(0.0, y + 0.1) for y in range(1, 6)]
+    X = np.array([(0.0, 0.0), *A, *B, (6.0, -100.0)])
+    D = cdist(X, X)
+    progress = np.array([0.0, 1, 2, 3, 4, 5, 1.1, 2.1, 3.1, 4.1, 5.1, 200.0])
+    neighbours = np.argsort(D + np.diag(np.full(12, np.inf)), axis=1)[:, :2]
+    assert not np.any(neighbours == 11)
+    chain, cost = ChainCovers(D, progress, 0, neighbours).cover(2)
+    assert chain[11] == chain[5] != chain[10]
+    runs = [[0, 1, 2, 3, 4, 5, 11], [0, 6, 7, 8, 9, 10]]
+    assert cost == pytest.approx(sum(np.sum(D[r[:-1], r[1:]] ** 2) for r in runs), rel=1e-12)
+
+
+def test_a_jump_leaves_from_its_own_run():
+    # two runs side by side (2 apart, steps of 1) and a data shift that sends run A
+    # 30 away: every checkpoint before it lies within 2 % of that distance, none has
+    # the shift's end among its nearest, and the checkpoint just before it in
+    # progress is B's; the jump may leave from any of them, and leaves from A's last
+    A = [(x, 1.0, 0.0) for x in range(1, 7)]
+    B = [(x, -1.0, 0.0) for x in range(1, 7)]
+    shifted = [(6.0 + x, 1.0, 30.0) for x in range(4)]
+    X = np.array([(0.0, 0.0, 0.0), *A, *B, *shifted])
+    D = cdist(X, X)
+    progress = np.concatenate([[0.0], np.arange(1, 7), np.arange(1, 7) + 0.1, 100.0 + np.arange(4)])
+    neighbours = np.argsort(D + np.diag(np.full(17, np.inf)), axis=1)[:, :2]
+    covers = ChainCovers(D, progress, 0, neighbours)
+    chain, _ = covers.cover(2)
+    assert np.all(chain[13:] == chain[6]) and np.all(chain[1:7] == chain[6])
+    assert np.all(chain[7:13] != chain[6])
+    # no chain starts at the shift's end unless every checkpoint must start one
+    assert covers.jump_target.tolist() == [False] * 13 + [True, False, False, False]
+    chain, _ = covers.cover(16)
+    assert sorted(chain[1:].tolist()) == list(range(16))

@@ -6,9 +6,12 @@ far into training it lies), every checkpoint except the root gets one
 predecessor of smaller progress; the root may be the predecessor of ``k``
 checkpoints, every other checkpoint of at most one; exactly ``k`` chains
 leave the root. Among all such covers, the one with the least sum of squared
-distances between consecutive checkpoints is chosen. A checkpoint may be
-followed by one of its nearest neighbours or by the next checkpoint in
-progress order, which keeps every ``k`` solvable.
+distances between consecutive checkpoints is chosen. A step joins a
+checkpoint and one of its nearest neighbours (either way round), or a
+checkpoint and the next in progress order (which keeps every ``k``
+solvable), or ends at a jump's end (a data shift) from any checkpoint about
+as far from it as the nearest (:func:`_jump_steps`); no chain starts at a
+jump's end while the others suffice.
 
 Squared steps are what separates runs that run side by side: with ``A_t,
 B_t`` two runs and ``delta_t = A_t - B_t``, crossing from one run to the other
@@ -52,6 +55,42 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 SOURCE, ROOT = 0, 1
+# a checkpoint whose shortest candidate step in is this many times the median
+# shortest step in is a jump's end (a data shift); development groups: the
+# inverted-image shift's jump 7.1-8.5 against steps of 0.01-2.4
+JUMP_STEPS = 5.0
+# the checkpoints a jump may leave from: at most this fraction longer than the
+# shortest jump in (the last checkpoints before a shift, of every sibling,
+# lie within 1.5 % of one distance from the first after it)
+JUMP_SPREAD = 0.02
+
+
+def _jump_steps(D, rank, root, pred, succ):
+    """Extra candidate steps into the ends of jumps, and which checkpoints end a jump.
+
+    A jump (a data shift) is about as long from any late checkpoint before
+    it, of its own run or a sibling's, and the few that are a checkpoint's
+    nearest are those where it happens to be shortest: every checkpoint
+    lower in progress within ``JUMP_SPREAD`` of the shortest jump is a
+    candidate, so that the runs' own steps decide where the jump leaves.
+    No chain starts at a jump's end: it is reached from its run's earlier
+    checkpoints, and a chain started there would leave them to a sibling's.
+
+    Returns the extra steps' ends (from, to) and a mask over the checkpoints.
+    """
+    n = D.shape[0]
+    shortest = D[root].copy()
+    np.minimum.at(shortest, succ, D[pred, succ])
+    others = np.arange(n) != root
+    target = others & (shortest > JUMP_STEPS * np.median(shortest[others]))
+    jump_from, jump_to = [], []
+    for v in np.flatnonzero(target):
+        near = np.flatnonzero(others & (rank < rank[v]) & (D[v] <= (1.0 + JUMP_SPREAD) * shortest[v]))
+        jump_from.append(near)
+        jump_to.append(np.full(near.shape[0], v))
+    if not jump_from:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), target
+    return np.concatenate(jump_from), np.concatenate(jump_to), target
 
 
 class ChainCovers:
@@ -89,12 +128,16 @@ class ChainCovers:
         self.m = m = n - 1
         index_of = np.full(n, -1, dtype=np.int64)
         index_of[self.others] = np.arange(m)
-        later = rank[neighbours] > rank[:, None]
-        pred = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1])[later.ravel()], by_progress[:-1]])
-        succ = np.concatenate([neighbours.ravel()[later.ravel()], by_progress[1:]])
+        near = np.repeat(np.arange(n), neighbours.shape[1])
+        # a step joins a checkpoint and one of its nearest, either way round
+        pred = np.concatenate([near, neighbours.ravel(), by_progress[:-1]])
+        succ = np.concatenate([neighbours.ravel(), near, by_progress[1:]])
         keep = (pred != root) & (succ != root) & (rank[succ] > rank[pred])
+        pred, succ = pred[keep], succ[keep]
+        jump_from, jump_to, self.jump_target = _jump_steps(D, rank, root, pred, succ)
+        pred, succ = np.concatenate([pred, jump_from]), np.concatenate([succ, jump_to])
         # the next checkpoint in progress order may also be a neighbour: one step each
-        pair = np.unique(pred[keep] * n + succ[keep])
+        pair = np.unique(pred * n + succ)
         self.step_from = index_of[pair // n]
         self.step_to = index_of[pair % n]
         self.step_cost = D[pair // n, pair % n] ** 2
@@ -166,27 +209,29 @@ class ChainCovers:
         row, column = 2, 2 + m
         used = self.pred[self.step_to] == self.step_from
         from_root = self.pred == -1
+        # a chain may start anywhere but a jump's end (see _jump_steps)
+        opens = from_root | ~self.jump_target[self.others]
         ends = np.ones(m, dtype=bool)
         ends[self.pred[self.pred >= 0]] = False
         busy = np.flatnonzero(~ends)
         tails = np.concatenate(
             [
                 np.where(used, column + self.step_to, row + self.step_from),
-                np.where(from_root, column + np.arange(m), ROOT),
+                np.where(from_root, column + np.arange(m), ROOT)[opens],
                 row + busy,
             ]
         )
         heads = np.concatenate(
             [
                 np.where(used, row + self.step_from, column + self.step_to),
-                np.where(from_root, ROOT, column + np.arange(m)),
+                np.where(from_root, ROOT, column + np.arange(m))[opens],
                 np.full(busy.shape[0], SOURCE),
             ]
         )
         cost = np.concatenate(
             [
                 np.where(used, -self.step_cost, self.step_cost),
-                np.where(from_root, -self.first_cost, self.first_cost),
+                np.where(from_root, -self.first_cost, self.first_cost)[opens],
                 self.end_cost[busy],
             ]
         )
@@ -195,6 +240,10 @@ class ChainCovers:
         size = 2 * m + 2
         graph = csr_matrix((reduced, (tails, heads)), shape=(size, size))
         distance, previous = dijkstra(graph, indices=ROOT, return_predecessors=True)
+        if not np.isfinite(distance[SOURCE]):
+            # more chains than checkpoints they may start at: let them start at jumps' ends too
+            self.jump_target[:] = False
+            return self._add_chain()
         # the path runs ROOT -> column -> row -> ... -> row -> SOURCE; apply it from its end
         # (an arc into a column gives it a new predecessor; one out of a column,
         # the reversed old step, needs nothing more; the last row becomes an end)

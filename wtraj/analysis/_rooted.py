@@ -11,7 +11,7 @@
    an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
-3. **The runs themselves** are ``k`` chains from that root in two steps.
+3. **The runs themselves** are ``k`` chains from that root in three steps.
    First the chains of least squared step, each credited ``REACH`` times the
    squared distance from the root at which it ends (else ending a chain early
    and carrying its run's later checkpoints on a sibling's chain may cost
@@ -19,7 +19,10 @@
    These chains have one checkpoint per stage of training but may swap runs;
    :mod:`wtraj.analysis._relink` then reassigns checkpoints and continuations
    between the chains, position by position, to the least total squared
-   distance over all pairs up to ``RELINK_WINDOW`` positions apart.
+   distance over all pairs up to ``RELINK_WINDOW`` positions apart. Last, a
+   chain that went on past its run's end (a run stopped early) through
+   every other checkpoint of a sibling, for the credit, ends where its run
+   ends (:mod:`wtraj.analysis._ends`).
 
 Measurements behind each constant: bench/RESULTS.md, "Analysis constants".
 """
@@ -33,7 +36,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import ChainCovers
-from wtraj.analysis._geometry import angle_opposite, turning_angle
+from wtraj.analysis._ends import separate_shared_ends
+from wtraj.analysis._geometry import angle_opposite
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree
@@ -74,6 +78,17 @@ AHEAD_FRACTION = 0.5
 BRANCH_JUMP = 5.0
 BRANCH_MIN_STEPS = 8
 RETURN_FRACTION = 0.25
+# a stretch run back along a branch changes its step smoothly (development
+# fine-tunes: 3.9 to 7.3 medians over 14 steps); a last step this many times
+# its longest other step left the branch
+STRETCH_END_RATIO = 2.0
+# a slow fine-tune that a chain runs along between two of its parent's
+# checkpoints steps this many times shorter than the parent there (development
+# CNN fine-tunes every 5 iterations: 0.01-0.04 against 0.12-0.17)
+DETOUR_RATIO = 3.0
+# steps on each side of a branch point whose lengths tell which branch goes on
+# with the run's own step (a fine-tune's optimizer and cadence change it)
+CONSISTENT_STEPS = 3
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
@@ -160,9 +175,10 @@ class Rooted:
         """Run of each node for ``k`` runs (module docstring, stage 3)."""
         if k == 1 or k == self.D.shape[0]:
             return self.cover(k)[0]
-        return relink_chains(
+        chain = relink_chains(
             self.D, self.reach_chains(k), self.chain_progress, self.root, self.neighbours, RELINK_WINDOW
         )
+        return separate_shared_ends(self.D, chain, self.chain_progress, self.root, RELINK_WINDOW)
 
     def best_k(self) -> int:
         """The number of runs (module docstring, stage 2).
@@ -291,15 +307,22 @@ def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
 def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
     """The chains, with each fine-tune or parent continuation that a chain also covers made a chain.
 
-    All chains leave the start, so one chain covers a parent run and a
-    fine-tune that branched from its middle. It goes out along one branch
-    and then either jumps to the other's tip and comes back along it,
-    towards the start (a stretch of at least ``BRANCH_MIN_STEPS`` steps,
-    each lower in progress by more than ``AHEAD_FRACTION`` of the step,
-    entered by a jump), or jumps back to near the branch point and goes out
-    along the other (a step lower in progress that is itself a jump,
-    followed by at least ``BRANCH_MIN_STEPS`` steps). A jump is at least
-    ``BRANCH_JUMP`` times the chain's median step.
+    All chains leave the start, so one chain covers a parent run and the
+    fine-tunes that branched from its middle. Along one branch it may
+
+    - jump to another's tip and come back along it, towards the start (a
+      stretch of at least ``BRANCH_MIN_STEPS`` steps, each lower in progress
+      by more than ``AHEAD_FRACTION`` of the step, entered by a jump);
+    - jump back to near a branch point and go out along another (a step
+      lower in progress that is itself a jump, followed by at least
+      ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
+      keeps the run's step length (:func:`_continuation`);
+    - run forwards along a slow fine-tune between two of its parent's
+      checkpoints (:func:`_detour`).
+
+    A jump is at least ``BRANCH_JUMP`` times the chain's median step. Each
+    piece split off is searched again; pieces shorter than
+    ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint.
 
     ``orders``: each chain's nodes in training order (:func:`chain_order`).
     Returns the chain of each node, new chains numbered after the given ones.
@@ -326,43 +349,134 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     keep = np.ones(order.shape[0], dtype=bool)
     branches = []
     for first, stop in zip(edges[::2], edges[1::2]):
+        # the stretch's last checkpoint is back on the run when its nearest
+        # checkpoint lower in progress is where the chain left the run, or when
+        # the step to it is much longer than every other step of the stretch
+        if stop - first > 1 and first > 0 and (
+            _nearest_lower(D, progress, int(order[stop])) == order[first - 1]
+            or steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max()
+        ):
+            stop -= 1
         if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
             branches.append(order[first : stop + 1][::-1])
             keep[first : stop + 1] = False
-    main = order[keep]
-    # jumps back to a branch point, then out along the other branch
-    while main.shape[0] >= BRANCH_MIN_STEPS + 2:
-        steps = D[main[:-1], main[1:]]
-        back = progress[main[:-1]] - progress[main[1:]] > RETURN_FRACTION * steps
+    # jumps back to a branch point, then out along the other branch: split the
+    # run and each branch split off until none jumps back
+    main, pieces = None, [order[keep]]
+    while pieces:
+        piece = pieces.pop()
+        steps = D[piece[:-1], piece[1:]]
+        back = progress[piece[:-1]] - progress[piece[1:]] > RETURN_FRACTION * steps
         returns = np.flatnonzero(back & (steps >= jump))
-        returns = returns[main.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
+        returns = returns[piece.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
         if returns.shape[0] == 0:
-            break
+            detour = _detour(D, piece)
+            if detour is not None:
+                a, b = detour
+                pieces += [np.concatenate([piece[:a], piece[b:]]), piece[a:b]]
+            elif main is None and piece[0] == order[0]:
+                main = piece
+            else:
+                branches.append(piece)
+            continue
         j = int(returns[0])
-        head, tail = main[: j + 1], main[j + 1 :]
-        main, branch = _continuation(component, head, tail)
-        branches.append(branch)
-    return main, branches
+        pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
+    return main, _join_short(D, main, branches)
+
+
+def _join_short(D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]) -> list[np.ndarray]:
+    """The branches, each shorter than ``BRANCH_MIN_STEPS`` joined to the piece of its nearest checkpoint.
+
+    Every rule above finds branches of at least that many steps; a shorter
+    piece is a detour the chain made on its way (a fine-tune's first
+    checkpoint visited beside its branch point).
+    """
+    pieces = [main, *branches]
+    while True:
+        short = [i for i, p in enumerate(pieces) if i > 0 and p.shape[0] < BRANCH_MIN_STEPS]
+        if not short:
+            return pieces[1:]
+        i = short[0]
+        others = np.concatenate([p for j, p in enumerate(pieces) if j != i])
+        owner = np.concatenate([np.full(p.shape[0], j) for j, p in enumerate(pieces) if j != i])
+        nearest = int(owner[np.argmin(D[np.ix_(pieces[i], others)].min(axis=0))])
+        pieces[nearest] = np.concatenate([pieces[nearest], pieces[i]])
+        del pieces[i]
+
+
+def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
+    """A stretch ``piece[a:b]`` of much shorter steps that the run itself steps over, or None.
+
+    A slow fine-tune (a small learning rate, a fine checkpoint cadence) that
+    the chain runs along forwards between two checkpoints of its parent: its
+    steps are at least ``DETOUR_RATIO`` times shorter than the run's before
+    it, and from the checkpoint before it the run's next step (to the one
+    after it) and the ``CONSISTENT_STEPS`` after that are each within
+    ``DETOUR_RATIO`` of the run's median step before it. A learning rate
+    dropped within one run also shortens the steps, but for good: none come
+    back to the earlier length.
+    """
+    steps = D[piece[:-1], piece[1:]]
+    n, width = piece.shape[0], CONSISTENT_STEPS
+    bound = np.log(DETOUR_RATIO)
+    for a in range(width + 1, n - BRANCH_MIN_STEPS - width):
+        # steps[a - 1] enters piece[a]
+        typical = float(np.median(steps[a - 1 - width : a - 1]))
+        if steps[a - 1] * DETOUR_RATIO > typical:
+            continue
+        # the stretch of short steps: piece[a:b]
+        longer = np.flatnonzero(steps[a:] * DETOUR_RATIO > typical)
+        if longer.shape[0] == 0:
+            continue
+        b = a + 1 + int(longer[0])
+        if b - a < BRANCH_MIN_STEPS or b + width >= n:
+            continue
+        after = piece[np.r_[a - 1, b : b + width + 1]]
+        if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
+            return a, b
+    return None
 
 
 def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a chain that jumped back to a branch point into its run and the branch.
 
-    ``tail`` starts near a checkpoint of ``head``, the branch point; the run
-    goes on from there along whichever of the two turns less.
+    ``tail`` starts one step of the run's own away from a checkpoint of
+    ``head``, the branch point: the checkpoint from which the tail's first
+    steps keep the length of the steps before it (:func:`_step_mismatch`;
+    a fine-tune's optimizer and cadence change it, which is also why the
+    nearest checkpoint will not do: a slow fine-tune's checkpoints crowd
+    round its branch point). The run goes on from there along whichever of
+    the tail and the rest of the head keeps that length better.
     """
-    D, progress, root = component.D, component.progress, component.root
-    point = _nearest_behind(D, progress, root, int(tail[0]))
-    at = np.flatnonzero(head == point)
-    if at.shape[0] == 0 or at[0] == 0 or at[0] + 1 == head.shape[0]:
+    D = component.D
+    path = np.concatenate([[component.root], head])
+    candidates = range(CONSISTENT_STEPS + 1, path.shape[0] - 1)
+    if not candidates:
         return head, tail
-    i = int(at[0])
-    before, after = head[i - 1], head[i + 1]
-    turn_head = turning_angle(D[before, point], D[point, after], D[before, after])
-    turn_tail = turning_angle(D[before, point], D[point, tail[0]], D[before, tail[0]])
-    if turn_tail < turn_head:
-        return np.concatenate([head[: i + 1], tail]), head[i + 1 :]
+    before = {i: path[i - CONSISTENT_STEPS : i + 1] for i in candidates}
+    i = min(candidates, key=lambda i: _step_mismatch(D, before[i], np.concatenate([[path[i]], tail])))
+    by_tail = _step_mismatch(D, before[i], np.concatenate([[path[i]], tail]))
+    by_head = _step_mismatch(D, before[i], path[i:])
+    # a remainder of the head too short to show its steps is a detour
+    if path.shape[0] - i <= CONSISTENT_STEPS or by_tail < by_head:
+        return np.concatenate([path[1 : i + 1], tail]), path[i + 1 :]
     return head, tail
+
+
+def _step_mismatch(D: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
+    """How far the steps through a checkpoint keep the length of the steps before it.
+
+    ``before`` ends at the checkpoint, ``after`` starts at it. The largest
+    absolute log ratio to the median step of ``before`` of: its last step
+    (the step into the checkpoint), the first step of ``after`` and the
+    median of up to ``CONSISTENT_STEPS`` steps of ``after``.
+    """
+    steps_before = D[before[:-1], before[1:]]
+    typical = float(np.median(steps_before))
+    after = after[: CONSISTENT_STEPS + 1]
+    steps = D[after[:-1], after[1:]]
+    ratios = np.array([steps_before[-1], steps[0], float(np.median(steps))]) / typical
+    return float(np.abs(np.log(ratios)).max())
 
 
 def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
@@ -391,6 +505,12 @@ def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
         local[node] = _nearest_behind(D, progress, root, int(node))
     _break_cycles(D, progress, root, local)
     return local
+
+
+def _nearest_lower(D: np.ndarray, progress: np.ndarray, node: int) -> int:
+    """The nearest checkpoint of lower progress than ``node`` (``node`` is not the root)."""
+    lower = np.flatnonzero(progress < progress[node])
+    return int(lower[np.argmin(D[node, lower])])
 
 
 def _nearest_behind(D: np.ndarray, progress: np.ndarray, root: int, node: int) -> int:

@@ -9,9 +9,11 @@ three stages:
    minimum spanning tree (:mod:`wtraj.analysis._links`);
 2. in each remaining group, its start and the number of runs that leave it;
 3. the runs of the group, as chains from the start
-   (:mod:`wtraj.analysis._rooted`); a chain that also covers a fine-tune
-   (it jumps to the fine-tune's tip and runs back along it, or jumps back to
-   where it branched and goes out along it) is cut there
+   (:mod:`wtraj.analysis._rooted`, :mod:`wtraj.analysis._ends`); a chain that also covers a fine-tune
+   (it jumps to the fine-tune's tip and runs back along it, jumps back to
+   where it branched and goes out along it, or runs along a slow fine-tune
+   between two of its parent's checkpoints) is cut there, the run going on
+   along the branch that keeps its step length
    (:func:`wtraj.analysis._rooted.split_branches`).
 
 Measured quality, on held-out training regimes too, and the known limits:
