@@ -346,14 +346,14 @@ def report(rows, threshold) -> list[str]:
     line(
         "separation: groups sharing a start",
         "ARI ≥ 0.95",
-        lambda p: ", ".join(f"{r['ari']:.2f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p),
+        lambda p: ", ".join(f"{r['ari']:.3f}" + (f" ({r['extra']})" if r["extra"] else "") for r in p),
     )
     line(
         "tree: parent is the previous checkpoint",
         "(single runs)",
         lambda p: f"{sum(r['right'] for r in p)}/{sum(r['total'] for r in p)}",
     )
-    line("fine-tunes: separated", "ARI ≥ 0.98", lambda p: ", ".join(f"{r['ari']:.2f}" for r in p))
+    line("fine-tunes: separated", "ARI ≥ 0.98", lambda p: ", ".join(f"{r['ari']:.3f}" for r in p))
     line("fine-tunes: branch point ±1", "≥ 90 %", lambda p: f"{sum(r['ok'] for r in p)}/{len(p)}")
     line(
         "fine-tunes: branch point ±1, MoTHer-style peer",
