@@ -44,10 +44,28 @@ def load_backend(name: str):
         ) from error
 
 
+class PendingBackend:
+    """A backend's kernel package not imported yet: the pass loads it on a thread while it starts reading.
+
+    Given for data streamed from disk to the Numba backend, whose import and
+    first kernel calls (loading the compiled kernels from Numba's disk cache)
+    take about a second in a new process: the disk reads meanwhile
+    (:class:`wtraj._pass.Pass`).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def load(self):
+        return load_backend(self.name)
+
+
 def prepare(X: Any, Y: Any = None, backend: str | None = None, group: Any = None):
     """Resolve the backend for the data and wrap X (and Y) as sources.
 
-    Returns ``(x_source, y_source or None, kernels, pass_group or None)``.
+    Returns ``(x_source, y_source or None, kernels, pass_group or None)``;
+    ``kernels`` is the backend's kernel package, or a :class:`PendingBackend`
+    for the Numba backend on a source that reads from disk.
     With ``group`` (a torch.distributed process group), an input that one
     rank cannot open raises on every rank, naming the rank; so do inputs
     whose shapes differ between ranks.
@@ -102,4 +120,6 @@ def _open(X: Any, Y: Any, backend: str | None):
                 f"X and Y must have the same number of parameters (columns); "
                 f"X has {x_source.n_params}, Y has {y_source.n_params}."
             )
+    if name == "numba" and y_source is None and x_source.buffer_bytes_per_column > 0:
+        return x_source, y_source, PendingBackend(name)
     return x_source, y_source, load_backend(name)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from wtraj._block_streams import on_grid, paired_blocks
 from wtraj._blocks import COLUMN_ALIGN, Block, ColumnCost, Columns, Source, all_columns
+from wtraj._dtypes import BFLOAT16_BITS
+from wtraj._engine import PendingBackend
 from wtraj._finite import Location, first_nonfinite, nonfinite_error
 from wtraj._group import PassGroup
 from wtraj._memory import resolve_memory_budget
@@ -199,7 +202,7 @@ class Pass:
 
     def _accumulate(self, pair_op, pair_scales, steps: bool, y_steps: bool) -> dict[str, np.ndarray]:
         """This process's sums over its columns, by name, with a leading layer axis (zeros if none)."""
-        x_source, y_source, kernels = self.x_source, self.y_source, self.kernels
+        x_source, y_source = self.x_source, self.y_source
         n_slots = len(x_source.layers) if self.by_layer else 1
         n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
         shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
@@ -217,33 +220,34 @@ class Pass:
         columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
         total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
         bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
+        ops = _BlockOps(pair_op, pair_scales, steps, y_steps)
+        loading = None
+        if isinstance(self.kernels, PendingBackend):
+            # the kernels load (import, then Numba's disk cache) while the first blocks are read
+            loading = ThreadPoolExecutor(1, thread_name_prefix="wtraj-kernels")
+            loaded = loading.submit(_loaded_kernels, self.kernels, x_source, ops)
         try:
-            with _kernel_threads(kernels, reading):
+            with ExitStack() as threads:
                 for x_block, y_block in paired_blocks(x_blocks, y_blocks):
                     slot = _slot(x_block, x_source, self.by_layer)
                     if not acc:
+                        if loading is not None:
+                            self.kernels = loaded.result()
+                        threads.enter_context(_kernel_threads(self.kernels, reading))
                         # accumulators live where the data lives (the host, or the GPU for Triton)
-                        acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
-                    if pair_op:
-                        y_data = None if y_block is None else y_block.data
-                        y_start = 0 if y_block is None else y_block.start
-                        y_stop = 0 if y_block is None else y_block.stop
-                        kernels.pairwise_block(
-                            x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                            pair_op, acc["pairs"][slot], pair_scales,
-                        )  # fmt: skip
-                    if steps:
-                        kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
-                    if y_steps:
-                        kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+                        acc = {name: self.kernels.zeros(shapes[name], x_block.data) for name in wanted}
+                    ops.add(self.kernels, x_block, y_block, acc, slot)
                     end = x_block.offset + x_block.width
                     bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
         finally:
             bar.close()
+            if loading is not None:
+                # on an error or Ctrl-C too: no kernel call outlives the pass
+                loading.shutdown(wait=True)
         if not acc:
             # no columns here (a rank with an empty share): zeros to add
             return {name: np.zeros(shapes[name]) for name in wanted}
-        return {name: kernels.to_numpy(a) for name, a in acc.items()}
+        return {name: self.kernels.to_numpy(a) for name, a in acc.items()}
 
     def _sums(self, raw: dict[str, np.ndarray]) -> Sums:
         sums = Sums()
@@ -293,6 +297,49 @@ class Pass:
         self.group.agree(error, what)
         found = [loc for loc in self.group.gather(location, what) if loc is not None]
         return min(found) if found else None
+
+
+@dataclass(frozen=True)
+class _BlockOps:
+    """The kernel calls a pass makes on each block."""
+
+    pair_op: str | None
+    pair_scales: tuple[np.ndarray, np.ndarray] | None
+    steps: bool
+    y_steps: bool
+
+    def add(self, kernels, x_block: Block, y_block: Block | None, acc: dict[str, Any], slot: int) -> None:
+        """Add the block's terms to the accumulators ``acc`` (``slot``: its tensor's, or 0)."""
+        if self.pair_op:
+            y_data = None if y_block is None else y_block.data
+            y_start = 0 if y_block is None else y_block.start
+            y_stop = 0 if y_block is None else y_block.stop
+            kernels.pairwise_block(
+                x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                self.pair_op, acc["pairs"][slot], self.pair_scales,
+            )  # fmt: skip
+        if self.steps:
+            kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+        if self.y_steps:
+            kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+
+
+def _loaded_kernels(backend: PendingBackend, source: Source, ops: _BlockOps):
+    """Import the backend and make its first calls, on a block of zeros like the source's blocks.
+
+    A first call of a Numba kernel loads it from the disk cache (or compiles
+    it); made here, it overlaps the reading of the first blocks. The calls
+    are those of the pass, with the same argument types, so the pass finds
+    every kernel loaded; their sums are thrown away.
+    """
+    kernels = backend.load()
+    dtype = BFLOAT16_BITS if source.dtype == "bfloat16" else np.dtype(source.dtype)
+    zeros = Block(np.zeros((source.n_checkpoints, COLUMN_ALIGN), dtype=dtype), 0, COLUMN_ALIGN, 0, 0)
+    n = source.n_checkpoints
+    shapes = {"pairs": (1, n, n), "steps": (1, N_PATH_SUMS, n)}
+    wanted = [name for name, on in (("pairs", ops.pair_op), ("steps", ops.steps)) if on]
+    ops.add(kernels, zeros, None, {name: kernels.zeros(shapes[name], zeros.data) for name in wanted}, 0)
+    return kernels
 
 
 @contextmanager
