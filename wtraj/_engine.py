@@ -104,9 +104,7 @@ def _agree_on_shapes(ranks: PassGroup, x_source: Source, y_source: Source | None
 def _open(X: Any, Y: Any, backend: str | None):
     device = device_of(X)
     if Y is not None and device_of(Y) != device:
-        raise ValueError(
-            f"X is on {device} but Y is on {device_of(Y)}; put both on the same device."
-        )
+        raise ValueError(f"X is on {device} but Y is on {device_of(Y)}; put both on the same device.")
     name = resolve_backend(backend, device)
     # Triton reads half precision natively; the CPU kernels take float32 for float16,
     # and bfloat16 as bit patterns that they widen as they load them.

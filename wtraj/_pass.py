@@ -205,8 +205,8 @@ class Pass:
         x_source, y_source = self.x_source, self.y_source
         n_slots = len(x_source.layers) if self.by_layer else 1
         n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
-        shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
-        wanted = [name for name, on in (("pairs", pair_op), ("steps", steps), ("y_steps", y_steps)) if on]
+        ops = _BlockOps(pair_op, pair_scales, steps, y_steps)
+        shapes = ops.shapes(n_slots, n, m)
         x_blocks = x_source.blocks(self.width, by_layer=self.by_layer, columns=self.columns)
         y_blocks = y_source.blocks(self.width, columns=self.columns) if y_source else None
         if pair_op and not self.by_layer:
@@ -220,12 +220,11 @@ class Pass:
         columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
         total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
         bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
-        ops = _BlockOps(pair_op, pair_scales, steps, y_steps)
         loading = None
         if isinstance(self.kernels, PendingBackend):
             # the kernels load (import, then Numba's disk cache) while the first blocks are read
             loading = ThreadPoolExecutor(1, thread_name_prefix="wtraj-kernels")
-            loaded = loading.submit(_loaded_kernels, self.kernels, x_source, ops)
+            loaded = loading.submit(_loaded_kernels, self.kernels, x_source, y_source, ops)
         try:
             with ExitStack() as threads:
                 for x_block, y_block in paired_blocks(x_blocks, y_blocks):
@@ -235,7 +234,9 @@ class Pass:
                             self.kernels = loaded.result()
                         threads.enter_context(_kernel_threads(self.kernels, reading))
                         # accumulators live where the data lives (the host, or the GPU for Triton)
-                        acc = {name: self.kernels.zeros(shapes[name], x_block.data) for name in wanted}
+                        acc = {
+                            name: self.kernels.zeros(shape, x_block.data) for name, shape in shapes.items()
+                        }
                     ops.add(self.kernels, x_block, y_block, acc, slot)
                     end = x_block.offset + x_block.width
                     bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
@@ -246,7 +247,7 @@ class Pass:
                 loading.shutdown(wait=True)
         if not acc:
             # no columns here (a rank with an empty share): zeros to add
-            return {name: np.zeros(shapes[name]) for name in wanted}
+            return {name: np.zeros(shape) for name, shape in shapes.items()}
         return {name: self.kernels.to_numpy(a) for name, a in acc.items()}
 
     def _sums(self, raw: dict[str, np.ndarray]) -> Sums:
@@ -308,6 +309,12 @@ class _BlockOps:
     steps: bool
     y_steps: bool
 
+    def shapes(self, n_slots: int, n: int, m: int) -> dict[str, tuple[int, ...]]:
+        """The accumulators the calls need, by name: ``n_slots`` tensors (or 1), N rows of X and M of Y."""
+        shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
+        wanted = {"pairs": bool(self.pair_op), "steps": self.steps, "y_steps": self.y_steps}
+        return {name: shape for name, shape in shapes.items() if wanted[name]}
+
     def add(self, kernels, x_block: Block, y_block: Block | None, acc: dict[str, Any], slot: int) -> None:
         """Add the block's terms to the accumulators ``acc`` (``slot``: its tensor's, or 0)."""
         if self.pair_op:
@@ -324,8 +331,8 @@ class _BlockOps:
             kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
 
 
-def _loaded_kernels(backend: PendingBackend, source: Source, ops: _BlockOps):
-    """Import the backend and make its first calls, on a block of zeros like the source's blocks.
+def _loaded_kernels(backend: PendingBackend, x_source: Source, y_source: Source | None, ops: _BlockOps):
+    """Import the backend and make its first calls, on blocks of zeros like the sources' blocks.
 
     A first call of a Numba kernel loads it from the disk cache (or compiles
     it); made here, it overlaps the reading of the first blocks. The calls
@@ -333,13 +340,18 @@ def _loaded_kernels(backend: PendingBackend, source: Source, ops: _BlockOps):
     every kernel loaded; their sums are thrown away.
     """
     kernels = backend.load()
-    dtype = BFLOAT16_BITS if source.dtype == "bfloat16" else np.dtype(source.dtype)
-    zeros = Block(np.zeros((source.n_checkpoints, COLUMN_ALIGN), dtype=dtype), 0, COLUMN_ALIGN, 0, 0)
-    n = source.n_checkpoints
-    shapes = {"pairs": (1, n, n), "steps": (1, N_PATH_SUMS, n)}
-    wanted = [name for name, on in (("pairs", ops.pair_op), ("steps", ops.steps)) if on]
-    ops.add(kernels, zeros, None, {name: kernels.zeros(shapes[name], zeros.data) for name in wanted}, 0)
+    x_zeros = _zero_block(x_source)
+    y_zeros = None if y_source is None else _zero_block(y_source)
+    n, m = x_source.n_checkpoints, (x_source if y_source is None else y_source).n_checkpoints
+    acc = {name: kernels.zeros(shape, x_zeros.data) for name, shape in ops.shapes(1, n, m).items()}
+    ops.add(kernels, x_zeros, y_zeros, acc, 0)
     return kernels
+
+
+def _zero_block(source: Source) -> Block:
+    """A block of zeros of the smallest width, in the dtype the source's blocks hold."""
+    dtype = BFLOAT16_BITS if source.dtype == "bfloat16" else np.dtype(source.dtype)
+    return Block(np.zeros((source.n_checkpoints, COLUMN_ALIGN), dtype=dtype), 0, COLUMN_ALIGN, 0, 0)
 
 
 @contextmanager

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> NoReturn:
-    """The ``wtraj`` command and ``python -m wtraj``: :func:`main`, then exit without the interpreter's teardown.
+    """``wtraj`` and ``python -m wtraj``: :func:`main`, then exit without the interpreter's teardown.
 
     Once the command has returned, its files are written and closed; tearing
     down the modules it loaded (Numba, LLVM) would only add a tenth of a
@@ -228,7 +228,6 @@ def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
         print(text)
 
 
-
 # commands
 
 
@@ -268,7 +267,9 @@ def _analyze_in(args: argparse.Namespace, paths: list[str], ranks) -> int:
         )
         out = _on_rank_0(
             ranks,
-            lambda: write_report(analysis, args.out, inputs=analysis.inputs, overwrite=args.overwrite, pool=pool),
+            lambda: write_report(
+                analysis, args.out, inputs=analysis.inputs, overwrite=args.overwrite, pool=pool
+            ),
             "writing the report",
         )
     if not writer:

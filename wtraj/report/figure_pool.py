@@ -1,4 +1,4 @@
-"""The report's figures drawn in worker processes, started before the analysis so that matplotlib loads meanwhile.
+"""The report's figures drawn in worker processes, started early so that matplotlib loads during the pass.
 
 In ``wtraj analyze`` the figures come after the streamed pass, and drawing
 them was serial: importing matplotlib (a quarter of a second or more), then
@@ -35,7 +35,10 @@ MIN_PASS_BYTES = 1 << 30
 # seconds a worker may take to end once its pipe is closed, before it is killed
 EXIT_SECONDS = 5.0
 
-_WORKER = "import sys; sys.path.insert(0, {root!r}); from wtraj.report.figure_pool import serve; serve({read}, {write})"
+_WORKER = (
+    "import sys; sys.path.insert(0, {root!r}); "
+    "from wtraj.report.figure_pool import serve; serve({read}, {write})"
+)
 
 
 class FigurePool:
@@ -198,4 +201,3 @@ def serve(read_fd: int, write_fd: int) -> None:
     sys.stderr.flush()
     # nothing to clean up: skip the interpreter's teardown of matplotlib
     os._exit(0)
-
