@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,18 +86,21 @@ os._exit(code)
 """
 
 
-def analyze_once(tree: str, folder: Path, out: Path, timeline: bool = False) -> tuple[float, str]:
-    """Seconds of one ``wtraj analyze`` from ``tree`` in a fresh process, launch to exit, and its marks."""
+def analyze_once(tree: str, folder: Path, out: Path, timeline: bool = False) -> tuple[float, float, str]:
+    """One ``wtraj analyze`` from ``tree``, a fresh process: wall and CPU seconds (workers in), marks."""
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, PYTHONPATH=tree)
     arguments = ["analyze", str(folder), "--out", str(out)]
     command = [sys.executable, *(["-c", TIMELINE] if timeline else ["-m", "wtraj"]), *arguments]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     env["WTRAJ_BENCH_T0"] = repr(time.time())
     done = subprocess.run(
         command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree
     )
-    return time.perf_counter() - start, done.stderr
+    wall = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime, done.stderr
 
 
 def main() -> None:
@@ -121,12 +125,14 @@ def main() -> None:
         for tree in trees.values():
             analyze_once(tree, folder, out)
         times: dict[str, list[float]] = {kind: [] for kind in (*READ_FLOOR_KINDS, *trees)}
+        cpu: dict[str, list[float]] = {kind: [] for kind in trees}
         cold = True
         for _ in range(rounds):
             for kind in times:
                 cold = drop_caches() and cold
                 if kind in trees:
-                    seconds = analyze_once(trees[kind], folder, out)[0]
+                    seconds, used, _ = analyze_once(trees[kind], folder, out)
+                    cpu[kind].append(used)
                 else:
                     seconds = run_worker(kind, folder)["seconds"]
                 times[kind].append(seconds)
@@ -142,14 +148,15 @@ def main() -> None:
             best = min(times[kind])
             print(
                 f"{kind}: wtraj analyze {best:.2f} s = {floor / best:.0%} of the read floor's rate "
-                f"(runs: {', '.join(f'{s:.2f}' for s in times[kind])} s)"
+                f"(runs: {', '.join(f'{s:.2f}' for s in times[kind])} s; CPU, workers included: "
+                f"{', '.join(f'{s:.2f}' for s in cpu[kind])} s)"
             )
         print(f"page cache dropped: {cold}\n")
         timelines = []
         for _ in range(n_timelines):
             drop_caches()
             timelines.append(analyze_once(HERE, folder, out, timeline=True))
-        wall, marks = min(timelines)
+        wall, _, marks = min(timelines)
         print(
             f"| where the time goes (cold, {wall:.2f} s launch to exit, best of {n_timelines}) "
             "| s since launch |"
