@@ -326,3 +326,17 @@ def test_a_backend_that_cannot_load_raises_from_the_pass(tmp_path):
     write_run(tmp_path, {"a": (10,)}, 2)
     with pytest.raises(ImportError, match="not available"):
         Pass(wtraj.open(tmp_path), Missing("numba")).run(steps=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_kernels_loaded_on_a_thread_for_arrays_the_pass_widens(dtype):
+    # a float16 array is read into float32 buffers: the pass's own dtype, not the array's
+    from wtraj._engine import PendingBackend, prepare
+
+    X = np.random.default_rng(0).standard_normal((4, 3 * COLUMN_ALIGN + 7)).astype(dtype)
+    source, _, kernels, _ = prepare(X)
+    assert isinstance(kernels, PendingBackend) == (dtype == np.float16)
+    loaded = Pass(source, load_backend("numba")).run(pair_op="sqdiff", steps=True)
+    sums = Pass(source, PendingBackend("numba")).run(pair_op="sqdiff", steps=True)
+    np.testing.assert_array_equal(sums.pairs, loaded.pairs)
+    np.testing.assert_array_equal(sums.steps, loaded.steps)
