@@ -340,3 +340,38 @@ def test_kernels_loaded_on_a_thread_for_arrays_the_pass_widens(dtype):
     sums = Pass(source, PendingBackend("numba")).run(pair_op="sqdiff", steps=True)
     np.testing.assert_array_equal(sums.pairs, loaded.pairs)
     np.testing.assert_array_equal(sums.steps, loaded.steps)
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16", "float16-array"])
+def test_the_kernels_first_calls_take_blocks_of_the_pass_s_own_dtype(tmp_path, monkeypatch, stored):
+    # the calls made while the kernels load must have the argument types of the pass's
+    # calls, or the pass would load (or compile) its kernels again
+    import threading
+
+    import torch
+    from safetensors.torch import save_file as save_torch_file
+
+    from wtraj._engine import PendingBackend, prepare
+    from wtraj._pass import _BlockOps
+
+    if stored == "float16-array":
+        X = np.random.default_rng(0).standard_normal((3, 2 * COLUMN_ALIGN)).astype(np.float16)
+    else:
+        for i in range(3):
+            state = {"w": torch.randn(2 * COLUMN_ALIGN, dtype=torch.float32).to(getattr(torch, stored))}
+            save_torch_file(state, str(tmp_path / f"step{i}.safetensors"))
+        X = wtraj.open(tmp_path)
+    calls = []
+    real_add = _BlockOps.add
+
+    def recording_add(self, kernels, x_block, *args):
+        calls.append((threading.current_thread() is threading.main_thread(), x_block.data.dtype))
+        return real_add(self, kernels, x_block, *args)
+
+    monkeypatch.setattr(_BlockOps, "add", recording_add)
+    source, _, kernels, _ = prepare(X)
+    assert isinstance(kernels, PendingBackend)
+    Pass(source, kernels).run(pair_op="sqdiff", steps=True)
+    warm_up = [dtype for main, dtype in calls if not main]
+    passes = {dtype for main, dtype in calls if main}
+    assert len(warm_up) == 1 and passes == set(warm_up)

@@ -341,11 +341,11 @@ def _loaded_kernels(backend: PendingBackend, x_source: Source, y_source: Source 
     here leaves the loading to the pass, whose own call reports any error.
     """
     kernels = backend.load()
-    x_zeros = _zero_block(x_source)
-    y_zeros = None if y_source is None else _zero_block(y_source)
-    n, m = x_source.n_checkpoints, (x_source if y_source is None else y_source).n_checkpoints
-    acc = {name: kernels.zeros(shape, x_zeros.data) for name, shape in ops.shapes(1, n, m).items()}
     try:
+        x_zeros = _zero_block(x_source)
+        y_zeros = None if y_source is None else _zero_block(y_source)
+        n, m = x_source.n_checkpoints, (x_source if y_source is None else y_source).n_checkpoints
+        acc = {name: kernels.zeros(shape, x_zeros.data) for name, shape in ops.shapes(1, n, m).items()}
         ops.add(kernels, x_zeros, y_zeros, acc, 0)
     except Exception:
         pass
@@ -359,7 +359,7 @@ _BLOCK_DTYPES = {"float16": np.dtype(np.float32), "bfloat16": BFLOAT16_BITS}
 
 def _zero_block(source: Source) -> Block:
     """A block of zeros of the smallest width, in the dtype the source's blocks hold."""
-    dtype = _BLOCK_DTYPES.get(source.dtype, np.dtype(source.dtype))
+    dtype = _BLOCK_DTYPES[source.dtype] if source.dtype in _BLOCK_DTYPES else np.dtype(source.dtype)
     return Block(np.zeros((source.n_checkpoints, COLUMN_ALIGN), dtype=dtype), 0, COLUMN_ALIGN, 0, 0)
 
 
