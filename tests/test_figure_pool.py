@@ -127,3 +127,17 @@ def test_analyze_starts_workers_for_long_passes_only(tmp_path, monkeypatch):
     assert main(["analyze", *inputs, "--out", str(tmp_path / "workers"), "--no-progress"]) == 0
     assert started == [None]
     assert _files(tmp_path / "workers") == _files(tmp_path / "here")
+
+
+def test_workers_that_cannot_start_leave_the_figures_to_the_command(analysis, tmp_path, monkeypatch):
+    from wtraj.report import figure_pool
+
+    def no_process(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    write_report(analysis, tmp_path / "here", inputs=analysis.inputs)
+    monkeypatch.setattr(figure_pool._Worker, "__init__", no_process)
+    with FigurePool() as pool:
+        pool.start(2)
+        write_report(analysis, tmp_path / "fallback", inputs=analysis.inputs, pool=pool)
+    assert _files(tmp_path / "fallback") == _files(tmp_path / "here")

@@ -54,22 +54,27 @@ class FigurePool:
         self._drawn: dict[str, bytes] = {}
 
     def start(self, n_workers: int | None = None) -> None:
-        """Start ``n_workers`` processes (default ``min(MAX_WORKERS, cores)``)."""
+        """Start ``n_workers`` processes (default ``min(MAX_WORKERS, cores)``), or as many as can be."""
         if n_workers is None:
             n_workers = min(MAX_WORKERS, os.cpu_count() or 1)
         for _ in range(n_workers):
-            self._workers.append(_Worker())
+            try:
+                self._workers.append(_Worker())
+            except OSError:
+                # no more processes or pipes: the figures are drawn by fewer workers, or here
+                break
 
     def __enter__(self) -> FigurePool:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # on an error nothing they draw is wanted: stop them at once
+        self.close(kill=exc_type is not None)
 
     def send(self, analysis, names: list[str]) -> None:
         """Give every worker ``analysis`` and the first figures to draw (one each)."""
         self._queue = list(names)
-        self._drawn: dict[str, bytes] = {}
+        self._drawn = {}
         payload = pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL)
         for worker in list(self._workers):
             if not worker.ask(("analysis", payload)):
@@ -107,11 +112,13 @@ class FigurePool:
         self._queue.insert(0, name)
         return False
 
-    def close(self) -> None:
-        """Stop every worker (closing its pipe; killing it if it does not end) and wait for it."""
+    def close(self, kill: bool = False) -> None:
+        """Stop every worker and wait: its pipe closed (it ends), killed if it does not, or if ``kill``."""
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close_pipes()
+            if kill:
+                worker.process.kill()
         for worker in workers:
             worker.wait()
 
