@@ -4,25 +4,32 @@ Writes ``N`` safetensors checkpoints of ``P`` parameters (float32,
 transformer-like shapes, as ``bench_checkpoints.py``) and, with the page
 cache dropped before every run (needs root; said when it could not be):
 
-- the read floor: the fastest of ``cat``, ``dd bs=16M`` and a parallel read of
-  the same files (``bench_checkpoints.py``'s workers), before and after;
+- the read floor: the fastest of ``cat``, ``dd bs=16M``, a parallel read and
+  a parallel read after asking for every file ahead (``bench_checkpoints.py``'s
+  workers), measured in rounds between the runs below;
 - ``wtraj analyze`` in a fresh process, timed from launch to exit: start-up
   (interpreter, imports, compiled kernels loaded from Numba's disk cache),
-  discovery, the streamed pass, the analysis and the report with its figures;
-- where the time goes: the same command under ``cProfile`` (cold again),
-  its wall time split into the phases below by the cumulative time of the
-  functions that own them; the rest is the interpreter's start and exit.
+  discovery, the streamed pass, the analysis, the report with its figures,
+  and the exit; with ``WTRAJ_BENCH_BEFORE=TREE`` the same command from
+  another source tree (e.g. ``git archive`` of an older commit) in the same
+  rounds, so that before and after share the machine's load;
+- where the time goes: the same command (cold again) with wall-clock
+  timestamps at the phase boundaries, taken by wrapping the functions that
+  start and end each phase (no profiler: it would slow down the Python parts
+  most). The best of ``WTRAJ_BENCH_TIMELINES`` (default 2) runs is shown.
 
+Every figure is the minimum over ``WTRAJ_BENCH_ROUNDS`` (default 3) rounds.
 Run ``python bench/bench_analyze.py``; ``WTRAJ_BENCH_PARAMS`` (default
 63,000,000), ``WTRAJ_BENCH_N`` (16) and ``WTRAJ_BENCH_DIR`` set the sizes and
-the place. The folder is removed afterwards.
+the place; ``WTRAJ_BENCH_FOLDER`` reuses a folder of checkpoints instead
+(left in place). A folder written here is removed afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,73 +41,131 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_checkpoints import READ_FLOOR_KINDS, drop_caches, run_worker, write_checkpoints  # noqa: E402
 
-# phase -> the function whose cumulative time is that phase (file suffix, function name)
-PHASES = {
-    "imports (wtraj.cli and what it pulls in)": ("wtraj/cli.py", "<module>"),
-    "discovery of the checkpoints": ("wtraj/pipeline.py", "_discovered"),
-    "streamed pass (trajectory_stats: read + kernels)": ("wtraj/stats.py", "trajectory_stats"),
-    "analysis (order, runs, shifts)": ("wtraj/pipeline.py", "_run"),
-    "report (tables, figures, page)": ("wtraj/result.py", "save"),
-}
+HERE = str(Path(__file__).resolve().parent.parent)
+
+# `wtraj analyze` with a timestamp (seconds since the launch, T0) at each phase boundary, printed at exit
+TIMELINE = r"""
+import os, sys, threading, time
+T0 = float(os.environ["WTRAJ_BENCH_T0"])
+marks = []
+def mark(what):
+    marks.append((time.time() - T0, what))
+def wrap(owner, name, before, after):
+    real = getattr(owner, name)
+    def wrapped(*args, **kwargs):
+        mark(before)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            mark(after)
+    setattr(owner, name, wrapped)
+mark("interpreter started")
+import wtraj.cli
+mark("wtraj.cli imported")
+import wtraj, wtraj._pass, wtraj.report.build, wtraj.report.figure_pool
+wrap(wtraj, "open", "open: headers read", "open: done")
+wrap(wtraj, "trajectory_stats", "pass: begins", "pass: ends")
+wrap(wtraj._pass, "_loaded_kernels", "pass: kernels load (thread)", "pass: kernels loaded")
+first = []
+real_add = wtraj._pass._BlockOps.add
+def add(*args, **kwargs):
+    # the pass's own first call (the thread loading the kernels makes one too)
+    if not first and threading.current_thread() is threading.main_thread():
+        first.append(mark("pass: first block's kernels"))
+    return real_add(*args, **kwargs)
+wtraj._pass._BlockOps.add = add
+wrap(wtraj.report.build, "write_report", "report: begins", "report: written")
+wrap(wtraj.report.figure_pool.FigurePool, "start", "figure workers: start", "figure workers: started")
+wrap(wtraj.report.figure_pool.FigurePool, "collect", "report: waits for the workers", "report: figures in")
+code = wtraj.cli.main(sys.argv[1:])
+mark("command done")
+sys.stdout.flush()
+print("\n".join(f"{t:.3f} {what}" for t, what in marks), file=sys.stderr)
+sys.stderr.flush()
+os._exit(code)
+"""
 
 
-def analyze_once(folder: Path, out: Path, profile: Path | None = None) -> float:
-    """Wall seconds of one ``wtraj analyze`` in a fresh process, launch to exit."""
+def analyze_once(tree: str, folder: Path, out: Path, timeline: bool = False) -> tuple[float, float, str]:
+    """One ``wtraj analyze`` from ``tree``, a fresh process: wall and CPU seconds (workers in), marks."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable]
-    if profile is not None:
-        command += ["-m", "cProfile", "-o", str(profile)]
-    command += ["-m", "wtraj", "analyze", str(folder), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=tree)
+    arguments = ["analyze", str(folder), "--out", str(out)]
+    command = [sys.executable, *(["-c", TIMELINE] if timeline else ["-m", "wtraj"]), *arguments]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-def phase_seconds(profile: Path) -> dict[str, float]:
-    """Cumulative seconds of each phase's owner in a cProfile dump (the largest entry of each)."""
-    stats = pstats.Stats(str(profile)).stats
-    found = dict.fromkeys(PHASES, 0.0)
-    for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        for phase, (suffix, function) in PHASES.items():
-            if name == function and filename.replace("\\", "/").endswith(suffix):
-                found[phase] = max(found[phase], cumulative)
-    return found
+    env["WTRAJ_BENCH_T0"] = repr(time.time())
+    done = subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree
+    )
+    wall = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime, done.stderr
 
 
 def main() -> None:
     n_params = int(os.environ.get("WTRAJ_BENCH_PARAMS", 63_000_000))
     n = int(os.environ.get("WTRAJ_BENCH_N", 16))
+    rounds = int(os.environ.get("WTRAJ_BENCH_ROUNDS", 3))
+    n_timelines = int(os.environ.get("WTRAJ_BENCH_TIMELINES", 2))
+    trees = {"analyze": HERE}
+    if os.environ.get("WTRAJ_BENCH_BEFORE"):
+        trees = {"before": os.environ["WTRAJ_BENCH_BEFORE"], **trees}
     root = Path(tempfile.mkdtemp(prefix="wtraj-analyze-", dir=os.environ.get("WTRAJ_BENCH_DIR")))
-    folder, out, profile = root / "float32", root / "report", root / "analyze.prof"
-    print(f"# {platform.node()}: {os.cpu_count()} cores, N={n} x P={n_params:,} float32, folder {root}")
+    out = root / "report"
+    given = os.environ.get("WTRAJ_BENCH_FOLDER")
+    folder = Path(given) if given else root / "float32"
     try:
-        folder.mkdir()
-        write_checkpoints(folder, n, n_params, "float32")
+        if not given:
+            folder.mkdir()
+            write_checkpoints(folder, n, n_params, "float32")
         size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+        print(f"# {platform.node()}: {os.cpu_count()} cores, {size / 1e9:.2f} GB in {folder}, trees {trees}")
         # compile (or load from the disk cache) once, so every timed run finds the cache warm
-        analyze_once(folder, out)
-        reads, runs, cold = [], [], True
-        for kind in (*READ_FLOOR_KINDS, "analyze", "analyze", *READ_FLOOR_KINDS):
-            cold = drop_caches() and cold
-            seconds = analyze_once(folder, out) if kind == "analyze" else run_worker(kind, folder)["seconds"]
-            (runs if kind == "analyze" else reads).append(seconds)
-            print(f"{kind:8s} {seconds:6.2f} s {size / seconds / 1e9:6.3f} GB/s", flush=True)
-        cold = drop_caches() and cold
-        profiled = analyze_once(folder, out, profile)
-        floor = min(reads)
-        best = min(runs)
+        for tree in trees.values():
+            analyze_once(tree, folder, out)
+        times: dict[str, list[float]] = {kind: [] for kind in (*READ_FLOOR_KINDS, *trees)}
+        cpu: dict[str, list[float]] = {kind: [] for kind in trees}
+        cold = True
+        for _ in range(rounds):
+            for kind in times:
+                cold = drop_caches() and cold
+                if kind in trees:
+                    seconds, used, _ = analyze_once(trees[kind], folder, out)
+                    cpu[kind].append(used)
+                else:
+                    seconds = run_worker(kind, folder)["seconds"]
+                times[kind].append(seconds)
+                load = os.getloadavg()[0]
+                print(
+                    f"{kind:8s} {seconds:6.2f} s {size / seconds / 1e9:6.3f} GB/s  load {load:.1f}",
+                    flush=True,
+                )
+        floor = min(min(times[kind]) for kind in READ_FLOOR_KINDS)
+        kinds = ", ".join(READ_FLOOR_KINDS)
+        print(f"\nread floor {floor:.2f} s ({size / floor / 1e9:.2f} GB/s, the fastest of {kinds})")
+        for kind in trees:
+            best = min(times[kind])
+            print(
+                f"{kind}: wtraj analyze {best:.2f} s = {floor / best:.0%} of the read floor's rate "
+                f"(runs: {', '.join(f'{s:.2f}' for s in times[kind])} s; CPU, workers included: "
+                f"{', '.join(f'{s:.2f}' for s in cpu[kind])} s)"
+            )
+        print(f"page cache dropped: {cold}\n")
+        timelines = []
+        for _ in range(n_timelines):
+            drop_caches()
+            timelines.append(analyze_once(HERE, folder, out, timeline=True))
+        wall, _, marks = min(timelines)
         print(
-            f"\n{size / 1e9:.2f} GB; read floor {floor:.2f} s ({size / floor / 1e9:.2f} GB/s, the fastest of "
-            f"{', '.join(READ_FLOOR_KINDS)}); wtraj analyze {best:.2f} s = {floor / best:.0%} of the read "
-            f"floor's rate (runs: {', '.join(f'{s:.2f}' for s in runs)} s); page cache dropped: {cold}\n"
+            f"| where the time goes (cold, {wall:.2f} s launch to exit, best of {n_timelines}) "
+            "| s since launch |"
         )
-        print(f"| phase (cProfile, cold, {profiled:.2f} s wall, profiler overhead in) | s | share |")
-        print("|---|---|---|")
-        phases = phase_seconds(profile)
-        for phase, seconds in phases.items():
-            print(f"| {phase} | {seconds:.2f} | {seconds / profiled:.0%} |")
-        rest = profiled - sum(phases.values())
-        print(f"| interpreter start and exit, and the rest | {rest:.2f} | {rest / profiled:.0%} |")
+        print("|---|---|")
+        for line in marks.strip().splitlines():
+            seconds, what = line.split(" ", 1)
+            print(f"| {what} | {float(seconds):.2f} |")
+        print(f"| process ended | {wall:.2f} |")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -171,6 +171,19 @@ def test_lookahead_asks_for_every_later_span_once_and_n_ahead(n):
         assert set(range(span + 1, min(7, k + n + 1))) <= {s for _, ahead in tasks[: k + 1] for s in ahead}
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_lookahead_asks_further_at_the_start_then_keeps_n_ahead(n):
+    from wtraj.checkpoints.readahead import START_FACTOR
+
+    tasks = list(with_lookahead(range(20), n))
+    # the first span asks for the start's wider window (the kernels load meanwhile)
+    assert tasks[0][1] == list(range(1, START_FACTOR * n + 1))
+    # later spans ask for nothing until the window is n again, then span k for span k + n
+    start = START_FACTOR * n - n + 1
+    assert all(ahead == [] for _, ahead in tasks[1:start])
+    assert all(tasks[k][1] == [k + n] for k in range(start, 20 - n))
+
+
 def test_readahead_asks_for_the_bytes_of_later_blocks(tmp_path, monkeypatch):
     write_run(tmp_path, {"a": (5 * COLUMN_ALIGN + 3,), "b": (9,), "c": (3 * COLUMN_ALIGN,)}, 3)
     ck = wtraj.open(tmp_path)

@@ -340,3 +340,12 @@ def test_python_dash_m_and_quiet_progress_when_not_a_terminal(runs, tmp_path):
     assert "relative change" in completed.stdout
     # stderr is a pipe, not a terminal: no progress bar
     assert completed.stderr == ""
+
+
+def test_python_dash_m_exits_with_the_status_of_the_command(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "wtraj", "analyze", str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert "missing" in completed.stderr and completed.stdout == ""

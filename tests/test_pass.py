@@ -245,3 +245,133 @@ def test_a_row_range_of_checkpoints_reads_only_their_files(tmp_path):
     assert files == {str(tmp_path / f"epoch{i}.safetensors") for i in (1, 2)}
     X = np.stack([flatten(make_state(i, np.float32, {"w": (2 * COLUMN_ALIGN,)}), ["w"]) for i in range(5)])
     assert_close(wtraj.pairwise(part), pairwise_truth(X[1:3]), TOLERANCE[("euclidean", "float32")], 1e-300)
+
+
+# the Numba backend loaded on a thread while the first blocks are read
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_kernels_loaded_on_a_thread_give_the_same_sums(tmp_path, by_layer):
+    from wtraj._engine import PendingBackend
+
+    write_run(tmp_path, {"a": (3 * COLUMN_ALIGN + 5,), "b": (7,), "c": (2 * COLUMN_ALIGN + 100,)}, 5)
+    ck = wtraj.open(tmp_path)
+    loaded = Pass(ck, load_backend("numba"), by_layer=by_layer).run(pair_op="sqdiff", steps=True)
+    pending = Pass(ck, PendingBackend("numba"), by_layer=by_layer)
+    sums = pending.run(pair_op="sqdiff", steps=True)
+    np.testing.assert_array_equal(sums.pairs, loaded.pairs)
+    np.testing.assert_array_equal(sums.steps, loaded.steps)
+    if by_layer:
+        np.testing.assert_array_equal(sums.layer_pairs, loaded.layer_pairs)
+    # the pass keeps the loaded package for its next runs
+    assert pending.kernels is load_backend("numba")
+
+
+def test_prepare_defers_numba_only_for_sources_that_read_from_disk(tmp_path):
+    from wtraj._engine import PendingBackend, prepare
+
+    write_run(tmp_path, {"a": (10,)}, 2)
+    assert isinstance(prepare(wtraj.open(tmp_path))[2], PendingBackend)
+    assert not isinstance(prepare(np.zeros((2, 10), np.float32))[2], PendingBackend)
+    assert not isinstance(prepare(wtraj.open(tmp_path), backend="reference")[2], PendingBackend)
+
+
+def test_the_first_block_is_read_while_the_kernels_load(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from wtraj._engine import PendingBackend
+
+    write_run(tmp_path, {"a": (2 * COLUMN_ALIGN,)}, 3)
+    ck = wtraj.open(tmp_path)
+    reading = threading.Event()
+    real_preadv = os.preadv
+
+    def recording_preadv(fd, buffers, offset):
+        reading.set()
+        return real_preadv(fd, buffers, offset)
+
+    class SlowToLoad(PendingBackend):
+        def load(self):
+            # a pass that loaded the kernels before reading would wait here in vain
+            assert reading.wait(30), "no block was read while the kernels loaded"
+            return super().load()
+
+    monkeypatch.setattr(os, "preadv", recording_preadv)
+    sums = Pass(ck, SlowToLoad("numba")).run(steps=True)
+    assert sums.steps.shape[1] == 3
+
+
+def test_a_read_error_while_the_kernels_load_names_the_file_and_leaves_no_thread(tmp_path):
+    import threading
+
+    from wtraj._engine import PendingBackend
+
+    write_run(tmp_path, {"a": (4 * COLUMN_ALIGN,)}, 3)
+    ck = wtraj.open(tmp_path)
+    damaged = tmp_path / "epoch1.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    with pytest.raises(Exception, match="epoch1.safetensors"):
+        Pass(ck, PendingBackend("numba")).run(pair_op="sqdiff", steps=True)
+    assert not [t for t in threading.enumerate() if t.name.startswith("wtraj-kernels")]
+
+
+def test_a_backend_that_cannot_load_raises_from_the_pass(tmp_path):
+    from wtraj._engine import PendingBackend
+
+    class Missing(PendingBackend):
+        def load(self):
+            raise ImportError("backend='numba' is not available: no module named 'numba'.")
+
+    write_run(tmp_path, {"a": (10,)}, 2)
+    with pytest.raises(ImportError, match="not available"):
+        Pass(wtraj.open(tmp_path), Missing("numba")).run(steps=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_kernels_loaded_on_a_thread_for_arrays_the_pass_widens(dtype):
+    # a float16 array is read into float32 buffers: the pass's own dtype, not the array's
+    from wtraj._engine import PendingBackend, prepare
+
+    X = np.random.default_rng(0).standard_normal((4, 3 * COLUMN_ALIGN + 7)).astype(dtype)
+    source, _, kernels, _ = prepare(X)
+    assert isinstance(kernels, PendingBackend) == (dtype == np.float16)
+    loaded = Pass(source, load_backend("numba")).run(pair_op="sqdiff", steps=True)
+    sums = Pass(source, PendingBackend("numba")).run(pair_op="sqdiff", steps=True)
+    np.testing.assert_array_equal(sums.pairs, loaded.pairs)
+    np.testing.assert_array_equal(sums.steps, loaded.steps)
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16", "float16-array"])
+def test_the_kernels_first_calls_take_blocks_of_the_pass_s_own_dtype(tmp_path, monkeypatch, stored):
+    # the calls made while the kernels load must have the argument types of the pass's
+    # calls, or the pass would load (or compile) its kernels again
+    import threading
+
+    import torch
+    from safetensors.torch import save_file as save_torch_file
+
+    from wtraj._engine import PendingBackend, prepare
+    from wtraj._pass import _BlockOps
+
+    if stored == "float16-array":
+        X = np.random.default_rng(0).standard_normal((3, 2 * COLUMN_ALIGN)).astype(np.float16)
+    else:
+        for i in range(3):
+            state = {"w": torch.randn(2 * COLUMN_ALIGN, dtype=torch.float32).to(getattr(torch, stored))}
+            save_torch_file(state, str(tmp_path / f"step{i}.safetensors"))
+        X = wtraj.open(tmp_path)
+    calls = []
+    real_add = _BlockOps.add
+
+    def recording_add(self, kernels, x_block, *args):
+        calls.append((threading.current_thread() is threading.main_thread(), x_block.data.dtype))
+        return real_add(self, kernels, x_block, *args)
+
+    monkeypatch.setattr(_BlockOps, "add", recording_add)
+    source, _, kernels, _ = prepare(X)
+    assert isinstance(kernels, PendingBackend)
+    Pass(source, kernels).run(pair_op="sqdiff", steps=True)
+    warm_up = [dtype for main, dtype in calls if not main]
+    passes = {dtype for main, dtype in calls if main}
+    assert len(warm_up) == 1 and passes == set(warm_up)

@@ -44,10 +44,28 @@ def load_backend(name: str):
         ) from error
 
 
+class PendingBackend:
+    """A backend's kernel package not imported yet: the pass loads it on a thread while it starts reading.
+
+    Given for data streamed from disk to the Numba backend, whose import and
+    first kernel calls (loading the compiled kernels from Numba's disk cache)
+    take about a second in a new process: the disk reads meanwhile
+    (:class:`wtraj._pass.Pass`).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def load(self):
+        return load_backend(self.name)
+
+
 def prepare(X: Any, Y: Any = None, backend: str | None = None, group: Any = None):
     """Resolve the backend for the data and wrap X (and Y) as sources.
 
-    Returns ``(x_source, y_source or None, kernels, pass_group or None)``.
+    Returns ``(x_source, y_source or None, kernels, pass_group or None)``;
+    ``kernels`` is the backend's kernel package, or a :class:`PendingBackend`
+    for the Numba backend on a source that reads from disk.
     With ``group`` (a torch.distributed process group), an input that one
     rank cannot open raises on every rank, naming the rank; so do inputs
     whose shapes differ between ranks.
@@ -86,9 +104,7 @@ def _agree_on_shapes(ranks: PassGroup, x_source: Source, y_source: Source | None
 def _open(X: Any, Y: Any, backend: str | None):
     device = device_of(X)
     if Y is not None and device_of(Y) != device:
-        raise ValueError(
-            f"X is on {device} but Y is on {device_of(Y)}; put both on the same device."
-        )
+        raise ValueError(f"X is on {device} but Y is on {device_of(Y)}; put both on the same device.")
     name = resolve_backend(backend, device)
     # Triton reads half precision natively; the CPU kernels take float32 for float16,
     # and bfloat16 as bit patterns that they widen as they load them.
@@ -102,4 +118,6 @@ def _open(X: Any, Y: Any, backend: str | None):
                 f"X and Y must have the same number of parameters (columns); "
                 f"X has {x_source.n_params}, Y has {y_source.n_params}."
             )
+    if name == "numba" and y_source is None and x_source.buffer_bytes_per_column > 0:
+        return x_source, y_source, PendingBackend(name)
     return x_source, y_source, load_backend(name)

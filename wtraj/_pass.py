@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from wtraj._block_streams import on_grid, paired_blocks
 from wtraj._blocks import COLUMN_ALIGN, Block, ColumnCost, Columns, Source, all_columns
+from wtraj._dtypes import BFLOAT16_BITS
+from wtraj._engine import PendingBackend
 from wtraj._finite import Location, first_nonfinite, nonfinite_error
 from wtraj._group import PassGroup
 from wtraj._memory import resolve_memory_budget
@@ -199,11 +202,11 @@ class Pass:
 
     def _accumulate(self, pair_op, pair_scales, steps: bool, y_steps: bool) -> dict[str, np.ndarray]:
         """This process's sums over its columns, by name, with a leading layer axis (zeros if none)."""
-        x_source, y_source, kernels = self.x_source, self.y_source, self.kernels
+        x_source, y_source = self.x_source, self.y_source
         n_slots = len(x_source.layers) if self.by_layer else 1
         n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
-        shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
-        wanted = [name for name, on in (("pairs", pair_op), ("steps", steps), ("y_steps", y_steps)) if on]
+        ops = _BlockOps(pair_op, pair_scales, steps, y_steps)
+        shapes = ops.shapes(n_slots, n, m)
         x_blocks = x_source.blocks(self.width, by_layer=self.by_layer, columns=self.columns)
         y_blocks = y_source.blocks(self.width, columns=self.columns) if y_source else None
         if pair_op and not self.by_layer:
@@ -217,33 +220,35 @@ class Pass:
         columns = self.columns if self.columns is not None else all_columns(x_source.n_params)
         total = sum(cost.between(lo, hi) for cost in costs for lo, hi in columns)
         bar = progress_bar(total, self.progress, f"wtraj: {n} checkpoints")
+        loading = None
+        if isinstance(self.kernels, PendingBackend):
+            # the kernels load (import, then Numba's disk cache) while the first blocks are read
+            loading = ThreadPoolExecutor(1, thread_name_prefix="wtraj-kernels")
+            loaded = loading.submit(_loaded_kernels, self.kernels, x_source, y_source, ops)
         try:
-            with _kernel_threads(kernels, reading):
+            with ExitStack() as threads:
                 for x_block, y_block in paired_blocks(x_blocks, y_blocks):
                     slot = _slot(x_block, x_source, self.by_layer)
                     if not acc:
+                        if loading is not None:
+                            self.kernels = loaded.result()
+                        threads.enter_context(_kernel_threads(self.kernels, reading))
                         # accumulators live where the data lives (the host, or the GPU for Triton)
-                        acc = {name: kernels.zeros(shapes[name], x_block.data) for name in wanted}
-                    if pair_op:
-                        y_data = None if y_block is None else y_block.data
-                        y_start = 0 if y_block is None else y_block.start
-                        y_stop = 0 if y_block is None else y_block.stop
-                        kernels.pairwise_block(
-                            x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
-                            pair_op, acc["pairs"][slot], pair_scales,
-                        )  # fmt: skip
-                    if steps:
-                        kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
-                    if y_steps:
-                        kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+                        acc = {
+                            name: self.kernels.zeros(shape, x_block.data) for name, shape in shapes.items()
+                        }
+                    ops.add(self.kernels, x_block, y_block, acc, slot)
                     end = x_block.offset + x_block.width
                     bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
         finally:
             bar.close()
+            if loading is not None:
+                # on an error or Ctrl-C too: no kernel call outlives the pass
+                loading.shutdown(wait=True)
         if not acc:
             # no columns here (a rank with an empty share): zeros to add
-            return {name: np.zeros(shapes[name]) for name in wanted}
-        return {name: kernels.to_numpy(a) for name, a in acc.items()}
+            return {name: np.zeros(shape) for name, shape in shapes.items()}
+        return {name: self.kernels.to_numpy(a) for name, a in acc.items()}
 
     def _sums(self, raw: dict[str, np.ndarray]) -> Sums:
         sums = Sums()
@@ -293,6 +298,69 @@ class Pass:
         self.group.agree(error, what)
         found = [loc for loc in self.group.gather(location, what) if loc is not None]
         return min(found) if found else None
+
+
+@dataclass(frozen=True)
+class _BlockOps:
+    """The kernel calls a pass makes on each block."""
+
+    pair_op: str | None
+    pair_scales: tuple[np.ndarray, np.ndarray] | None
+    steps: bool
+    y_steps: bool
+
+    def shapes(self, n_slots: int, n: int, m: int) -> dict[str, tuple[int, ...]]:
+        """The accumulators the calls need, by name: ``n_slots`` tensors (or 1), N rows of X and M of Y."""
+        shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
+        wanted = {"pairs": bool(self.pair_op), "steps": self.steps, "y_steps": self.y_steps}
+        return {name: shape for name, shape in shapes.items() if wanted[name]}
+
+    def add(self, kernels, x_block: Block, y_block: Block | None, acc: dict[str, Any], slot: int) -> None:
+        """Add the block's terms to the accumulators ``acc`` (``slot``: its tensor's, or 0)."""
+        if self.pair_op:
+            y_data = None if y_block is None else y_block.data
+            y_start = 0 if y_block is None else y_block.start
+            y_stop = 0 if y_block is None else y_block.stop
+            kernels.pairwise_block(
+                x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
+                self.pair_op, acc["pairs"][slot], self.pair_scales,
+            )  # fmt: skip
+        if self.steps:
+            kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+        if self.y_steps:
+            kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+
+
+def _loaded_kernels(backend: PendingBackend, x_source: Source, y_source: Source | None, ops: _BlockOps):
+    """Import the backend and make its first calls, on blocks of zeros like the sources' blocks.
+
+    A first call of a Numba kernel loads it from the disk cache (or compiles
+    it); made here, it overlaps the reading of the first blocks. The calls
+    are those of the pass, with the same argument types, so the pass finds
+    every kernel loaded; their sums are thrown away. A first call that fails
+    here leaves the loading to the pass, whose own call reports any error.
+    """
+    kernels = backend.load()
+    try:
+        x_zeros = _zero_block(x_source)
+        y_zeros = None if y_source is None else _zero_block(y_source)
+        n, m = x_source.n_checkpoints, (x_source if y_source is None else y_source).n_checkpoints
+        acc = {name: kernels.zeros(shape, x_zeros.data) for name, shape in ops.shapes(1, n, m).items()}
+        ops.add(kernels, x_zeros, y_zeros, acc, 0)
+    except Exception:
+        pass
+    return kernels
+
+
+# dtype of the blocks the CPU kernels get, by the source's dtype: float16 widened to
+# float32 as it is read, bfloat16 as its bit patterns (wtraj._engine, as_source)
+_BLOCK_DTYPES = {"float16": np.dtype(np.float32), "bfloat16": BFLOAT16_BITS}
+
+
+def _zero_block(source: Source) -> Block:
+    """A block of zeros of the smallest width, in the dtype the source's blocks hold."""
+    dtype = _BLOCK_DTYPES[source.dtype] if source.dtype in _BLOCK_DTYPES else np.dtype(source.dtype)
+    return Block(np.zeros((source.n_checkpoints, COLUMN_ALIGN), dtype=dtype), 0, COLUMN_ALIGN, 0, 0)
 
 
 @contextmanager

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from wtraj.report.signals import Terminated, signals_raise
 
@@ -67,6 +68,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+
+
+def run() -> NoReturn:
+    """``wtraj`` and ``python -m wtraj``: :func:`main`, then exit without the interpreter's teardown.
+
+    Once the command has returned, its files are written and closed; tearing
+    down the modules it loaded (Numba, LLVM) would only add a tenth of a
+    second or more. Under a profiler or a tracer (coverage) the process
+    exits as usual, so that they write their results.
+    """
+    code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _one_line(error: BaseException) -> str:
@@ -211,7 +228,6 @@ def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
         print(text)
 
 
-
 # commands
 
 
@@ -231,14 +247,31 @@ def _analyze_paths(args: argparse.Namespace, paths: list[str]) -> int:
 
 def _analyze_in(args: argparse.Namespace, paths: list[str], ranks) -> int:
     from wtraj.pipeline import analyze
+    from wtraj.report.build import write_report
+    from wtraj.report.figure_pool import MIN_PASS_BYTES, FigurePool
     from wtraj.report.output_target import prepare_output
 
     writer = ranks is None or ranks.rank == 0
     # refuse an --out that exists, is an input or cannot be written before the (long) analysis
     _on_rank_0(ranks, lambda: prepare_output(args.out, overwrite=args.overwrite, inputs=paths), "--out")
     options = _reading(args)
-    analysis = analyze(paths, n_runs=args.runs, runs_from=args.runs_from, group=ranks, **options)
-    out = _on_rank_0(ranks, lambda: analysis.save(args.out, overwrite=args.overwrite), "writing the report")
+    with FigurePool() as pool:
+
+        def opened(checkpoints) -> None:
+            # workers to draw the figures, started now: they import matplotlib while the pass reads
+            if writer and checkpoints.nbytes >= MIN_PASS_BYTES:
+                pool.start()
+
+        analysis = analyze(
+            paths, n_runs=args.runs, runs_from=args.runs_from, group=ranks, on_open=opened, **options
+        )
+        out = _on_rank_0(
+            ranks,
+            lambda: write_report(
+                analysis, args.out, inputs=analysis.inputs, overwrite=args.overwrite, pool=pool
+            ),
+            "writing the report",
+        )
     if not writer:
         return 0
     runs = [
@@ -453,4 +486,4 @@ def _demo(args: argparse.Namespace) -> int:
     return _analyze_paths(args, demo_inputs(samples))
 
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

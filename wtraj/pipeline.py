@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def analyze(
     progress: bool | None = None,
     allow_outside_shards: bool = False,
     group: Any = None,
+    on_open: Callable[[Any], None] | None = None,
 ) -> Analysis:
     """Distances, step norms, curvature, runs, order, shifts and embedding of checkpoints.
 
@@ -108,6 +110,10 @@ def analyze(
         Split the pass over the checkpoints across the group's processes
         (:func:`wtraj.trajectory_stats`); every rank returns the same
         Analysis. ``wtraj analyze`` under torchrun passes the world group.
+    on_open : callable, optional
+        Called with the opened checkpoints (:func:`wtraj.open`) before the
+        pass reads them: ``wtraj analyze`` starts its figure workers there
+        when the pass is long enough to hide their start.
 
     Returns
     -------
@@ -148,6 +154,8 @@ def analyze(
         memory_budget=budget,
         allow_outside_shards=allow_outside_shards,
     )
+    if on_open is not None:
+        on_open(checkpoints)
     stats = wtraj.trajectory_stats(
         checkpoints, by_layer=True, backend=backend, memory_budget=budget, progress=progress, group=group
     )

@@ -21,6 +21,9 @@ from wtraj._memory import total_memory
 # Bytes of upcoming blocks asked for ahead of the block being read: about half a
 # second of a fast disk, and at most a sixteenth of the machine's memory
 READAHEAD_BYTES = 1 << 30
+# ...and this many times as much at the start of a pass, for the second or so that
+# a new process takes to load its kernels
+START_FACTOR = 2
 
 Span = TypeVar("Span")
 
@@ -33,26 +36,34 @@ def readahead_blocks(block_bytes: int) -> int:
 
 
 def with_lookahead(spans: Iterable[Span], n: int) -> Iterator[tuple[Span, list[Span]]]:
-    """Each span with those to ask for now: the first with the ``n`` after it, each later one with one more.
+    """Each span with those to ask for now, so that when span ``k`` is read, spans up to ``k + n`` have been.
 
-    So when span ``k`` is read, spans up to ``k + n`` have been asked for.
+    Every later span is asked for once. The first span asks for the
+    ``START_FACTOR * n`` after it, and the later ones for none until the
+    window is back to ``n``: a pass in a new process loads its kernels
+    (Numba's disk cache) while its first blocks are read, and the disk
+    keeps reading meanwhile.
     """
     spans = iter(spans)
-    if n == 0:
-        for span in spans:
-            yield span, []
-        return
-    window = deque(islice(spans, n))
-    first = True
-    while window:
-        span = window.popleft()
-        ask = list(window) if first else []
-        first = False
-        following = next(spans, None)
-        if following is not None:
-            window.append(following)
-            ask.append(following)
-        yield span, ask
+    # spans taken from ``spans`` and not handed out yet; the first is span k
+    taken: deque = deque()
+    k, asked = 0, 0
+    exhausted = False
+    while True:
+        reach = k + (START_FACTOR * n if k == 0 else n)
+        while not exhausted and k + len(taken) <= reach:
+            following = next(spans, None)
+            if following is None:
+                exhausted = True
+            else:
+                taken.append(following)
+        if not taken:
+            return
+        # spans asked[+1] to reach (those that exist), counted from span k at taken[0]
+        ask = list(islice(taken, max(1, asked - k + 1), None))
+        asked = max(asked, k + len(taken) - 1)
+        yield taken.popleft(), ask
+        k += 1
 
 
 def advise_willneed(fd: int, offset: int, length: int) -> None:

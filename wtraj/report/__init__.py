@@ -12,6 +12,7 @@
   those left by runs that died;
 - :mod:`wtraj.report.signals`: SIGTERM and SIGHUP turned into an exception, so that cleanup runs;
 - :mod:`wtraj.report.build`: everything written as files, figures and the page.
+- :mod:`wtraj.report.figure_pool`: worker processes that draw the figures for ``wtraj analyze``.
 
 The analysis itself is :mod:`wtraj.pipeline`; its result is :class:`wtraj.result.Analysis`.
 """

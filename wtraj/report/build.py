@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wtraj.report import html, plots
-from wtraj.report.figures import report_figures
+from wtraj.report import html
+from wtraj.report.figure_pool import FigurePool
+from wtraj.report.figures import FIGURES, caption, report_figure
 from wtraj.report.summary import runs_table
 from wtraj.report.tables import table
 from wtraj.report.writer import OutputFolder, strict_json
@@ -38,7 +39,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_report(
-    analysis: Analysis, out: str | os.PathLike, *, inputs: list[str], overwrite: bool = False
+    analysis: Analysis,
+    out: str | os.PathLike,
+    *,
+    inputs: list[str],
+    overwrite: bool = False,
+    pool: FigurePool | None = None,
 ) -> Path:
     """Write every output file of ``wtraj analyze`` into the folder ``out``.
 
@@ -52,6 +58,9 @@ def write_report(
         report may not be, hold or lie inside one of them.
     overwrite : bool
         Replace an existing report that wtraj wrote (see :func:`wtraj.report.output_target.prepare_output`).
+    pool : FigurePool, optional
+        Worker processes that draw the figures while the tables are written;
+        the files are the same without (every figure drawn here).
 
     Returns
     -------
@@ -59,25 +68,29 @@ def write_report(
         The report folder.
     """
     with OutputFolder(out, overwrite=overwrite, inputs=inputs) as folder:
-        figures = _figures(analysis)
-        for name, (png, _, _) in figures.items():
-            folder.write_bytes(name, png)
-        metrics = _metrics(analysis, inputs, sorted(figures))
+        if pool is not None:
+            pool.send(analysis, list(FIGURES))
+        metrics = _metrics(analysis, inputs, sorted(FIGURES))
         folder.write_text("metrics.json", json.dumps(strict_json(metrics), indent=1, allow_nan=False))
         folder.write_text("steps.csv", _csv(analysis, "steps"))
         folder.write_text("layers.csv", _csv(analysis, "layers"))
         with open(folder.path("distances.npy"), "wb") as f:
             np.save(f, analysis.stats.distances)
+        drawn = pool.collect() if pool is not None else {}
+        figures = {}
+        for name in FIGURES:
+            png = drawn[name] if name in drawn else _png(analysis, name)
+            folder.write_bytes(name, png)
+            figures[name] = (png, *caption(analysis, name))
         folder.write_text("report.html", _page(analysis, inputs, figures))
     return Path(out)
 
 
-def _figures(analysis: Analysis) -> dict[str, tuple[bytes, str, str]]:
-    """File name -> (PNG bytes, caption, alt text)."""
-    return {
-        name: (plots.png_bytes(fig), caption, alt)
-        for name, (fig, caption, alt) in report_figures(analysis).items()
-    }
+def _png(analysis: Analysis, name: str) -> bytes:
+    """The figure ``name`` drawn in this process, as PNG bytes."""
+    from wtraj.report import plots
+
+    return plots.png_bytes(report_figure(analysis, name))
 
 
 def _metrics(analysis: Analysis, inputs: list[str], figure_files: list[str]) -> dict:

@@ -1,11 +1,18 @@
-"""The report's figures, each with its caption, drawn from an analysis result."""
+"""The report's figures, each with its caption, drawn from an analysis result.
+
+matplotlib is imported only to draw: the names and captions are known
+without it (``wtraj analyze`` draws the figures in worker processes,
+:mod:`wtraj.report.figure_pool`).
+"""
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
-from wtraj.report import plots
 from wtraj.result import PLOT_KINDS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def run_label(analysis, run_index: int) -> str:
@@ -30,6 +37,8 @@ def figure(analysis, kind: str) -> Figure:
 
 
 def steps(analysis) -> Figure:
+    from wtraj.report import plots
+
     curves = [
         plots.RunCurve(
             run_label(analysis, i),
@@ -49,12 +58,16 @@ def grouping(analysis) -> str:
 
 
 def distances(analysis) -> Figure:
+    from wtraj.report import plots
+
     labels = [run_label(analysis, i) for i in range(len(analysis.runs))]
     orders = [run.order for run in analysis.runs]
     return plots.distance_heatmap_figure(analysis.stats.distances, orders, labels, grouping(analysis))
 
 
 def embedding(analysis, dims: int) -> Figure:
+    from wtraj.report import plots
+
     emb = analysis.embedding
     labels = [run_label(analysis, i) for i in range(len(analysis.runs))]
     orders = [run.order for run in analysis.runs]
@@ -62,6 +75,8 @@ def embedding(analysis, dims: int) -> Figure:
 
 
 def layers(analysis) -> Figure:
+    from wtraj.report import plots
+
     return plots.layer_change_figure(
         analysis.layer_names,
         [run.layer_relative_change for run in analysis.runs],
@@ -71,39 +86,54 @@ def layers(analysis) -> Figure:
     )
 
 
+# file name -> (the figure, its caption, alt text), in the page's order; "{grouping}" in a
+# caption is what the runs were grouped by
+FIGURES = {
+    "steps.png": (
+        steps,
+        "Step norm (L2, log scale), turning angle between consecutive steps (degrees), and "
+        "distance from the first checkpoint (L2), along each run's recovered order. Dashed "
+        "lines: detected shifts (the step length jumps); dotted: slowdowns (it drops).",
+        "step norm, turning angle and distance from start per run",
+    ),
+    "distances.png": (
+        distances,
+        "Euclidean distances between all checkpoints, grouped by {grouping} (white lines) "
+        "and in recovered order, earliest first, within each group.",
+        "pairwise distance heatmap",
+    ),
+    "embedding_2d.png": (
+        lambda analysis: embedding(analysis, 2),
+        "Classical MDS of the distance matrix (the PCA of the checkpoints, computed from "
+        "distances only): each run a line, light to dark from first to last checkpoint.",
+        "2-D embedding of all trajectories",
+    ),
+    "embedding_3d.png": (
+        lambda analysis: embedding(analysis, 3),
+        "The same embedding in its first three axes.",
+        "3-D embedding of all trajectories",
+    ),
+    "layers.png": (
+        layers,
+        "Relative change of each layer (tensor) per step, ‖Δθₗ‖ / ‖θₗ‖ (dimensionless), log "
+        "colour scale; blank cells are steps where the layer did not change. Dashed / dotted "
+        "lines: shifts / slowdowns.",
+        "per-layer change heatmap",
+    ),
+}
+
+
+def caption(analysis, name: str) -> tuple[str, str]:
+    """The caption and alt text of the report's figure ``name`` (a key of :data:`FIGURES`)."""
+    _, text, alt = FIGURES[name]
+    return text.format(grouping=grouping(analysis)), alt
+
+
+def report_figure(analysis, name: str) -> Figure:
+    """The report's figure ``name`` (a key of :data:`FIGURES`)."""
+    return FIGURES[name][0](analysis)
+
+
 def report_figures(analysis) -> dict[str, tuple[Figure, str, str]]:
     """File name -> (figure, caption, alt text), every figure of the report."""
-    group = grouping(analysis)
-    return {
-        "steps.png": (
-            steps(analysis),
-            "Step norm (L2, log scale), turning angle between consecutive steps (degrees), and "
-            "distance from the first checkpoint (L2), along each run's recovered order. Dashed "
-            "lines: detected shifts (the step length jumps); dotted: slowdowns (it drops).",
-            "step norm, turning angle and distance from start per run",
-        ),
-        "distances.png": (
-            distances(analysis),
-            f"Euclidean distances between all checkpoints, grouped by {group} (white lines) "
-            "and in recovered order, earliest first, within each group.",
-            "pairwise distance heatmap",
-        ),
-        "embedding_2d.png": (
-            embedding(analysis, 2),
-            "Classical MDS of the distance matrix (the PCA of the checkpoints, computed from "
-            "distances only): each run a line, light to dark from first to last checkpoint.",
-            "2-D embedding of all trajectories",
-        ),
-        "embedding_3d.png": (
-            embedding(analysis, 3),
-            "The same embedding in its first three axes.",
-            "3-D embedding of all trajectories",
-        ),
-        "layers.png": (
-            layers(analysis),
-            "Relative change of each layer (tensor) per step, ‖Δθₗ‖ / ‖θₗ‖ (dimensionless), log "
-            "colour scale; blank cells are steps where the layer did not change. Dashed / dotted "
-            "lines: shifts / slowdowns.",
-            "per-layer change heatmap",
-        ),
-    }
+    return {name: (report_figure(analysis, name), *caption(analysis, name)) for name in FIGURES}
