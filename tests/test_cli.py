@@ -303,6 +303,45 @@ def test_order_recovers_shuffled_checkpoints(runs, tmp_path, capsys):
     assert result["direction_confidence"] > 0.5
 
 
+
+def _warm_up_stopped(folder: Path) -> list[str]:
+    """13 checkpoints on a line whose steps grow, then begin to shrink, and whose norm grows.
+
+    The distances alone read such a run backwards (steps only grow, as seen
+    from either end); the norms tell the start. Saved under scrambled names;
+    returns the names in training order.
+    """
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(3)
+    along = rng.standard_normal(64)
+    along /= np.linalg.norm(along)
+    start = rng.standard_normal(64)
+    start -= (start @ along) * along
+    start /= np.linalg.norm(start)
+    position = 0.01 * np.concatenate([[0.0], np.cumsum([1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5])])
+    folder.mkdir()
+    names = []
+    for epoch, label in enumerate(rng.permutation(position.shape[0])):
+        names.append(f"ckpt_{label:02d}.safetensors")
+        weights = (start + position[epoch] * along).astype(np.float32)
+        save_file({"w": weights}, str(folder / names[-1]))
+    return names
+
+
+def test_order_and_analyze_take_the_direction_from_the_norms(tmp_path, capsys):
+    in_training_order = _warm_up_stopped(tmp_path / "run")
+    status, out, _ = _run(capsys, "order", tmp_path / "run", "--json", "--no-progress")
+    assert status == 0
+    result = json.loads(out)
+    assert result["names"] == in_training_order
+    # the distance points the other way: a low confidence
+    assert 0.5 <= result["direction_confidence"] <= 0.6
+    (run,) = wtraj.analyze(tmp_path / "run", progress=False).runs
+    assert run.checkpoints[0].endswith(in_training_order[0])
+    assert run.checkpoints[-1].endswith(in_training_order[-1])
+
+
 # demo and entry points
 
 

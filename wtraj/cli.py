@@ -421,13 +421,17 @@ def _order(args: argparse.Namespace) -> int:
         memory_budget=options["memory_budget"],
         allow_outside_shards=options["allow_outside_shards"],
     )
-    D = wtraj.pairwise(
+    # the norms, from the same pass as the distances, are a cue of the direction
+    stats = wtraj.trajectory_stats(
         checkpoints,
         backend=options["backend"],
         memory_budget=options["memory_budget"],
         progress=options["progress"],
     )
-    order, confidence = wtraj.order_checkpoints(D, metric="precomputed", return_confidence=True)
+    D = stats.distances
+    order, confidence = wtraj.order_checkpoints(
+        D, metric="precomputed", norms=stats.norms, return_confidence=True
+    )
     order = [int(i) for i in order]
     steps = [math.nan] + [float(D[a, b]) for a, b in zip(order[:-1], order[1:], strict=True)]
     payload = {

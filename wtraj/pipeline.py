@@ -291,7 +291,9 @@ def _run(
     D = stats.distances
     sub = D[np.ix_(rows, rows)]
     if _n_distinct(sub) >= 3:
-        local, confidence = wtraj.order_checkpoints(sub, metric="precomputed", return_confidence=True)
+        local, confidence = wtraj.order_checkpoints(
+            sub, metric="precomputed", norms=stats.norms[rows], return_confidence=True
+        )
         order = rows[np.asarray(local)]
     else:
         order, confidence = rows, math.nan
