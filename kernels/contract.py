@@ -59,6 +59,8 @@ class PathSum(enum.IntEnum):
 
 
 N_PATH_SUMS = len(PathSum)
+# what a pass asks for unless it names fewer rows (each row a caller leaves out is work a backend may skip)
+ALL_PATH_SUMS = frozenset(PathSum)
 
 
 @runtime_checkable
@@ -86,5 +88,11 @@ class Backend(Protocol):
         ``scales`` are the row factors of ``PairOp.UNITDIFF``.
         """
 
-    def steps_block(self, x: Any, start: int, stop: int, out: Any) -> None:
-        """Add the block's path sums to ``out`` (N_PATH_SUMS, N), rows as in :class:`PathSum`."""
+    def steps_block(
+        self, x: Any, start: int, stop: int, out: Any, sums: frozenset[PathSum] = ALL_PATH_SUMS
+    ) -> None:
+        """Add the block's path sums to ``out`` (N_PATH_SUMS, N), rows as in :class:`PathSum`.
+
+        At least the rows in ``sums``; a backend may add the others too, so
+        the caller reads only those it asked for.
+        """
