@@ -80,12 +80,15 @@ class Backend(Protocol):
 
     def pairwise_block(
         self, x: Any, x_start: int, x_stop: int, y: Any, y_start: int, y_stop: int, op: PairOp,
-        out: Any, scales: tuple[Any, Any] | None = None,
+        out: Any, scales: tuple[Any, Any] | None = None, steps: Any = None,
+        path_sums: frozenset[PathSum] = ALL_PATH_SUMS,
     ) -> None:
         """Add the block's sums of ``op`` over each pair of rows to ``out`` (N, M).
 
         ``y=None`` pairs x with itself (only ``i < j`` is meaningful);
-        ``scales`` are the row factors of ``PairOp.UNITDIFF``.
+        ``scales`` are the row factors of ``PairOp.UNITDIFF``. With ``steps``
+        (N_PATH_SUMS, N), also add x's path sums to it as ``steps_block`` with
+        ``path_sums`` would (in the same sweep over the block where a backend can).
         """
 
     def steps_block(

@@ -107,3 +107,28 @@ def test_an_unknown_op_is_refused(name):
     data = _array(name, np.ones((2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="not a valid PairOp"):
         module.pairwise_block(data, 0, 4, None, 0, 0, "sqdif", module.zeros((2, 2), like=data))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", list(PairOp), ids=lambda op: op.value)
+@pytest.mark.parametrize("n", [5, 50], ids=["few-rows", "many-rows"])
+def test_pairwise_block_adds_the_path_sums_it_is_given(name, op, n):
+    # the pairs as without steps, the path sums as steps_block's (Numba fuses them for few rows)
+    if name == "triton" and n == 50:
+        pytest.skip("the Triton interpreter is slow; its pairwise_block calls steps_block either way")
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, 2100)).astype(np.float32)
+    scales = 1 / np.linalg.norm(X.astype(np.float64), axis=1)
+    module = _backend(name)
+    data = _array(name, X)
+    kwargs = {"scales": (scales, scales)} if op is PairOp.UNITDIFF else {}
+    alone, fused = module.zeros((n, n), like=data), module.zeros((n, n), like=data)
+    module.pairwise_block(data, 0, 2100, None, 0, 0, op, alone, **kwargs)
+    for rows in (ALL_PATH_SUMS, STEP_SUMS):
+        expected = module.zeros((N_PATH_SUMS, n), like=data)
+        module.steps_block(data, 0, 2100, expected, rows)
+        steps = module.zeros((N_PATH_SUMS, n), like=data)
+        fused[:] = 0
+        module.pairwise_block(data, 0, 2100, None, 0, 0, op, fused, steps=steps, path_sums=rows, **kwargs)
+        assert np.array_equal(module.to_numpy(fused), module.to_numpy(alone))
+        assert np.array_equal(module.to_numpy(steps)[sorted(rows)], module.to_numpy(expected)[sorted(rows)])

@@ -252,11 +252,13 @@ class Pass:
                         y_data = None if y_block is None else y_block.data
                         y_start = 0 if y_block is None else y_block.start
                         y_stop = 0 if y_block is None else y_block.stop
+                        # X's path sums ride along, summed while each tile is in cache
                         kernels.pairwise_block(
                             x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
                             pair_op, acc["pairs"][slot], pair_scales,
+                            acc["steps"][slot] if steps else None, steps or ALL_PATH_SUMS,
                         )  # fmt: skip
-                    if steps:
+                    elif steps:
                         kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot], steps)
                     if y_steps:
                         kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"], y_steps)

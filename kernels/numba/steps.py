@@ -54,7 +54,7 @@ SINGLE_ROWS = 12
 NORM2, STEP2, BEND2, SKIP2, STEP_DOT = (1 << int(row) for row in PathSum)
 
 
-def _mask(sums):
+def path_mask(sums):
     """The bit mask of a set of PathSum rows."""
     return sum(1 << int(PathSum(row)) for row in set(sums))
 
@@ -234,6 +234,18 @@ def _add_row(mask, partial, i, n, norm2, step2, bend2, skip2, step_dot):
             partial[PathSum.STEP_DOT, i] += step_dot
 
 
+@numba.njit(inline="always", fastmath=FASTMATH)
+def tile_sums(mask, x, k0, k1, partial):
+    """Add the path sums in mask of all rows over columns k0..k1 (one tile) to partial."""
+    n = x.shape[0]
+    if mask == NORM2 or mask == STEP2:
+        for i in range(0, n, SINGLE_ROWS):
+            _single_sums(mask, x, i, k0, k1, partial)
+    else:
+        for i in range(0, n, ROWS):
+            _group_sums(mask, x, i, k0, k1, partial)
+
+
 def _build(mask):
     """Compile the kernel of one set of rows (closing over a plain number, so the disk cache holds)."""
 
@@ -247,12 +259,7 @@ def _build(mask):
             for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
                 k0 = start + t * TILE
                 k1 = min(k0 + TILE, stop)
-                if mask == NORM2 or mask == STEP2:
-                    for i in range(0, n, SINGLE_ROWS):
-                        _single_sums(mask, x, i, k0, k1, partial[c])
-                else:
-                    for i in range(0, n, ROWS):
-                        _group_sums(mask, x, i, k0, k1, partial[c])
+                tile_sums(mask, x, k0, k1, partial[c])
         for c in range(n_chunks):
             for r in range(N_PATH_SUMS):
                 for i in range(n):
@@ -265,7 +272,7 @@ _KERNELS: dict = {}
 
 
 def _kernel(sums):
-    mask = _mask(sums)
+    mask = path_mask(sums)
     if mask not in _KERNELS:
         _KERNELS[mask] = _build(mask)
     return _KERNELS[mask]
