@@ -32,9 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _old_module(commit, name, folder):
-    source = subprocess.run(
-        ["git", "show", f"{commit}:kernels/numba/{name}.py"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout
+    show = ["git", "show", f"{commit}:kernels/numba/{name}.py"]
+    source = subprocess.run(show, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     path = Path(folder) / f"old_{name}.py"
     # compiled afresh: the on-disk cache of the old functions would be keyed like the new ones'
     path.write_text(source.replace("cache=True", "cache=False"))
@@ -50,7 +49,8 @@ def _old_backend(commit, folder):
     def steps_block(x, start, stop, out, sums=None):
         old_steps.steps_block(x, start, stop, out)
 
-    def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None, steps=None, path_sums=None):
+    def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None, steps=None,
+                       path_sums=None):
         old_pairwise.pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales)
         if steps is not None:
             old_steps.steps_block(x, x_start, x_stop, steps)
@@ -103,12 +103,15 @@ def main(argv=None):
     print("| call | wall (ms) | vs floor | CPU (ms) | vs floor |")
     print("|---|---|---|---|---|")
     for name, (wall, cpu) in best.items():
-        print(f"| {name} | {wall * 1e3:.1f} | {wall / floor_wall:.2f}x | {cpu * 1e3:.1f} | {cpu / floor_cpu:.2f}x |")
+        print(f"| {name} | {wall * 1e3:.1f} | {wall / floor_wall:.2f}x "
+              f"| {cpu * 1e3:.1f} | {cpu / floor_cpu:.2f}x |")
     for when in ("before", "after"):
         parts = [best[f"{name} {when}"] for name in ("pairwise", "step_norms")]
         stats = best[f"trajectory_stats {when}"]
-        print(f"trajectory_stats / (pairwise + step_norms), {when}: wall "
-              f"{stats[0] / (parts[0][0] + parts[1][0]):.2f}, CPU {stats[1] / (parts[0][1] + parts[1][1]):.2f}")
+        wall_ratio = stats[0] / (parts[0][0] + parts[1][0])
+        cpu_ratio = stats[1] / (parts[0][1] + parts[1][1])
+        print(f"trajectory_stats / (pairwise + step_norms), {when}: "
+              f"wall {wall_ratio:.2f}, CPU {cpu_ratio:.2f}")
 
 
 if __name__ == "__main__":

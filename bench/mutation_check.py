@@ -83,7 +83,8 @@ MUTATIONS = (
         "the path sums pairwise_block adds on each tile (trajectory_stats) left out",
         "kernels/numba/pairwise.py",
         ((
-            "                    tile_sums(steps_mask, x, x_start + k0, x_start + k0 + tile_width, steps_partial[c])\n",
+            "                    tile_sums(steps_mask, x, x_start + k0, x_start + k0 + tile_width,"
+            " steps_partial[c])\n",
             "                    pass\n",
         ),),
         ("tests/test_stats.py",),

@@ -221,7 +221,9 @@ class Pass:
             check_float64_range(sums, pair_op, y_source is None, x_source)
         return sums
 
-    def _accumulate(self, pair_op, pair_scales, steps: frozenset, y_steps: frozenset) -> dict[str, np.ndarray]:
+    def _accumulate(
+        self, pair_op, pair_scales, steps: frozenset, y_steps: frozenset
+    ) -> dict[str, np.ndarray]:
         """This process's sums over its columns, by name, with a leading layer axis (zeros if none)."""
         x_source, y_source, kernels = self.x_source, self.y_source, self.kernels
         n_slots = len(x_source.layers) if self.by_layer else 1
@@ -259,9 +261,11 @@ class Pass:
                             acc["steps"][slot] if steps else None, steps or ALL_PATH_SUMS,
                         )  # fmt: skip
                     elif steps:
-                        kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot], steps)
+                        x_data, x_start, x_stop = x_block.data, x_block.start, x_block.stop
+                        kernels.steps_block(x_data, x_start, x_stop, acc["steps"][slot], steps)
                     if y_steps:
-                        kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"], y_steps)
+                        y_data, y_start, y_stop = y_block.data, y_block.start, y_block.stop
+                        kernels.steps_block(y_data, y_start, y_stop, acc["y_steps"], y_steps)
                     end = x_block.offset + x_block.width
                     bar.update(sum(cost.between(x_block.offset, end) for cost in costs))
         finally:

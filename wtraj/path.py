@@ -157,7 +157,9 @@ def step_norms(
     O(N D) work, done entirely in float64 (values widened before the
     subtraction): relative error about 1e-15 for any step size.
     """
-    steps = _path_sums(X, STEP_SUMS, 2, "step_norms", backend, check_finite, memory_budget, progress, group)
+    steps = _path_sums(
+        X, STEP_SUMS, 2, "step_norms", backend, check_finite, memory_budget, progress, group
+    )
     return step_lengths(steps)
 
 
@@ -196,5 +198,7 @@ def curvature(
     """
     if kind not in CURVATURE_KINDS:
         raise ValueError(f"kind={kind!r} is not a curvature; choose one of {CURVATURE_KINDS}.")
-    steps = _path_sums(X, CURVATURE_SUMS, 3, "curvature", backend, check_finite, memory_budget, progress, group)
+    steps = _path_sums(
+        X, CURVATURE_SUMS, 3, "curvature", backend, check_finite, memory_budget, progress, group
+    )
     return turning_angles(steps) if kind == "angle" else menger_curvatures(steps)

@@ -32,7 +32,9 @@ of x itself on the diagonal), so a symmetric pass sums exactly the pairs
 Two layouts of the parallel work: with few pairs, the block's columns are cut
 into a fixed number of chunks with private float64 partials (deterministic:
 the chunks do not depend on the thread count); with many rows, the groups of
-rows are shared out and each ``out[i, j]`` has a single writer.
+rows are shared out and each ``out[i, j]`` has a single writer. The first
+layout can also add x's path sums (``steps.py``) tile by tile, so that a pass
+wanting both reads the block from memory once.
 """
 
 import numba
@@ -312,9 +314,11 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None,
         The factors each row of x and of y is multiplied by (with ``y=None``,
         x's twice).
     steps : (N_PATH_SUMS, N) float64 array, optional
-        Also add x's path sums (the rows in ``path_sums``) to it, as
-        :func:`~wtraj.kernels.numba.steps.steps_block` would: with few rows,
-        each tile's while it is in cache from the pairwise sums.
+        Also add x's path sums (the rows in ``path_sums``) to it, exactly as
+        :func:`~wtraj.kernels.numba.steps.steps_block` would. With few rows
+        and any op but ``unitdiff``, each tile's path sums are taken right
+        after its pairwise sums, while the tile is in cache; otherwise
+        ``steps_block`` runs after the pairwise kernel.
     """
     x = host_array(x)
     symmetric = y is None

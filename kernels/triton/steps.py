@@ -73,8 +73,8 @@ def steps_block(x, start, stop, out, sums=ALL_PATH_SUMS):
     """Add one column block's path sums to ``out`` (N_PATH_SUMS, N), a float64 tensor on x's device.
 
     Same contract as :func:`wtraj.kernels.numba.steps.steps_block`, except
-    that all the rows are added whatever ``sums`` asks for: on a GPU the
-    pass reads each value once and is bound by memory with all five.
+    that all the rows are added whatever ``sums`` asks for (a kernel per set
+    of rows, as on the CPU, is left until it can be timed on a GPU).
     """
     check_block(x, "X")
     n_rows = x.shape[0]
