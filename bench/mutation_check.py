@@ -72,6 +72,24 @@ MUTATIONS = (
         ("tests/test_steps.py",),
     ),
     Mutation(
+        "steps-float32",
+        "path sums from float32 values (the widening to float64 before the subtraction dropped)",
+        "kernels/numba/steps.py",
+        (("    return np.float64(load(x[row, k]))\n", "    return load(x[row, k])\n"),),
+        ("tests/test_steps.py",),
+    ),
+    Mutation(
+        "fused-steps-dropped",
+        "the path sums pairwise_block adds on each tile (trajectory_stats) left out",
+        "kernels/numba/pairwise.py",
+        ((
+            "                    tile_sums(steps_mask, x, x_start + k0, x_start + k0 + tile_width,"
+            " steps_partial[c])\n",
+            "                    pass\n",
+        ),),
+        ("tests/test_stats.py",),
+    ),
+    Mutation(
         "unit-float32",
         "cosine's unit-scaled values rounded to float32 (float64 scaling dropped)",
         "kernels/numba/pairwise.py",

@@ -59,6 +59,8 @@ class PathSum(enum.IntEnum):
 
 
 N_PATH_SUMS = len(PathSum)
+# what a pass asks for unless it names fewer rows (each row a caller leaves out is work a backend may skip)
+ALL_PATH_SUMS = frozenset(PathSum)
 
 
 @runtime_checkable
@@ -78,13 +80,22 @@ class Backend(Protocol):
 
     def pairwise_block(
         self, x: Any, x_start: int, x_stop: int, y: Any, y_start: int, y_stop: int, op: PairOp,
-        out: Any, scales: tuple[Any, Any] | None = None,
+        out: Any, scales: tuple[Any, Any] | None = None, steps: Any = None,
+        path_sums: frozenset[PathSum] = ALL_PATH_SUMS,
     ) -> None:
         """Add the block's sums of ``op`` over each pair of rows to ``out`` (N, M).
 
         ``y=None`` pairs x with itself (only ``i < j`` is meaningful);
-        ``scales`` are the row factors of ``PairOp.UNITDIFF``.
+        ``scales`` are the row factors of ``PairOp.UNITDIFF``. With ``steps``
+        (N_PATH_SUMS, N), also add x's path sums to it as ``steps_block`` with
+        ``path_sums`` would (in the same sweep over the block where a backend can).
         """
 
-    def steps_block(self, x: Any, start: int, stop: int, out: Any) -> None:
-        """Add the block's path sums to ``out`` (N_PATH_SUMS, N), rows as in :class:`PathSum`."""
+    def steps_block(
+        self, x: Any, start: int, stop: int, out: Any, sums: frozenset[PathSum] = ALL_PATH_SUMS
+    ) -> None:
+        """Add the block's path sums to ``out`` (N_PATH_SUMS, N), rows as in :class:`PathSum`.
+
+        At least the rows in ``sums``; a backend may add the others too, so
+        the caller reads only those it asked for.
+        """

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import BACKENDS
 
-from wtraj.kernels.contract import N_PATH_SUMS, Backend, PairOp, PathSum
+from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, Backend, PairOp, PathSum
+from wtraj.path import CURVATURE_SUMS, STEP_SUMS
 
 MODULES = {name: f"wtraj.kernels.{name}" for name in BACKENDS}
 
@@ -38,16 +39,26 @@ def test_ops_are_their_strings_and_have_distinct_codes():
     assert sorted(op.code for op in PairOp) == list(range(len(PairOp)))
 
 
+# the sets of rows the library's functions ask for, and each row alone
+ROW_SETS = {
+    "all": ALL_PATH_SUMS,
+    "steps": STEP_SUMS,
+    "curvature": CURVATURE_SUMS,
+    **{row.name: frozenset({row}) for row in PathSum},
+}
+
+
 @pytest.mark.parametrize("name", BACKENDS)
-def test_steps_block_fills_each_named_row(name):
-    # every row checked against its definition, so that no backend can swap two of them
+@pytest.mark.parametrize("rows", list(ROW_SETS))
+def test_steps_block_fills_each_named_row(name, rows):
+    # every row asked for checked against its definition, so that no backend can swap two of them
     rng = np.random.default_rng(3)
     X = rng.standard_normal((5, 37)).astype(np.float32)
     x = X.astype(np.float64)
     module = _backend(name)
     data = _array(name, X)
     out = module.zeros((N_PATH_SUMS, 5), like=data)
-    module.steps_block(data, 0, 37, out)
+    module.steps_block(data, 0, 37, out, ROW_SETS[rows])
     out = module.to_numpy(out)
     u, v = x[1:-1] - x[:-2], x[2:] - x[1:-1]
     expected = {
@@ -59,6 +70,8 @@ def test_steps_block_fills_each_named_row(name):
     }
     assert len(expected) == N_PATH_SUMS
     for row, values in expected.items():
+        if row not in ROW_SETS[rows]:
+            continue
         np.testing.assert_allclose(out[row, : len(values)], values, rtol=1e-12, atol=1e-12, err_msg=row.name)
         assert not out[row, len(values) :].any(), f"{row.name}: entries past the last one are not zero"
 
@@ -94,3 +107,28 @@ def test_an_unknown_op_is_refused(name):
     data = _array(name, np.ones((2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="not a valid PairOp"):
         module.pairwise_block(data, 0, 4, None, 0, 0, "sqdif", module.zeros((2, 2), like=data))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", list(PairOp), ids=lambda op: op.value)
+@pytest.mark.parametrize("n", [5, 50], ids=["few-rows", "many-rows"])
+def test_pairwise_block_adds_the_path_sums_it_is_given(name, op, n):
+    # the pairs as without steps, the path sums as steps_block's (Numba fuses them for few rows)
+    if name == "triton" and n == 50:
+        pytest.skip("the Triton interpreter is slow; its pairwise_block calls steps_block either way")
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, 2100)).astype(np.float32)
+    scales = 1 / np.linalg.norm(X.astype(np.float64), axis=1)
+    module = _backend(name)
+    data = _array(name, X)
+    kwargs = {"scales": (scales, scales)} if op is PairOp.UNITDIFF else {}
+    alone, fused = module.zeros((n, n), like=data), module.zeros((n, n), like=data)
+    module.pairwise_block(data, 0, 2100, None, 0, 0, op, alone, **kwargs)
+    for rows in (ALL_PATH_SUMS, STEP_SUMS):
+        expected = module.zeros((N_PATH_SUMS, n), like=data)
+        module.steps_block(data, 0, 2100, expected, rows)
+        steps = module.zeros((N_PATH_SUMS, n), like=data)
+        fused[:] = 0
+        module.pairwise_block(data, 0, 2100, None, 0, 0, op, fused, steps=steps, path_sums=rows, **kwargs)
+        assert np.array_equal(module.to_numpy(fused), module.to_numpy(alone))
+        assert np.array_equal(module.to_numpy(steps)[sorted(rows)], module.to_numpy(expected)[sorted(rows)])

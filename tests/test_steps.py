@@ -17,6 +17,7 @@ from conftest import (
 from truth import menger_truth, turning_angle_truth
 
 import wtraj
+from wtraj.kernels.contract import N_PATH_SUMS, PathSum
 
 
 def _shape(backend, n, d):
@@ -191,3 +192,16 @@ def test_angles_near_pi_and_between_steps_of_very_different_lengths(backend):
         assert_close(angles, turning_angle_truth(X64), TOLERANCE[("angle", "float64")], what="angle")
         menger = wtraj.curvature(data, kind="menger", backend=backend)
         assert_close(menger, menger_truth(X64), TOLERANCE[("menger", "float64")], what="Menger")
+
+
+@pytest.mark.parametrize("rows", [frozenset({row}) for row in PathSum], ids=lambda rows: min(rows).name)
+def test_numba_steps_block_leaves_the_rows_not_asked_for(rows):
+    # the Numba kernels skip the sums a pass does not read: those rows keep what they held
+    from wtraj.kernels.numba import steps_block
+
+    X = random_walk(7, 2051)
+    out = np.full((N_PATH_SUMS, 7), 7.0)
+    steps_block(X, 0, 2051, out, rows)
+    others = [row for row in PathSum if row not in rows]
+    assert (out[others] == 7.0).all()
+    assert (out[list(rows)] != 7.0).any()

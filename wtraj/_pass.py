@@ -28,9 +28,16 @@ from wtraj._finite import Location, first_nonfinite, nonfinite_error
 from wtraj._group import PassGroup
 from wtraj._memory import resolve_memory_budget
 from wtraj._progress import progress_bar
-from wtraj._ranges import FLOAT32_TILE_OPS, Float64Rows, all_finite, check_float64_range, rows_out_of_range
+from wtraj._ranges import (
+    FLOAT32_TILE_OPS,
+    RANGE_CHECK_SUMS,
+    Float64Rows,
+    all_finite,
+    check_float64_range,
+    rows_out_of_range,
+)
 from wtraj._split import split_columns
-from wtraj.kernels.contract import N_PATH_SUMS
+from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, PathSum
 
 # Sources with buffers of their own (checkpoints read from disk) get blocks
 # whose buffers take at most this in all, however large the budget: the read of
@@ -42,6 +49,13 @@ STREAM_BUFFER_BYTES = 64 << 20
 # ...but never narrower than this, so that each row's read stays long (1 MiB of
 # float32) with many checkpoints, as far as the budget allows
 MIN_STREAM_WIDTH = 1 << 18
+
+
+def _path_rows(asked: bool | frozenset[PathSum]) -> frozenset[PathSum]:
+    """The path-sum rows a pass computes: all for True, none for False, else the rows named."""
+    if isinstance(asked, (bool, np.bool_)):
+        return ALL_PATH_SUMS if asked else frozenset()
+    return frozenset(PathSum(row) for row in asked)
 
 
 @dataclass
@@ -148,10 +162,15 @@ class Pass:
         self,
         pair_op: str | None = None,
         pair_scales: tuple[np.ndarray, np.ndarray] | None = None,
-        steps: bool = False,
-        y_steps: bool = False,
+        steps: bool | frozenset[PathSum] = False,
+        y_steps: bool | frozenset[PathSum] = False,
     ) -> Sums:
         """Run the pass and return the requested float64 sums, over all columns and ranks.
+
+        ``steps`` and ``y_steps`` ask for X's and Y's path sums: True for all
+        the rows, or the set of :class:`~wtraj.kernels.contract.PathSum` rows
+        the caller reads (the others are left undefined, and the kernels may
+        skip their work).
 
         ``pair_scales`` are the row factors of the ``"unitdiff"`` op (X's and
         Y's, or X's twice). Pairwise sums that float32 tiles may have lost to
@@ -164,6 +183,11 @@ class Pass:
         """
         if pair_op == "unitdiff" and pair_scales is None:
             raise ValueError('pair_op="unitdiff" needs pair_scales, the factors of the rows.')
+        steps, y_steps = _path_rows(steps), _path_rows(y_steps)
+        if self.x_source.dtype == "float64":
+            # the range check of float64 input reads the norms and steps of each row asked for
+            steps = steps | RANGE_CHECK_SUMS if steps else steps
+            y_steps = y_steps | RANGE_CHECK_SUMS if y_steps else y_steps
         if self.group is None:
             raw = self._accumulate(pair_op, pair_scales, steps, y_steps)
         else:
@@ -200,7 +224,9 @@ class Pass:
             check_float64_range(sums, pair_op, y_source is None, x_source)
         return sums
 
-    def _accumulate(self, pair_op, pair_scales, steps: bool, y_steps: bool) -> dict[str, np.ndarray]:
+    def _accumulate(
+        self, pair_op, pair_scales, steps: frozenset, y_steps: frozenset
+    ) -> dict[str, np.ndarray]:
         """This process's sums over its columns, by name, with a leading layer axis (zeros if none)."""
         x_source, y_source = self.x_source, self.y_source
         n_slots = len(x_source.layers) if self.by_layer else 1
@@ -306,13 +332,14 @@ class _BlockOps:
 
     pair_op: str | None
     pair_scales: tuple[np.ndarray, np.ndarray] | None
-    steps: bool
-    y_steps: bool
+    # the path sums asked for (empty: none)
+    steps: frozenset
+    y_steps: frozenset
 
     def shapes(self, n_slots: int, n: int, m: int) -> dict[str, tuple[int, ...]]:
         """The accumulators the calls need, by name: ``n_slots`` tensors (or 1), N rows of X and M of Y."""
         shapes = {"pairs": (n_slots, n, m), "steps": (n_slots, N_PATH_SUMS, n), "y_steps": (N_PATH_SUMS, m)}
-        wanted = {"pairs": bool(self.pair_op), "steps": self.steps, "y_steps": self.y_steps}
+        wanted = {"pairs": bool(self.pair_op), "steps": bool(self.steps), "y_steps": bool(self.y_steps)}
         return {name: shape for name, shape in shapes.items() if wanted[name]}
 
     def add(self, kernels, x_block: Block, y_block: Block | None, acc: dict[str, Any], slot: int) -> None:
@@ -321,14 +348,16 @@ class _BlockOps:
             y_data = None if y_block is None else y_block.data
             y_start = 0 if y_block is None else y_block.start
             y_stop = 0 if y_block is None else y_block.stop
+            # X's path sums ride along, summed while each tile is in cache
             kernels.pairwise_block(
                 x_block.data, x_block.start, x_block.stop, y_data, y_start, y_stop,
                 self.pair_op, acc["pairs"][slot], self.pair_scales,
+                acc["steps"][slot] if self.steps else None, self.steps or ALL_PATH_SUMS,
             )  # fmt: skip
-        if self.steps:
-            kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot])
+        elif self.steps:
+            kernels.steps_block(x_block.data, x_block.start, x_block.stop, acc["steps"][slot], self.steps)
         if self.y_steps:
-            kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"])
+            kernels.steps_block(y_block.data, y_block.start, y_block.stop, acc["y_steps"], self.y_steps)
 
 
 def _loaded_kernels(backend: PendingBackend, x_source: Source, y_source: Source | None, ops: _BlockOps):

@@ -93,14 +93,18 @@ def rows_out_of_range(pairs: np.ndarray, symmetric: bool, n_params: int) -> tupl
     return np.array(sorted(x_rows), dtype=np.int64), np.array(sorted(y_rows), dtype=np.int64)
 
 
+# the path sums check_float64_range reads: a pass over float64 input computes them whenever it computes any
+RANGE_CHECK_SUMS = frozenset({PathSum.NORM2, PathSum.STEP2})
+
+
 def check_float64_range(sums: Any, pair_op: PairOp | None, symmetric: bool, x_source: Source) -> None:
     """Float64 input whose squares overflow raises, naming a row; one whose squares underflow warns."""
-    path_sums = [s[[PathSum.NORM2, PathSum.STEP2]] for s in (sums.steps, sums.y_steps) if s is not None]
+    path_sums = [s[sorted(RANGE_CHECK_SUMS)] for s in (sums.steps, sums.y_steps) if s is not None]
     extent = _pair_range(sums.pairs, symmetric) if pair_op else _PairRange(True, np.inf)
     if not (extent.finite and all(np.isfinite(s).all() for s in path_sums)):
         # the first row of X with a sum out of range: a norm or step, else a pair
-        if sums.steps is not None and not np.isfinite(sums.steps[[PathSum.NORM2, PathSum.STEP2]]).all():
-            row = int(np.flatnonzero(~np.isfinite(sums.steps[[PathSum.NORM2, PathSum.STEP2]]).all(axis=0))[0])
+        if sums.steps is not None and not np.isfinite(sums.steps[sorted(RANGE_CHECK_SUMS)]).all():
+            row = int(np.flatnonzero(~np.isfinite(sums.steps[sorted(RANGE_CHECK_SUMS)]).all(axis=0))[0])
         elif pair_op:
             row = int(np.flatnonzero(~np.isfinite(sums.pairs).all(axis=1))[0])
         else:

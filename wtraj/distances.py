@@ -95,7 +95,8 @@ def pairwise(
     if info.needs_norms or by_tiles:
         # a first pass for the norms, which scale the rows of the second; before
         # pair tiles, it also checks every row for NaN and Inf (split by columns)
-        norm_sums = run.run(steps=True, y_steps=not symmetric)
+        norms_only = frozenset({PathSum.NORM2})
+        norm_sums = run.run(steps=norms_only, y_steps=frozenset() if symmetric else norms_only)
         x_norm2 = norm_sums.steps[PathSum.NORM2]
         y_norm2 = x_norm2 if symmetric else norm_sums.y_steps[PathSum.NORM2]
         pair_scales = (_inverse_norms(x_norm2), _inverse_norms(y_norm2)) if info.needs_norms else None

@@ -11,6 +11,10 @@ from wtraj._engine import prepare
 from wtraj._pass import Pass
 from wtraj.kernels.contract import PathSum
 
+# the path sums each function reads (the pass computes only these)
+STEP_SUMS = frozenset({PathSum.STEP2})
+# (both kinds of curvature come from the turning angle)
+CURVATURE_SUMS = frozenset({PathSum.STEP2, PathSum.BEND2, PathSum.SKIP2, PathSum.STEP_DOT})
 CURVATURE_KINDS = ("angle", "menger")
 
 
@@ -115,17 +119,17 @@ def menger_curvatures(steps: np.ndarray) -> np.ndarray:
     return kappa
 
 
-def _path_sums(X, minimum: int, what: str, backend, check_finite, memory_budget, progress, group):
+def _path_sums(X, sums, minimum: int, what: str, backend, check_finite, memory_budget, progress, group):
     x_source, _, kernels, ranks = prepare(X, None, backend, group)
     if x_source.n_checkpoints < minimum:
         raise ValueError(
             f"{what} needs at least {minimum} checkpoints; X has {x_source.n_checkpoints}."
         )
-    sums = Pass(
+    path = Pass(
         x_source, kernels, memory_budget=memory_budget, progress=progress,
         check_finite=check_finite, group=ranks,
-    ).run(steps=True)  # fmt: skip
-    return sums.steps
+    ).run(steps=sums)  # fmt: skip
+    return path.steps
 
 
 def step_norms(
@@ -153,7 +157,9 @@ def step_norms(
     O(N D) work, done entirely in float64 (values widened before the
     subtraction): relative error about 1e-15 for any step size.
     """
-    steps = _path_sums(X, 2, "step_norms", backend, check_finite, memory_budget, progress, group)
+    steps = _path_sums(
+        X, STEP_SUMS, 2, "step_norms", backend, check_finite, memory_budget, progress, group
+    )
     return step_lengths(steps)
 
 
@@ -192,5 +198,7 @@ def curvature(
     """
     if kind not in CURVATURE_KINDS:
         raise ValueError(f"kind={kind!r} is not a curvature; choose one of {CURVATURE_KINDS}.")
-    steps = _path_sums(X, 3, "curvature", backend, check_finite, memory_budget, progress, group)
+    steps = _path_sums(
+        X, CURVATURE_SUMS, 3, "curvature", backend, check_finite, memory_budget, progress, group
+    )
     return turning_angles(steps) if kind == "angle" else menger_curvatures(steps)

@@ -32,15 +32,18 @@ of x itself on the diagonal), so a symmetric pass sums exactly the pairs
 Two layouts of the parallel work: with few pairs, the block's columns are cut
 into a fixed number of chunks with private float64 partials (deterministic:
 the chunks do not depend on the thread count); with many rows, the groups of
-rows are shared out and each ``out[i, j]`` has a single writer.
+rows are shared out and each ``out[i, j]`` has a single writer. The first
+layout can also add x's path sums (``steps.py``) tile by tile, so that a pass
+wanting both reads the block from memory once.
 """
 
 import numba
 import numpy as np
 from numba import prange
 
-from wtraj.kernels.contract import PairOp
+from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, PairOp
 from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, load, n_column_chunks
+from wtraj.kernels.numba.steps import path_mask, steps_block, tile_sums
 
 # Above this many rows (squared: pairs) the column-chunk partials
 # (N_CHUNKS x N x M) grow too large, and the rows alone give every core work.
@@ -221,8 +224,11 @@ def _unit_by_rows(x, x_start, x_scale, y, y_start, y_scale, width, symmetric, ou
                 _unit_row(x, q, xk0, x_scale, y, yk0, y_scale, tile_width, q + 1, out)
 
 
-def _build(op, zero):
+def _build(op, zero, steps_mask):
     """Compile the kernels of one elementwise term and one tile-sum precision.
+
+    With a nonzero ``steps_mask`` (:func:`~wtraj.kernels.numba.steps.path_mask`),
+    ``by_columns`` also adds those path sums of x, tile by tile.
 
     They close over plain numbers only: Numba's on-disk cache keys a closure
     by its pickled cells, and a compiled function pickles differently in
@@ -230,11 +236,13 @@ def _build(op, zero):
     """
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
-    def by_columns(x, x_start, y, y_start, width, symmetric, out):
+    def by_columns(x, x_start, y, y_start, width, symmetric, out, steps_out):
         n = x.shape[0]
         n_tiles = (width + TILE - 1) // TILE
         n_chunks = n_column_chunks(n_tiles)
         partial = np.zeros((n_chunks, n, y.shape[0]))
+        # the chunks and tiles of steps_block, so the path sums come out the same
+        steps_partial = np.zeros((n_chunks if steps_mask else 0, N_PATH_SUMS, n))
         for c in prange(n_chunks):
             for t in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
                 k0 = t * TILE
@@ -243,8 +251,16 @@ def _build(op, zero):
                 yk0 = np.uint64(y_start + k0)
                 for i in range(0, n, GROUP):
                     _group_tile(op, zero, x, i, xk0, y, yk0, tile_width, symmetric, partial[c])
+                if steps_mask:
+                    # the tile is still in cache: its path sums cost no second read from memory
+                    tile_sums(steps_mask, x, x_start + k0, x_start + k0 + tile_width, steps_partial[c])
         for c in range(n_chunks):
             out += partial[c]
+        if steps_mask:
+            for c in range(n_chunks):
+                for r in range(N_PATH_SUMS):
+                    for i in range(n):
+                        steps_out[r, i] += steps_partial[c, r, i]
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_rows(x, x_start, y, y_start, width, symmetric, out):
@@ -266,16 +282,19 @@ def _build(op, zero):
 
 
 _KERNELS: dict = {}
+# the path-sum accumulator by_columns takes when it adds none
+_NO_STEPS = np.zeros((N_PATH_SUMS, 0))
 
 
-def _kernels(op, dtype):
-    key = (PairOp(op), np.dtype(dtype))
+def _kernels(op, dtype, steps_mask=0):
+    key = (PairOp(op), np.dtype(dtype), steps_mask)
     if key not in _KERNELS:
-        _KERNELS[key] = _build(key[0].code, accumulator_zero(key[1]))
+        _KERNELS[key] = _build(key[0].code, accumulator_zero(key[1]), steps_mask)
     return _KERNELS[key]
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None, steps=None,
+                   path_sums=ALL_PATH_SUMS):
     """Add one column block's pairwise sums to ``out``.
 
     Parameters
@@ -294,6 +313,12 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     scales : pair of (N,) and (M,) float64 arrays, only for ``"unitdiff"``
         The factors each row of x and of y is multiplied by (with ``y=None``,
         x's twice).
+    steps : (N_PATH_SUMS, N) float64 array, optional
+        Also add x's path sums (the rows in ``path_sums``) to it, exactly as
+        :func:`~wtraj.kernels.numba.steps.steps_block` would. With few rows
+        and any op but ``unitdiff``, each tile's path sums are taken right
+        after its pairwise sums, while the tile is in cache; otherwise
+        ``steps_block`` runs after the pairwise kernel.
     """
     x = host_array(x)
     symmetric = y is None
@@ -302,11 +327,16 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
     else:
         y = host_array(y)
     few_pairs = x.shape[0] * y.shape[0] <= MAX_ROWS_FOR_COLUMN_CHUNKS**2
+    width = x_stop - x_start
+    fused = steps is not None and few_pairs and PairOp(op) is not PairOp.UNITDIFF
     if PairOp(op) is PairOp.UNITDIFF:
         x_scale, y_scale = scales
         launch = _unit_by_columns if few_pairs else _unit_by_rows
-        launch(x, x_start, x_scale, y, y_start, y_scale, x_stop - x_start, symmetric, out)
-        return
-    by_columns, by_rows = _kernels(op, x.dtype)
-    launch = by_columns if few_pairs else by_rows
-    launch(x, x_start, y, y_start, x_stop - x_start, symmetric, out)
+        launch(x, x_start, x_scale, y, y_start, y_scale, width, symmetric, out)
+    elif few_pairs:
+        by_columns = _kernels(op, x.dtype, path_mask(path_sums) if fused else 0)[0]
+        by_columns(x, x_start, y, y_start, width, symmetric, out, steps if fused else _NO_STEPS)
+    else:
+        _kernels(op, x.dtype)[1](x, x_start, y, y_start, width, symmetric, out)
+    if steps is not None and not fused:
+        steps_block(x, x_start, x_stop, steps, path_sums)

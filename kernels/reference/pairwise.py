@@ -2,15 +2,18 @@
 
 import numpy as np
 
-from wtraj.kernels.contract import PairOp
+from wtraj.kernels.contract import ALL_PATH_SUMS, PairOp
 from wtraj.kernels.reference._widen import float64_columns
+from wtraj.kernels.reference.steps import steps_block
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None, steps=None,
+                   path_sums=ALL_PATH_SUMS):
     """Add one column block's pairwise sums to ``out``, in float64 throughout.
 
     Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`;
     with ``y=None`` the full matrix is written, of which callers use ``i < j``.
+    ``steps`` gets x's path sums from :func:`wtraj.kernels.reference.steps.steps_block`.
     """
     op = PairOp(op)
     xb = float64_columns(x, x_start, x_stop)
@@ -27,3 +30,5 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
             out[i] += np.abs(yb - row).sum(axis=1)
         else:
             out[i] += (yb * row).sum(axis=1)
+    if steps is not None:
+        steps_block(x, x_start, x_stop, steps, path_sums)

@@ -2,12 +2,14 @@
 
 import numpy as np
 
-from wtraj.kernels.contract import PathSum
+from wtraj.kernels.contract import ALL_PATH_SUMS, PathSum
 from wtraj.kernels.reference._widen import float64_columns
 
 
-def steps_block(x, start, stop, out):
+def steps_block(x, start, stop, out, sums=ALL_PATH_SUMS):
     """Add one column block's path sums to ``out`` (N_PATH_SUMS, N), in float64 throughout.
+
+    All the rows, whatever ``sums`` asks for: the reference is kept obviously right, not fast.
 
     Rows of ``out`` (:class:`wtraj.kernels.contract.PathSum`): squared norms, squared steps
     ``|x[i+1]-x[i]|^2``, squared bends ``|(x[i+2]-x[i+1]) - (x[i+1]-x[i])|^2``,

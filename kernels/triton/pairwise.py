@@ -13,8 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
-from wtraj.kernels.contract import PairOp
+from wtraj.kernels.contract import ALL_PATH_SUMS, PairOp
 from wtraj.kernels.triton._launch import check_block, split_columns
+from wtraj.kernels.triton.steps import steps_block
 
 # The op codes the kernel takes as its OP constant (Triton reads only constexpr globals).
 _ABSDIFF = tl.constexpr(PairOp.ABSDIFF.code)
@@ -86,10 +87,12 @@ def _tile_sizes(n_rows, m_rows):
     return block_n, block_m, block_d
 
 
-def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None):
+def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None, steps=None,
+                   path_sums=ALL_PATH_SUMS):
     """Add one column block's pairwise sums to ``out`` (a float64 tensor on x's device).
 
-    Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`.
+    Same contract as :func:`wtraj.kernels.numba.pairwise.pairwise_block`;
+    ``steps`` gets x's path sums from a second launch (:func:`wtraj.kernels.triton.steps.steps_block`).
     """
     check_block(x, "X")
     op = PairOp(op)
@@ -119,3 +122,5 @@ def pairwise_block(x, x_start, x_stop, y, y_start, y_stop, op, out, scales=None)
         BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
     )
     out += partial.sum(dim=0)
+    if steps is not None:
+        steps_block(x, x_start, x_stop, steps, path_sums)

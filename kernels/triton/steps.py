@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from wtraj.kernels.contract import N_PATH_SUMS, PathSum
+from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, PathSum
 from wtraj.kernels.triton._launch import check_block, split_columns
 
 BLOCK_D = 1024
@@ -69,10 +69,12 @@ def _steps_partial_kernel(
             prev = cur
 
 
-def steps_block(x, start, stop, out):
+def steps_block(x, start, stop, out, sums=ALL_PATH_SUMS):
     """Add one column block's path sums to ``out`` (N_PATH_SUMS, N), a float64 tensor on x's device.
 
-    Same contract as :func:`wtraj.kernels.numba.steps.steps_block`.
+    Same contract as :func:`wtraj.kernels.numba.steps.steps_block`, except
+    that all the rows are added whatever ``sums`` asks for (a kernel per set
+    of rows, as on the CPU, is left until it can be timed on a GPU).
     """
     check_block(x, "X")
     n_rows = x.shape[0]
