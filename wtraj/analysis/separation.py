@@ -49,7 +49,12 @@ def _split(D: np.ndarray, n_trajectories: int | None, norms: np.ndarray | None):
     component_of = connected_parts(n, neighbour, ~is_link)
     members = [np.flatnonzero(component_of == c) for c in range(component_of.max() + 1)]
     # one component (all runs from one start) shares D instead of copying N x N floats
-    components = [rooted_component(D if len(members) == 1 else D[np.ix_(m, m)]) for m in members]
+    components = [
+        rooted_component(
+            D if len(members) == 1 else D[np.ix_(m, m)], None if norms is None else norms[m]
+        )
+        for m in members
+    ]
     if n_trajectories is None:
         counts = [c.best_k() for c in components]
     else:
