@@ -6,8 +6,10 @@
    farther out: ``k`` is the number of checkpoints within
    ``FIRST_STEP_RATIO`` times the start's shortest first step, less those
    that lie after another of them (:func:`first_step_count`). The root is the
-   end of the component's seriation from which distances rise the fastest
-   along its runs' chains (:func:`wtraj.analysis.ordering.rise_from_start`);
+   end of the component's seriation (or, where the norms are known and both
+   ends lie high in their range, the checkpoint of least norm) from which
+   distances rise the fastest along its runs' chains
+   (:func:`wtraj.analysis.ordering.rise_from_start`);
    an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
