@@ -227,6 +227,43 @@ def test_three_runs_from_one_start_beside_two_others(seed):
     assert ari(truth, labels, exclude=shared) >= 0.95
 
 
+def runs_leaving_a_start_at_right_angles(seed: int, length: int = 30, dims: int = 16):
+    """Two runs from one start, each moving out along an axis of its own with shrinking steps.
+
+    The seriation runs from one run's end through the start to the other's:
+    the start is at neither end, but it has the least norm.
+    """
+    rng = np.random.default_rng(seed)
+    start = np.zeros(dims)
+    start[0] = 10.0
+    rows, truth = [start[None]], [[0]]
+    for r in range(2):
+        out = np.zeros((length, dims))
+        out[:, 1 + r] = np.cumsum(1.0 / np.sqrt(np.arange(1.0, length + 1)))
+        rows.append(start + out + 0.02 * rng.standard_normal((length, dims)))
+        truth.append(np.full(length, r))
+    return np.concatenate(rows), np.concatenate(truth)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_least_norm_is_a_start_where_no_end_of_the_seriation_is(seed):
+    # from the seriation's ends alone one run's end was taken as the start and
+    # the two runs came out as one (ARI 0, with the norms given or not)
+    X, truth = runs_leaving_a_start_at_right_angles(seed)
+    D, permutation = shuffled(distances(X), seed)
+    truth, norms = truth[permutation], np.linalg.norm(X, axis=1)[permutation]
+    start = int(np.flatnonzero(permutation == 0)[0])
+    for labels in (
+        wtraj.separate_trajectories(D, metric="precomputed", norms=norms),
+        wtraj.separate_trajectories(X[permutation]),
+    ):
+        assert labels.max() + 1 == 2
+        keep = np.arange(labels.shape[0]) != start
+        assert ari(truth[keep], labels[keep]) == 1.0
+    parent = wtraj.trajectory_tree(D, metric="precomputed", norms=norms)
+    assert np.flatnonzero(parent < 0).tolist() == [start]
+
+
 @pytest.mark.parametrize(
     "names, seed, least_ari",
     [

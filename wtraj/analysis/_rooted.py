@@ -6,8 +6,10 @@
    farther out: ``k`` is the number of checkpoints within
    ``FIRST_STEP_RATIO`` times the start's shortest first step, less those
    that lie after another of them (:func:`first_step_count`). The root is the
-   end of the component's seriation from which distances rise the fastest
-   along its runs' chains (:func:`wtraj.analysis.ordering.rise_from_start`);
+   end of the component's seriation (or, where the norms are known and both
+   ends lie high in their range, the checkpoint of least norm) from which
+   distances rise the fastest along its runs' chains
+   (:func:`wtraj.analysis.ordering.rise_from_start`);
    an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
@@ -95,6 +97,10 @@ AFTER_FRACTION = 0.5
 # a run's second step is about as long as its first, while runs from one start
 # leave it side by side, at a fraction of the first step from each other
 OWN_STEP_FRACTION = 2.0 / 3.0
+# an end of the seriation this high in its component's range of norms is no
+# start that the norms back (development part: one end at most 0.2 % up the
+# range where the start is an end; 30-70 % in the components where neither is)
+START_NORM_FRACTION = 0.25
 
 
 def geodesic_progress(D: np.ndarray, root: int, neighbours: np.ndarray) -> np.ndarray:
@@ -263,13 +269,16 @@ def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
     return bool(np.nanmax(angles) <= OPPOSITE_ANGLE)
 
 
-def rooted_component(D: np.ndarray) -> Rooted:
+def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
     """The component's start: the candidate the distances rise from the fastest (``rise_from_start``).
 
-    Candidates: both ends of the component's seriation (on the zoo's
-    development part the start was always one of them; a checkpoint far from
+    Candidates: both ends of the component's seriation (a checkpoint far from
     its nearest neighbour, once a third candidate, is as often the jump of a
-    data shift or a warm-up).
+    data shift or a warm-up) and, where the checkpoints' ``norms`` are known
+    and neither end lies in the lowest ``START_NORM_FRACTION`` of their range,
+    the checkpoint of least norm: training moves the weights' norm one way,
+    on the zoo mostly up, so a start at neither end of the seriation (the
+    ends of a shifted and an unshifted sibling) still has about the least.
     """
     n = D.shape[0]
     neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
@@ -277,6 +286,8 @@ def rooted_component(D: np.ndarray) -> Rooted:
         return Rooted(D, 0, neighbours)
     order, _ = order_nodes(D)
     starts = dict.fromkeys([int(order[0]), int(order[-1])])
+    if norms is not None and _ends_far_from_least_norm(norms, list(starts)):
+        starts[int(np.argmin(norms))] = None
     width = cover_width(max(first_step_count(D, start) for start in starts))
     if width > neighbours.shape[1]:
         neighbours = nearest_neighbours(D, width)
@@ -285,6 +296,12 @@ def rooted_component(D: np.ndarray) -> Rooted:
     candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
     return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
+
+
+def _ends_far_from_least_norm(norms: np.ndarray, ends: list[int]) -> bool:
+    """Whether every end's norm lies above the lowest ``START_NORM_FRACTION`` of the norms' range."""
+    low, high = float(norms.min()), float(norms.max())
+    return bool(high > low and min(norms[ends]) > low + START_NORM_FRACTION * (high - low))
 
 
 def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:

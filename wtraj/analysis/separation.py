@@ -49,7 +49,10 @@ def _split(D: np.ndarray, n_trajectories: int | None, norms: np.ndarray | None):
     component_of = connected_parts(n, neighbour, ~is_link)
     members = [np.flatnonzero(component_of == c) for c in range(component_of.max() + 1)]
     # one component (all runs from one start) shares D instead of copying N x N floats
-    components = [rooted_component(D if len(members) == 1 else D[np.ix_(m, m)]) for m in members]
+    components = [
+        rooted_component(D if len(members) == 1 else D[np.ix_(m, m)], None if norms is None else norms[m])
+        for m in members
+    ]
     if n_trajectories is None:
         counts = [c.best_k() for c in components]
     else:
@@ -86,7 +89,7 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 def separate_nodes(
     D: np.ndarray, n_trajectories: int | None, norms: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run labels and tree parents (roots: -1) of distinct checkpoints (``norms``: see ``_starts``)."""
+    """Run labels and tree parents (roots: -1) of distinct checkpoints (``norms``: _starts, _rooted)."""
     members, components, counts = _split(D, n_trajectories, norms)
     n = D.shape[0]
     labels = np.empty(n, dtype=np.int64)
@@ -148,7 +151,9 @@ def separate_trajectories(
         (one pass gives distances and norms). With norms, runs from different
         initialisations are told apart by the near-right angle between them,
         whatever the optimizer, schedule or checkpoint cadence; without, by
-        step lengths alone (see :mod:`wtraj.analysis._links`).
+        step lengths alone (see :mod:`wtraj.analysis._links`). Runs that
+        share a start may also be rooted at the checkpoint of least norm
+        (see :func:`wtraj.analysis._rooted.rooted_component`).
     backend, memory_budget, progress, group
         The pass over the data that computes the distances, as in :func:`wtraj.pairwise`.
 
