@@ -19,6 +19,7 @@ from wtraj._engine import load_backend
 from wtraj._pass import MIN_STREAM_WIDTH, STREAM_BUFFER_BYTES, Pass
 from wtraj._source import as_source
 from wtraj._split import split_columns
+from wtraj.kernels.contract import PathSum
 
 
 def write_run(folder, shapes, n, dtype=np.float32):
@@ -114,6 +115,52 @@ def test_an_array_read_in_place_needs_no_budget():
     assert as_source(X).buffer_bytes_per_column == 0
     assert as_source(np.asfortranarray(X)).buffer_bytes_per_column == 4 * 4
     assert as_source(list(X)).buffer_bytes_per_column == 4 * 4
+
+
+class _RecordingKernels:
+    """The Numba kernels, recording the width of every block a pass gives them."""
+
+    def __init__(self):
+        self.kernels = load_backend("numba")
+        self.widths = []
+
+    def __getattr__(self, name):
+        return getattr(self.kernels, name)
+
+    def pairwise_block(self, x, start, stop, *rest):
+        self.widths.append(stop - start)
+        return self.kernels.pairwise_block(x, start, stop, *rest)
+
+    def steps_block(self, x, start, stop, *rest):
+        self.widths.append(stop - start)
+        return self.kernels.steps_block(x, start, stop, *rest)
+
+
+def test_arrays_in_memory_are_cut_to_the_cache_only_where_two_kernels_read_a_block():
+    from wtraj._blocks import CACHE_BLOCK_BYTES, VIEW_BLOCK_BYTES
+
+    n = 4
+    X = random_walk(n, (VIEW_BLOCK_BYTES // (4 * n)) + 5 * COLUMN_ALIGN, 1e-3)
+    view_width = VIEW_BLOCK_BYTES // (4 * n)
+    cache_width = CACHE_BLOCK_BYTES // (4 * n)
+    for asked, widest in [
+        ({"pair_op": "sqdiff"}, view_width),
+        ({"steps": True}, view_width),
+        # the pairs, then the path sums: the block should still be in the cache
+        ({"pair_op": "sqdiff", "steps": True}, cache_width),
+    ]:
+        kernels = _RecordingKernels()
+        sums = Pass(as_source(X), kernels).run(**asked)
+        assert max(kernels.widths) == widest, asked
+        # every column once per kernel (the Numba kernels sum the path on the pairs' tiles)
+        assert sum(kernels.widths) == X.shape[1]
+        if "steps" in asked:
+            steps = np.sum(np.diff(X.astype(np.float64), axis=0) ** 2, axis=1)
+            assert_close(sums.steps[PathSum.STEP2, :-1], steps, 1e-14, 0)
+    # a copy (float16 widened to float32 as it is copied) is read twice: cache-sized blocks
+    kernels = _RecordingKernels()
+    Pass(as_source(X[:, : 3 * cache_width].astype(np.float16)), kernels).run(steps=True)
+    assert max(kernels.widths) == CACHE_BLOCK_BYTES // (2 * n)
 
 
 def test_check_finite_is_part_of_the_source(tmp_path):

@@ -22,6 +22,26 @@ from typing import Any, Protocol, runtime_checkable
 # float32 tile sums cover the same columns whatever the block width.
 COLUMN_ALIGN = 4096
 
+# Widest block, in bytes over all rows, of data in memory that is read twice (copied
+# into a buffer, then summed; or summed by two kernels in turn): small enough that the
+# block is still in the last-level cache the second time.
+CACHE_BLOCK_BYTES = 8 << 20
+
+# Widest block, in bytes over all rows, of data in memory that one kernel reads in
+# place: each launch costs a few microseconds and a wake-up of the kernel threads
+# (61 launches of 8 MiB made step_norms 5-10 % slower at N = 32, D = 4e6), and the
+# progress bar and the search for non-finite values still move in steps.
+VIEW_BLOCK_BYTES = 64 << 20
+
+
+def bytes_block_width(block_bytes: int, n_rows: int, bytes_per_value: int) -> int:
+    """Columns whose ``n_rows`` rows of ``bytes_per_value`` bytes fill at most ``block_bytes``.
+
+    One grid step (``COLUMN_ALIGN``) at least.
+    """
+    return max(COLUMN_ALIGN, block_bytes // max(1, n_rows * bytes_per_value))
+
+
 # Sorted, disjoint ``(lo, hi)`` ranges of flattened columns that a pass covers.
 Columns = tuple[tuple[int, int], ...]
 

@@ -21,8 +21,17 @@ from typing import Any
 import numpy as np
 
 from wtraj._block_streams import on_grid, paired_blocks
-from wtraj._blocks import COLUMN_ALIGN, Block, ColumnCost, Columns, Source, all_columns
-from wtraj._dtypes import BFLOAT16_BITS
+from wtraj._blocks import (
+    CACHE_BLOCK_BYTES,
+    COLUMN_ALIGN,
+    Block,
+    ColumnCost,
+    Columns,
+    Source,
+    all_columns,
+    bytes_block_width,
+)
+from wtraj._dtypes import BFLOAT16_BITS, itemsize
 from wtraj._engine import PendingBackend
 from wtraj._finite import Location, first_nonfinite, nonfinite_error
 from wtraj._group import PassGroup
@@ -158,6 +167,19 @@ class Pass:
         streaming = max(MIN_STREAM_WIDTH, STREAM_BUFFER_BYTES // per_column // COLUMN_ALIGN * COLUMN_ALIGN)
         return min(width, streaming)
 
+    def _width_for(self, ops: _BlockOps) -> int:
+        """Columns per block of this pass: narrower where data in memory is read in place by two kernels."""
+        in_place = self.x_source.buffer_bytes_per_column == 0 and (
+            self.y_source is None or self.y_source.buffer_bytes_per_column == 0
+        )
+        if not (in_place and ops.pair_op and (ops.steps or ops.y_steps)):
+            return self.width
+        # the pairs, then the path sums (where a backend does not sum them on its
+        # tiles): the block should still be in the cache for the second kernel
+        n_rows = self.x_source.n_checkpoints + (self.y_source.n_checkpoints if self.y_source else 0)
+        bytes_per_value = max(itemsize(s.dtype) for s in (self.x_source, self.y_source) if s is not None)
+        return min(self.width, bytes_block_width(CACHE_BLOCK_BYTES, n_rows, bytes_per_value))
+
     def run(
         self,
         pair_op: str | None = None,
@@ -233,13 +255,14 @@ class Pass:
         n, m = x_source.n_checkpoints, (y_source.n_checkpoints if y_source else x_source.n_checkpoints)
         ops = _BlockOps(pair_op, pair_scales, steps, y_steps)
         shapes = ops.shapes(n_slots, n, m)
-        x_blocks = x_source.blocks(self.width, by_layer=self.by_layer, columns=self.columns)
-        y_blocks = y_source.blocks(self.width, columns=self.columns) if y_source else None
+        width = self._width_for(ops)
+        x_blocks = x_source.blocks(width, by_layer=self.by_layer, columns=self.columns)
+        y_blocks = y_source.blocks(width, columns=self.columns) if y_source else None
         if pair_op and not self.by_layer:
             # float32 tile sums must group the same columns whatever the source
             # (the built-in sources are on the grid already: this only checks them)
-            x_blocks = on_grid(x_blocks, x_source, self.width, self.columns)
-            y_blocks = on_grid(y_blocks, y_source, self.width, self.columns) if y_source else None
+            x_blocks = on_grid(x_blocks, x_source, width, self.columns)
+            y_blocks = on_grid(y_blocks, y_source, width, self.columns) if y_source else None
         acc: dict[str, Any] = {}
         reading = sum(getattr(s, "reading_threads", 0) for s in (x_source, y_source) if s is not None)
         costs = [ColumnCost(s) for s in (x_source, y_source) if s is not None]

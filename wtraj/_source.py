@@ -12,7 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from wtraj._blocks import COLUMN_ALIGN, Block, Columns, Layer, Source, block_spans, widest_span
+from wtraj._blocks import (
+    CACHE_BLOCK_BYTES,
+    COLUMN_ALIGN,
+    VIEW_BLOCK_BYTES,
+    Block,
+    Columns,
+    Layer,
+    Source,
+    block_spans,
+    bytes_block_width,
+    widest_span,
+)
 from wtraj._dtypes import (
     BFLOAT16_BITS,
     FLOAT_DTYPE_NAMES,
@@ -21,11 +32,6 @@ from wtraj._dtypes import (
     itemsize,
     torch_bfloat16_bits,
 )
-
-# Widest block, in bytes over all rows, that an in-memory array is cut into:
-# small enough that a block read by one kernel is still in the last-level
-# cache when the next kernel reads it (trajectory_stats runs two per block).
-CACHE_BLOCK_BYTES = 8 << 20
 
 
 def _widen_buffer(n_rows: int, width: int, like: Any) -> Any:
@@ -82,7 +88,12 @@ class ArraySource:
             # one launch per range of columns: the GPU kernels split D themselves
             max_width = self.n_params
         else:
-            max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
+            # a copy is read twice; data read in place once per kernel (the pass narrows
+            # its blocks where two kernels read each)
+            block_bytes = VIEW_BLOCK_BYTES if self._in_place else CACHE_BLOCK_BYTES
+            max_width = min(
+                max_width, bytes_block_width(block_bytes, self.n_checkpoints, itemsize(self.dtype))
+            )
         width = _block_width(self.n_params, max_width)
         spans = block_spans(self.layers, self.n_params, width, False, columns)
         if self._in_place:
@@ -140,7 +151,10 @@ class RowsSource:
         self, max_width: int, by_layer: bool = False, columns: Columns | None = None
     ) -> Iterator[Block]:
         # one layer: every block lies within it, by_layer or not
-        max_width = min(max_width, cache_block_width(self.n_checkpoints, itemsize(self.dtype)))
+        # each block is copied, then read: it should still be in the cache
+        max_width = min(
+            max_width, bytes_block_width(CACHE_BLOCK_BYTES, self.n_checkpoints, itemsize(self.dtype))
+        )
         width = _block_width(self.n_params, max_width)
         buffer_width = widest_span(self.layers, self.n_params, width, False, columns)
         if buffer_width == 0:
@@ -208,11 +222,6 @@ def _block_width(n_params: int, max_width: int) -> int:
     return max(1, min(width, n_params))
 
 
-def cache_block_width(n_rows: int, bytes_per_value: int = 4) -> int:
-    """The block width that keeps one block of ``n_rows`` rows within the cache budget."""
-    return max(COLUMN_ALIGN, CACHE_BLOCK_BYTES // max(1, n_rows * bytes_per_value))
-
-
 def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
     """Turn anything the API accepts into a :class:`Source`.
 
@@ -241,8 +250,7 @@ def as_source(X: Any, name: str = "X", widen_half: bool = True) -> Source:
     X = _without_grad(X)
     if X.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D array of shape (n_checkpoints, n_params). "
-            f"(Shape was {tuple(X.shape)}.)"
+            f"{name} must be a 2-D array of shape (n_checkpoints, n_params). (Shape was {tuple(X.shape)}.)"
         )
     _check_float(X, name)
     if X.shape[0] == 0 or X.shape[1] == 0:
