@@ -32,6 +32,8 @@ MAX_WORKERS = 2
 # bytes a pass reads at least for workers to pay: below, it is too short to hide
 # their start (about half a second of CPU each), and the figures are drawn in-process
 MIN_PASS_BYTES = 1 << 30
+# scheduling priority below the command's: workers use the cores the pass leaves
+WORKER_NICENESS = 10
 # seconds a worker may take to end once its pipe is closed, before it is killed
 EXIT_SECONDS = 5.0
 
@@ -186,6 +188,8 @@ def serve(read_fd: int, write_fd: int) -> None:
     """A worker's life: import matplotlib, then draw the figures asked for until the pipe closes."""
     # the command stops its workers on Ctrl-C; a traceback from each would only be noise
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # importing matplotlib must not take the cores from the pass, whose kernels load meanwhile
+    os.nice(WORKER_NICENESS)
     requests = Connection(read_fd, writable=False)
     replies = Connection(write_fd, readable=False)
     from wtraj.report import plots
