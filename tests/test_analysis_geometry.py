@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import wtraj
+from wtraj.analysis._direction import path_direction, rise_from_start
 from wtraj.analysis._geometry import angle_opposite, turning_angle
 from wtraj.analysis._rooted import first_step_count
 from wtraj.analysis._starts import cosine_of, orthogonal_links
-from wtraj.analysis.ordering import path_direction, rise_from_start
 
 
 def _distances(points: np.ndarray) -> np.ndarray:

@@ -9,14 +9,14 @@ from scipy.stats import kendalltau
 
 import wtraj
 from wtraj import toy
-from wtraj.analysis.ordering import (
+from wtraj.analysis._direction import (
     CLEAR_TREND_Z,
     mann_kendall,
     path_direction,
     segmented_trend_z,
     trend_z,
-    turn_end_segment,
 )
+from wtraj.analysis.ordering import turn_end_segment
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))

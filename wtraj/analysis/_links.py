@@ -24,8 +24,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from wtraj.analysis._direction import LOG_PHASE_JUMP, segmented_trend_z
 from wtraj.analysis._tree import minimum_spanning_tree, tree_adjacency
-from wtraj.analysis.ordering import LOG_PHASE_JUMP, segmented_trend_z
 
 # a link is longer than the first steps beside it by this factor
 LINK_RATIO = 2.0

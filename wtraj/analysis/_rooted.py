@@ -9,7 +9,7 @@
    end of the component's seriation (or, where the norms are known and both
    ends lie high in their range, the checkpoint of least norm) from which
    distances rise the fastest along its runs' chains
-   (:func:`wtraj.analysis.ordering.rise_from_start`);
+   (:func:`wtraj.analysis._direction.rise_from_start`);
    an end whose first checkpoints lie on opposite sides of it (more than
    ``OPPOSITE_ANGLE`` apart) is inside a run and is passed over. The chain
    covers are solved in :mod:`wtraj.analysis._cover`.
@@ -38,12 +38,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from wtraj.analysis._cover import ChainCovers
+from wtraj.analysis._direction import rise_from_start
 from wtraj.analysis._ends import separate_shared_ends
 from wtraj.analysis._geometry import angle_opposite
 from wtraj.analysis._relink import relink_chains
 from wtraj.analysis._tour import nearest_neighbours
 from wtraj.analysis._tree import minimum_spanning_tree
-from wtraj.analysis.ordering import order_nodes, rise_from_start
+from wtraj.analysis.ordering import order_nodes
 
 # first steps of runs from one start at a wider angle than this lie on
 # opposite sides of it: the candidate is inside a run
