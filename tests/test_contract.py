@@ -124,7 +124,8 @@ def test_pairwise_block_adds_the_path_sums_it_is_given(name, op, n):
     kwargs = {"scales": (scales, scales)} if op is PairOp.UNITDIFF else {}
     alone, fused = module.zeros((n, n), like=data), module.zeros((n, n), like=data)
     module.pairwise_block(data, 0, 2100, None, 0, 0, op, alone, **kwargs)
-    for rows in (ALL_PATH_SUMS, STEP_SUMS):
+    # every set of rows is a kernel of its own to compile: a subset with one op only
+    for rows in (ALL_PATH_SUMS, STEP_SUMS) if op is PairOp.SQDIFF else (ALL_PATH_SUMS,):
         expected = module.zeros((N_PATH_SUMS, n), like=data)
         module.steps_block(data, 0, 2100, expected, rows)
         steps = module.zeros((N_PATH_SUMS, n), like=data)
