@@ -329,6 +329,17 @@ def test_tree_of_a_shared_initialisation_branches_at_the_start():
     assert sorted(truth[first]) == [0, 1]
 
 
+def _parent_run(rng: np.random.Generator, d: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """30 checkpoints of a run whose steps shrink, and two random directions (its own, and one aside)."""
+    along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
+    x = 3 * rng.normal(size=d)
+    rows = [x]
+    for t in range(29):
+        x = x + along * np.exp(-t / 15) + 0.3 * rng.normal(size=d) / np.sqrt(d)
+        rows.append(x)
+    return rows, along, aside
+
+
 def _parent_and_fine_tune(seed: int, turned: bool = False, d: int = 3000):
     """A run of 30 checkpoints and a fine-tune of 15 from its row 15 (without that row).
 
@@ -339,12 +350,7 @@ def _parent_and_fine_tune(seed: int, turned: bool = False, d: int = 3000):
     of one length.
     """
     rng = np.random.default_rng(seed)
-    along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
-    x = 3 * rng.normal(size=d)
-    rows = [x]
-    for t in range(29):
-        x = x + along * np.exp(-t / 15) + 0.3 * rng.normal(size=d) / np.sqrt(d)
-        rows.append(x)
+    rows, along, aside = _parent_run(rng, d)
     y, tune = rows[15], []
     for t in range(15):
         noise = 0.3 * rng.normal(size=d) / np.sqrt(d)
@@ -397,12 +403,7 @@ def _parent_and_two_fine_tunes(seed: int, d: int = 3000):
     parent's there. Neither holds the row it branched from.
     """
     rng = np.random.default_rng(seed)
-    along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
-    x = 3 * rng.normal(size=d)
-    rows = [x]
-    for t in range(29):
-        x = x + along * np.exp(-t / 15) + 0.3 * rng.normal(size=d) / np.sqrt(d)
-        rows.append(x)
+    rows, along, aside = _parent_run(rng, d)
     slow, y = [], rows[15]
     for _ in range(40):
         y = y + 0.06 * rng.normal(size=d) / np.sqrt(d)
