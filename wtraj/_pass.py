@@ -146,11 +146,15 @@ class Pass:
         self.columns = columns
         self.group = group
 
-    def _block_width(self) -> int:
-        """Columns per block: streaming-sized, and such that the sources' buffers stay within the budget."""
-        per_column = self.x_source.buffer_bytes_per_column + (
+    def _buffer_bytes_per_column(self) -> int:
+        """Bytes of the sources' own buffers per column of a block (0: both read in place)."""
+        return self.x_source.buffer_bytes_per_column + (
             self.y_source.buffer_bytes_per_column if self.y_source else 0
         )
+
+    def _block_width(self) -> int:
+        """Columns per block: streaming-sized, and such that the sources' buffers stay within the budget."""
+        per_column = self._buffer_bytes_per_column()
         if per_column == 0:
             # views of data in memory: the sources cut blocks to their own (cache) sizes
             return max(COLUMN_ALIGN, self.x_source.n_params)
@@ -169,9 +173,7 @@ class Pass:
 
     def _width_for(self, ops: _BlockOps) -> int:
         """Columns per block of this pass: narrower where data in memory is read in place by two kernels."""
-        in_place = self.x_source.buffer_bytes_per_column == 0 and (
-            self.y_source is None or self.y_source.buffer_bytes_per_column == 0
-        )
+        in_place = self._buffer_bytes_per_column() == 0
         if not (in_place and ops.pair_op and (ops.steps or ops.y_steps)):
             return self.width
         # the pairs, then the path sums (where a backend does not sum them on its
