@@ -84,6 +84,27 @@ def test_longer_steps_straight_on_are_no_shift():
     assert [kind for _, kind, _, _ in events] == []
 
 
+def _jump_then_turn(turn_out_degrees: float) -> np.ndarray:
+    """Unit steps along x, a step of 10 turning 80 degrees, then one of 3 turning ``turn_out_degrees``."""
+    points = [np.array([float(t), 0.0]) for t in range(8)]
+    for length, heading in ((10.0, 80.0), (3.0, 80.0 + turn_out_degrees)):
+        angle = math.radians(heading)
+        points.append(points[-1] + length * np.array([math.cos(angle), math.sin(angle)]))
+    points += [points[-1] + np.array([float(t), 0.0]) for t in range(1, 6)]
+    return np.array(points)
+
+
+def test_a_loss_spike_that_the_next_step_comes_back_from_is_no_shift():
+    # a spike overshoots and the next step turns back more than the path turned into it;
+    # after a shift the path settles into the new direction and turns less
+    spike = _path_distances(_jump_then_turn(110.0))
+    events = run_events(spike, np.arange(spike.shape[0]), 0.5, 3)
+    assert [kind for _, kind, _, _ in events if kind == "shift"] == []
+    shift = _path_distances(_jump_then_turn(30.0))
+    events = run_events(shift, np.arange(shift.shape[0]), 0.5, 3)
+    assert [(p, kind) for p, kind, _, _ in events if kind == "shift"] == [(8, "shift")]
+
+
 def test_early_training_is_compared_with_a_full_baseline_only():
     # the first steps grow 5x and turn by a right angle (momentum building up,
     # a warm-up), then the run goes on straight: no shift

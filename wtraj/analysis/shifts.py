@@ -10,7 +10,10 @@ compared with the median of the ``baseline`` steps before it:
   ``SHIFT_ANGLE`` (70 degrees): the new data's gradient is unrelated to the
   old one. Steps also grow in ordinary training (a warm-up, momentum
   building up, a checkpoint cadence that gets sparser), but in the direction
-  the run already had. Only steps with a full ``baseline`` of steps before
+  the run already had. After a shift the path settles into its new
+  direction: the next step turns less than the long one did. A loss spike
+  (a learning rate briefly too high) overshoots, and the next step turns
+  back by more: it is no shift. Only steps with a full ``baseline`` of steps before
   them are compared: the first steps of training grow and turn fast, and a
   shift within them is not reported.
 - ``kind="slowdown"``: the step, and the median of it and the ``baseline - 1``
@@ -20,8 +23,9 @@ compared with the median of the ``baseline`` steps before it:
 
 Consecutive flagged steps of one kind are one event.
 
-A learning-rate *increase* that turns the path (a warm restart, a loss
-spike) looks like a shift and may be reported as one. The turning angle at
+A learning-rate *increase* that turns the path and is followed by steps
+that settle (a warm restart, a spike spread over two checkpoints) looks like
+a shift and may be reported as one. The turning angle at
 the checkpoint where the jump starts is reported beside each event.
 Measured recall and false flags, on held-out training regimes too:
 bench/RESULTS.md, "Trajectory analysis on the evaluation zoo".
@@ -106,7 +110,10 @@ def run_events(
         score = math.log10(steps[i] / reference)
         # a shift needs a full baseline: the first steps of training grow and
         # turn fast (momentum building up, a warm-up), one or two are no reference
-        if i >= baseline and score >= threshold and turns[i - 1] >= SHIFT_ANGLE:
+        # after a shift the path settles into the new direction (it turns less on
+        # the next step); a loss spike overshoots and the next step comes back
+        settles = i == turns.shape[0] or turns[i] < turns[i - 1]
+        if i >= baseline and score >= threshold and turns[i - 1] >= SHIFT_ANGLE and settles:
             flagged.append((i, "shift", score))
             continue
         ordinary.append(float(steps[i]))
