@@ -24,7 +24,8 @@
    distance over all pairs up to ``RELINK_WINDOW`` positions apart. Last, a
    chain that went on past its run's end (a run stopped early) through
    every other checkpoint of a sibling, for the credit, ends where its run
-   ends (:mod:`wtraj.analysis._ends`).
+   ends (:mod:`wtraj.analysis._ends`). Fine-tunes that a chain also covers
+   are cut from it by :mod:`wtraj.analysis._branches`.
 
 Measurements behind each constant: bench/RESULTS.md, "Analysis constants".
 """
@@ -73,25 +74,6 @@ FIRST_STEP_RATIO = 1.25
 # progress by more than this fraction of their step (a chain running back
 # along a fine-tune's branch; progress along one run wavers by less)
 AHEAD_FRACTION = 0.5
-# a chain that jumps by this many of its median steps and then runs back
-# towards the start for at least BRANCH_MIN_STEPS steps came back along a
-# fine-tune (development part: jumps into fine-tunes 11-93 medians, runs
-# back along them 14-60 steps; in single runs a stretch that long came after
-# a jump of at most 1.3, a jump as long (a loss spike) before at most 6 steps)
-BRANCH_JUMP = 5.0
-BRANCH_MIN_STEPS = 8
-RETURN_FRACTION = 0.25
-# a stretch run back along a branch changes its step smoothly (development
-# fine-tunes: 3.9 to 7.3 medians over 14 steps); a last step this many times
-# its longest other step left the branch
-STRETCH_END_RATIO = 2.0
-# a slow fine-tune that a chain runs along between two of its parent's
-# checkpoints steps this many times shorter than the parent there (development
-# CNN fine-tunes every 5 iterations: 0.01-0.04 against 0.12-0.17)
-DETOUR_RATIO = 3.0
-# steps on each side of a branch point whose lengths tell which branch goes on
-# with the run's own step (a fine-tune's optimizer and cadence change it)
-CONSISTENT_STEPS = 3
 # a checkpoint lies after another when it is farther from the start by at
 # least this fraction of the step between them (siblings: a few per cent)
 AFTER_FRACTION = 0.5
@@ -322,217 +304,6 @@ def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
     return order[order != root]
 
 
-def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
-    """The chains, with each fine-tune or parent continuation that a chain also covers made a chain.
-
-    All chains leave the start, so one chain covers a parent run and the
-    fine-tunes that branched from its middle. Along one branch it may
-
-    - jump to another's tip and come back along it, towards the start (a
-      stretch of at least ``BRANCH_MIN_STEPS`` steps, each lower in progress
-      by more than ``AHEAD_FRACTION`` of the step, entered by a jump);
-    - jump back to near a branch point and go out along another (a step
-      lower in progress that is itself a jump, followed by at least
-      ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
-      keeps the run's step length (:func:`_continuation`);
-    - run forwards along a slow fine-tune between two of its parent's
-      checkpoints (:func:`_detour`).
-
-    A jump is at least ``BRANCH_JUMP`` times the chain's median step. Each
-    piece split off is searched again; pieces shorter than
-    ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint.
-
-    ``orders``: each chain's nodes in training order (:func:`chain_order`).
-    Returns the chain of each node, new chains numbered after the given ones.
-    """
-    labels = chain.copy()
-    label = len(orders)
-    for order in orders:
-        for branch in _branches(component, order)[1]:
-            labels[branch] = label
-            label += 1
-    return labels
-
-
-def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One chain's own run and the branches it also covers, each in training order."""
-    D, progress = component.D, component.progress
-    if order.shape[0] < BRANCH_MIN_STEPS + 2:
-        return order, []
-    steps = D[order[:-1], order[1:]]
-    jump = BRANCH_JUMP * float(np.median(steps))
-    back = progress[order[:-1]] - progress[order[1:]] > AHEAD_FRACTION * steps
-    # stretches run back along a branch: steps [first, stop)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], back.astype(np.int8), [0]])))
-    keep = np.ones(order.shape[0], dtype=bool)
-    branches = []
-    for first, stop in zip(edges[::2], edges[1::2]):
-        # the stretch's last checkpoint is back on the run when its nearest
-        # checkpoint lower in progress is where the chain left the run, or when
-        # the step to it is much longer than every other step of the stretch
-        if stop - first > 1 and first > 0 and (
-            _nearest_lower(D, progress, int(order[stop])) == order[first - 1]
-            or steps[stop - 1] >= STRETCH_END_RATIO * steps[first : stop - 1].max()
-        ):
-            stop -= 1
-        if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
-            branches.append(order[first : stop + 1][::-1])
-            keep[first : stop + 1] = False
-    # jumps back to a branch point, then out along the other branch: split the
-    # run and each branch split off until none jumps back
-    main, pieces = None, [order[keep]]
-    while pieces:
-        piece = pieces.pop()
-        steps = D[piece[:-1], piece[1:]]
-        back = progress[piece[:-1]] - progress[piece[1:]] > RETURN_FRACTION * steps
-        returns = np.flatnonzero(back & (steps >= jump))
-        returns = returns[piece.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
-        if returns.shape[0] == 0:
-            detour = _detour(D, piece)
-            if detour is not None:
-                a, b = detour
-                pieces += [np.concatenate([piece[:a], piece[b:]]), piece[a:b]]
-            elif main is None and piece[0] == order[0]:
-                main = piece
-            else:
-                branches.append(piece)
-            continue
-        j = int(returns[0])
-        pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
-    branches = _join_short(D, main, branches)
-    return _turns_to_branches(D, main, branches)
-
-
-def _turns_to_branches(
-    D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The run and its branches, with each checkpoint of the run that a branch holds more cheaply moved there.
-
-    A chain that came back along a fine-tune may still pass through the
-    fine-tune's first checkpoint between two of its parent's, off the run's
-    path. By the chains' own measure, the sum of squared steps
-    (:mod:`wtraj.analysis._cover`), a checkpoint of the run whose nearest
-    checkpoint lies on a branch belongs there when stepping over it on the
-    run and joining it to that nearest costs less than the two steps through
-    it: the run turns back there by well over a right angle. It goes to the
-    branch before its nearest. No constant is involved.
-    """
-    branches = list(branches)
-    while branches and main.shape[0] >= 3:
-        nodes = np.concatenate([main, *branches])
-        # -1 for the run's own checkpoints, else the branch each lies on
-        owner = np.repeat(np.arange(-1, len(branches)), [main.shape[0], *(b.shape[0] for b in branches)])
-        near = D[np.ix_(main[1:-1], nodes)]
-        near[np.arange(near.shape[0]), np.arange(1, main.shape[0] - 1)] = np.inf
-        nearest = np.argmin(near, axis=1)
-        through = D[main[:-2], main[1:-1]] ** 2 + D[main[1:-1], main[2:]] ** 2
-        over = D[main[:-2], main[2:]] ** 2 + near[np.arange(near.shape[0]), nearest] ** 2
-        cheaper = np.flatnonzero((owner[nearest] >= 0) & (over < through))
-        if cheaper.shape[0] == 0:
-            break
-        i = int(cheaper[0])
-        j, target = int(owner[nearest[i]]), nodes[nearest[i]]
-        at = int(np.flatnonzero(branches[j] == target)[0])
-        branches[j] = np.concatenate([branches[j][:at], [main[i + 1]], branches[j][at:]])
-        main = np.delete(main, i + 1)
-    return main, branches
-
-
-def _join_short(D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]) -> list[np.ndarray]:
-    """The branches, each shorter than ``BRANCH_MIN_STEPS`` joined to the piece of its nearest checkpoint.
-
-    Every rule above finds branches of at least that many steps; a shorter
-    piece is a detour the chain made on its way (a fine-tune's first
-    checkpoint visited beside its branch point).
-    """
-    pieces = [main, *branches]
-    while True:
-        short = [i for i, p in enumerate(pieces) if i > 0 and p.shape[0] < BRANCH_MIN_STEPS]
-        if not short:
-            return pieces[1:]
-        i = short[0]
-        others = np.concatenate([p for j, p in enumerate(pieces) if j != i])
-        owner = np.concatenate([np.full(p.shape[0], j) for j, p in enumerate(pieces) if j != i])
-        nearest = int(owner[np.argmin(D[np.ix_(pieces[i], others)].min(axis=0))])
-        pieces[nearest] = np.concatenate([pieces[nearest], pieces[i]])
-        del pieces[i]
-
-
-def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
-    """A stretch ``piece[a:b]`` of much shorter steps that the run itself steps over, or None.
-
-    A slow fine-tune (a small learning rate, a fine checkpoint cadence) that
-    the chain runs along forwards between two checkpoints of its parent: its
-    steps are at least ``DETOUR_RATIO`` times shorter than the run's before
-    it, and from the checkpoint before it the run's next step (to the one
-    after it) and the ``CONSISTENT_STEPS`` after that are each within
-    ``DETOUR_RATIO`` of the run's median step before it. A learning rate
-    dropped within one run also shortens the steps, but for good: none come
-    back to the earlier length.
-    """
-    steps = D[piece[:-1], piece[1:]]
-    n, width = piece.shape[0], CONSISTENT_STEPS
-    bound = np.log(DETOUR_RATIO)
-    for a in range(width + 1, n - BRANCH_MIN_STEPS - width):
-        # steps[a - 1] enters piece[a]
-        typical = float(np.median(steps[a - 1 - width : a - 1]))
-        if steps[a - 1] * DETOUR_RATIO > typical:
-            continue
-        # the stretch of short steps: piece[a:b]
-        longer = np.flatnonzero(steps[a:] * DETOUR_RATIO > typical)
-        if longer.shape[0] == 0:
-            continue
-        b = a + 1 + int(longer[0])
-        if b - a < BRANCH_MIN_STEPS or b + width >= n:
-            continue
-        after = piece[np.r_[a - 1, b : b + width + 1]]
-        if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
-            return a, b
-    return None
-
-
-def _continuation(component: Rooted, head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split a chain that jumped back to a branch point into its run and the branch.
-
-    ``tail`` starts one step of the run's own away from a checkpoint of
-    ``head``, the branch point: the checkpoint from which the tail's first
-    steps keep the length of the steps before it (:func:`_step_mismatch`;
-    a fine-tune's optimizer and cadence change it, which is also why the
-    nearest checkpoint will not do: a slow fine-tune's checkpoints crowd
-    round its branch point). The run goes on from there along whichever of
-    the tail and the rest of the head keeps that length better.
-    """
-    D = component.D
-    path = np.concatenate([[component.root], head])
-    candidates = range(CONSISTENT_STEPS + 1, path.shape[0] - 1)
-    if not candidates:
-        return head, tail
-    before = {i: path[i - CONSISTENT_STEPS : i + 1] for i in candidates}
-    i = min(candidates, key=lambda i: _step_mismatch(D, before[i], np.concatenate([[path[i]], tail])))
-    by_tail = _step_mismatch(D, before[i], np.concatenate([[path[i]], tail]))
-    by_head = _step_mismatch(D, before[i], path[i:])
-    # a remainder of the head too short to show its steps is a detour
-    if path.shape[0] - i <= CONSISTENT_STEPS or by_tail < by_head:
-        return np.concatenate([path[1 : i + 1], tail]), path[i + 1 :]
-    return head, tail
-
-
-def _step_mismatch(D: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
-    """How far the steps through a checkpoint keep the length of the steps before it.
-
-    ``before`` ends at the checkpoint, ``after`` starts at it. The largest
-    absolute log ratio to the median step of ``before`` of: its last step
-    (the step into the checkpoint), the first step of ``after`` and the
-    median of up to ``CONSISTENT_STEPS`` steps of ``after``.
-    """
-    steps_before = D[before[:-1], before[1:]]
-    typical = float(np.median(steps_before))
-    after = after[: CONSISTENT_STEPS + 1]
-    steps = D[after[:-1], after[1:]]
-    ratios = np.array([steps_before[-1], steps[0], float(np.median(steps))]) / typical
-    return float(np.abs(np.log(ratios)).max())
-
-
 def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
     """Parent of each node of a component, as an index into the component (root: -1).
 
@@ -559,12 +330,6 @@ def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
         local[node] = _nearest_behind(D, progress, root, int(node))
     _break_cycles(D, progress, root, local)
     return local
-
-
-def _nearest_lower(D: np.ndarray, progress: np.ndarray, node: int) -> int:
-    """The nearest checkpoint of lower progress than ``node`` (``node`` is not the root)."""
-    lower = np.flatnonzero(progress < progress[node])
-    return int(lower[np.argmin(D[node, lower])])
 
 
 def _nearest_behind(D: np.ndarray, progress: np.ndarray, root: int, node: int) -> int:

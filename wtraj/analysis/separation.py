@@ -14,7 +14,7 @@ three stages:
    where it branched and goes out along it, or runs along a slow fine-tune
    between two of its parent's checkpoints) is cut there, the run going on
    along the branch that keeps its step length
-   (:func:`wtraj.analysis._rooted.split_branches`).
+   (:func:`wtraj.analysis._branches.split_branches`).
 
 Measured quality, on held-out training regimes too, and the known limits:
 bench/RESULTS.md, "Analysis quality" (``python bench/analysis_quality.py``).
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from wtraj.analysis._branches import split_branches
 from wtraj.analysis._distances import Nodes, PassOptions, check_int, prepare_nodes
 from wtraj.analysis._links import connected_parts, find_links
-from wtraj.analysis._rooted import Rooted, chain_order, chain_parents, rooted_component, split_branches
+from wtraj.analysis._rooted import Rooted, chain_order, chain_parents, rooted_component
 from wtraj.analysis._starts import orthogonal_links
 
 
@@ -234,4 +235,3 @@ def expand_parents(nodes: Nodes, parent: np.ndarray) -> np.ndarray:
     duplicate = np.arange(nodes.n_rows) != nodes.representative[nodes.node_of]
     result[duplicate] = nodes.representative[nodes.node_of[duplicate]]
     return result.astype(np.int64)
-
