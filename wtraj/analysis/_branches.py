@@ -115,11 +115,11 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
         j = int(returns[0])
         pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
     branches = _join_short(D, main, branches)
-    return _turns_to_branches(D, main, branches)
+    return _turns_to_branches(D, component.neighbours[:, 0], main, branches)
 
 
 def _turns_to_branches(
-    D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]
+    D: np.ndarray, nearest: np.ndarray, main: np.ndarray, branches: list[np.ndarray]
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The run and its branches, with each checkpoint of the run that a branch holds more cheaply moved there.
 
@@ -127,29 +127,30 @@ def _turns_to_branches(
     fine-tune's first checkpoint between two of its parent's, off the run's
     path. By the chains' own measure, the sum of squared steps
     (:mod:`wtraj.analysis._cover`), a checkpoint of the run whose nearest
-    checkpoint lies on a branch belongs there when stepping over it on the
-    run and joining it to that nearest costs less than the two steps through
-    it: the run turns back there by well over a right angle. It goes to the
-    branch before its nearest. No constant is involved.
+    checkpoint (``nearest``, over the whole component) lies on a branch
+    belongs there when stepping over it on the run and joining it to that
+    nearest costs less than the two steps through it: the run turns back
+    there by well over a right angle. It goes to the branch before its
+    nearest. No constant is involved.
     """
     branches = list(branches)
     while branches and main.shape[0] >= 3:
-        nodes = np.concatenate([main, *branches])
-        # -1 for the run's own checkpoints, else the branch each lies on
-        owner = np.repeat(np.arange(-1, len(branches)), [main.shape[0], *(b.shape[0] for b in branches)])
-        near = D[np.ix_(main[1:-1], nodes)]
-        near[np.arange(near.shape[0]), np.arange(1, main.shape[0] - 1)] = np.inf
-        nearest = np.argmin(near, axis=1)
-        through = D[main[:-2], main[1:-1]] ** 2 + D[main[1:-1], main[2:]] ** 2
-        over = D[main[:-2], main[2:]] ** 2 + near[np.arange(near.shape[0]), nearest] ** 2
-        cheaper = np.flatnonzero((owner[nearest] >= 0) & (over < through))
+        # the branch each checkpoint lies on (-1: none)
+        owner = np.full(D.shape[0], -1, dtype=np.int64)
+        for j, branch in enumerate(branches):
+            owner[branch] = j
+        inner = main[1:-1]
+        through = D[main[:-2], inner] ** 2 + D[inner, main[2:]] ** 2
+        over = D[main[:-2], main[2:]] ** 2 + D[inner, nearest[inner]] ** 2
+        cheaper = np.flatnonzero((owner[nearest[inner]] >= 0) & (over < through))
         if cheaper.shape[0] == 0:
             break
-        i = int(cheaper[0])
-        j, target = int(owner[nearest[i]]), nodes[nearest[i]]
-        at = int(np.flatnonzero(branches[j] == target)[0])
-        branches[j] = np.concatenate([branches[j][:at], [main[i + 1]], branches[j][at:]])
-        main = np.delete(main, i + 1)
+        node = inner[cheaper[0]]
+        target = nearest[node]
+        branch = branches[owner[target]]
+        at = int(np.flatnonzero(branch == target)[0])
+        branches[owner[target]] = np.concatenate([branch[:at], [node], branch[at:]])
+        main = main[main != node]
     return main, branches
 
 
