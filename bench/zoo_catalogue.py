@@ -258,3 +258,15 @@ def _full(add) -> None:
     add("digits-mlp-sgd_momentum-warmup_cosine-every_k", "resumed", resume_at=0.5)
     add("digits-mlp-sgd-constant-epoch", "early_stop", stop=0.5)
     add("wine-mlp-adam-constant-every_k", "early_stop", stop=0.25)
+
+    # held-out fine-tunes, added after the rules for fine-tunes were written, to
+    # check them on runs they were not written on: AdamW parents, fine-tuned with
+    # AdamW on other data and with momentum SGD at a log-spaced cadence
+    # (appended last: the runs above keep their seeds)
+    mlp = add("digits-mlp-adamw-warmup_cosine-epoch")
+    add("digits-mlp-adamw-constant-epoch", "finetune", length=0.5, lr_scale=0.1,
+        transform=("rotate", 0.5), parent=(mlp, 12))  # fmt: skip
+    add("digits-mlp-sgd_momentum-constant-log", "finetune", length=0.5, lr_scale=0.25, parent=(mlp, 18))
+    cnn = add("digits-cnn-adamw-constant-epoch")
+    add("digits-cnn-adamw-constant-every_k", "finetune", length=0.5, lr_scale=0.1,
+        transform=("noise", 0.5), parent=(cnn, 12))  # fmt: skip
