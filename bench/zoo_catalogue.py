@@ -270,3 +270,15 @@ def _full(add) -> None:
     cnn = add("digits-cnn-adamw-constant-epoch")
     add("digits-cnn-adamw-constant-every_k", "finetune", length=0.5, lr_scale=0.1,
         transform=("noise", 0.5), parent=(cnn, 12))  # fmt: skip
+
+    # development fine-tunes whose first checkpoints crowd their branch point (a
+    # warm-up, a checkpoint every iteration): added with the held-out ones above,
+    # after those were seen to fail, to work on the development part alone
+    mlp = add("digits-mlp-adam-step-epoch")
+    add("digits-mlp-sgd_momentum-warmup_cosine-iteration", "finetune", length=0.6, lr_scale=0.25,
+        parent=(mlp, 18))  # fmt: skip
+    add("digits-mlp-adam-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.5,
+        transform=("rotate", 0.5), parent=(mlp, 12))  # fmt: skip
+    cnn = add("digits-cnn-sgd_momentum-constant-epoch")
+    add("digits-cnn-adam-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.1,
+        transform=("noise", 0.5), parent=(cnn, 12))  # fmt: skip
