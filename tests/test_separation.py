@@ -441,6 +441,40 @@ def test_a_slow_fine_tune_run_along_forwards_is_a_run_of_its_own(seed):
     assert ari(truth[permutation], labels) >= 0.85
 
 
+def _slow_fine_tune_where_the_parent_slows(seed: int, d: int = 3000):
+    """A run of 30 checkpoints whose steps drop tenfold at row 15, and a fine-tune of 40 from that row.
+
+    The fine-tune warms up (its steps grow from 0.001 to 0.01) in no
+    direction of its own: it stays near row 15 in steps ten times shorter
+    than the parent's after it, a hundred times shorter than before it.
+    """
+    rng = np.random.default_rng(seed)
+    along = rng.normal(size=d) / np.sqrt(d)
+    x = 3 * rng.normal(size=d)
+    rows = [x]
+    for t in range(29):
+        x = x + (1.0 if t < 15 else 0.1) * (along + 0.3 * rng.normal(size=d) / np.sqrt(d))
+        rows.append(x)
+    y, tune = rows[15], []
+    for t in range(40):
+        y = y + 0.01 * min(1.0, (t + 1) / 10) * rng.normal(size=d) / np.sqrt(d)
+        tune.append(y)
+    return np.array(rows + tune, dtype=np.float32), np.repeat([0, 1], [30, 40])
+
+
+# before a detour was also measured against the parent's steps after it, the parent's
+# own slowdown there hid the fine-tune, and both were one run (ARI 0 for each seed);
+# the branch point or the fine-tune's last checkpoint may still change sides, or the
+# parent's slow part become a run of its own (ARI 0.73-0.89)
+@pytest.mark.parametrize("seed", range(6))
+def test_a_slow_fine_tune_where_its_parent_slows_down_is_a_run_of_its_own(seed):
+    X, truth = _slow_fine_tune_where_the_parent_slows(seed)
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    labels = wtraj.separate_trajectories(X[permutation])
+    assert labels.max() >= 1
+    assert ari(truth[permutation], labels) >= 0.7
+
+
 def test_identical_rows_share_a_label():
     X, _ = stack(["init0", "init1"])
     X = np.concatenate([X, X[[10, 40]]])

@@ -185,6 +185,13 @@ def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
     ``DETOUR_RATIO`` of the run's median step before it. A learning rate
     dropped within one run also shortens the steps, but for good: none come
     back to the earlier length.
+
+    The parent's own steps may change length where the fine-tune left (its
+    learning rate dropped there): then the stretch ends at the first step
+    ``DETOUR_RATIO`` times its longest step so far, and it is a detour when
+    its steps are ``DETOUR_RATIO`` times shorter than the run's after it too
+    and the run's next step, over the stretch, is within ``DETOUR_RATIO`` of
+    the run's steps after it (:func:`_detour_to_slower_steps`).
     """
     steps = D[piece[:-1], piece[1:]]
     n, width = piece.shape[0], CONSISTENT_STEPS
@@ -196,14 +203,33 @@ def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
             continue
         # the stretch of short steps: piece[a:b]
         longer = np.flatnonzero(steps[a:] * DETOUR_RATIO > typical)
-        if longer.shape[0] == 0:
-            continue
-        b = a + 1 + int(longer[0])
-        if b - a < BRANCH_MIN_STEPS or b + width >= n:
-            continue
-        after = piece[np.r_[a - 1, b : b + width + 1]]
-        if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
+        if longer.shape[0] > 0:
+            b = a + 1 + int(longer[0])
+            if b - a >= BRANCH_MIN_STEPS and b + width < n:
+                after = piece[np.r_[a - 1, b : b + width + 1]]
+                if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
+                    return a, b
+        b = _detour_to_slower_steps(D, piece, steps, a)
+        if b is not None:
             return a, b
+    return None
+
+
+def _detour_to_slower_steps(D: np.ndarray, piece: np.ndarray, steps: np.ndarray, a: int) -> int | None:
+    """The end ``b`` of a detour ``piece[a:b]`` measured against the run's steps after it, or None."""
+    n, width = piece.shape[0], CONSISTENT_STEPS
+    # the first step DETOUR_RATIO times the longest of the stretch's steps before it
+    # (a fine-tune's warm-up lengthens its steps, but gradually)
+    longest = np.maximum.accumulate(steps[a - 1 : n - 2])
+    ends = np.flatnonzero(steps[a : n - 1] >= DETOUR_RATIO * longest)
+    b = a + 1 + int(ends[0]) if ends.shape[0] else None
+    if b is None or b - a < BRANCH_MIN_STEPS or b + width >= n:
+        return None
+    scale = float(np.median(steps[b : b + width]))
+    stretch = float(np.median(steps[a - 1 : b - 1]))
+    bridge = float(D[piece[a - 1], piece[b]])
+    if stretch * DETOUR_RATIO <= scale and abs(np.log(bridge / scale)) <= np.log(DETOUR_RATIO):
+        return b
     return None
 
 
