@@ -70,11 +70,9 @@ def _term(op, a, b):
 # any moves on (256 float32 columns, 512 bfloat16): every row of the block is
 # read a little at a time, side by side, so the hardware prefetchers stream all
 # of them at once, and the piece stays in L1 for the other groups. A group
-# sweeping a whole tile waited on its 4 new rows alone. Measured (D = 4e6, two
-# threads), float32 N = 32: 46.4 ms with whole 1,024-column tiles, 41.7 at 512
-# columns, 38.2-38.9 at 256, 46.6 at 128 (the register tiles' sums are
-# reduced once per piece); bfloat16, which widens every load and is not
-# waiting on memory: 39.9, 40.3, 41.6 ms at 1,024, 512, 256 columns.
+# sweeping a whole tile waited on its 4 new rows alone; shorter pieces pay
+# for reducing the register tiles' sums once per piece. The fastest width
+# measured (bench/RESULTS.md, "Short sweeps").
 SWEEP_BYTES = 1024
 
 # Rows of x (and of y) that one register tile holds: a 4 x 4 block of pairs

@@ -55,10 +55,9 @@ SINGLE_ROWS = 12
 # Columns each group of rows sweeps before the next group starts (within a tile
 # of TILE columns, whose chunks stay those of the pairwise kernels). Short
 # sweeps touch every row of the block in turn, a few cache lines each, so the
-# hardware prefetchers stream all rows at once; a group sweeping 1,024 columns
-# waited on its 4 new rows alone (measured, N = 32, D = 4e6, two threads:
-# curvature 23.7 ms at 1,024 columns, 17.5 at 256, 16.6 at 128 and 64;
-# 27-31 ms at 2,048-8,192; steps alone 17.3 -> 16.4 ms).
+# hardware prefetchers stream all rows at once; a group sweeping a whole tile
+# waited on its 4 new rows alone. The fastest width measured (bench/RESULTS.md,
+# "Short sweeps").
 SWEEP = 128
 
 # The rows of the path sums as bits of the compiled kernels' constant mask.
