@@ -36,6 +36,20 @@ def n_column_chunks(n_tiles):
     return min(N_CHUNKS, (n_tiles + MIN_CHUNK_TILES - 1) // MIN_CHUNK_TILES)
 
 
+@numba.njit(inline="always")
+def add_chunks(out, partial):
+    """Add each column chunk's partial sums ``partial[c]`` to ``out``, in chunk order.
+
+    Plain loops: in a parallel kernel an array expression such as
+    ``out += partial[c]`` becomes a parallel region of its own, one launch
+    per chunk (measured: step_norms at N = 32, D = 4e6, 1.3 ms slower with 64 chunks).
+    """
+    for c in range(partial.shape[0]):
+        for r in range(out.shape[0]):
+            for i in range(out.shape[1]):
+                out[r, i] += partial[c, r, i]
+
+
 def host_array(data):
     """The NumPy view of a block's data (torch CPU tensors share their memory)."""
     if is_torch_tensor(data):

@@ -44,7 +44,15 @@ import numpy as np
 from numba import prange
 
 from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, PairOp
-from wtraj.kernels.numba._common import FASTMATH, TILE, accumulator_zero, host_array, load, n_column_chunks
+from wtraj.kernels.numba._common import (
+    FASTMATH,
+    TILE,
+    accumulator_zero,
+    add_chunks,
+    host_array,
+    load,
+    n_column_chunks,
+)
 from wtraj.kernels.numba.steps import path_mask, steps_block, tile_sums
 
 # Above this many rows (squared: pairs) the column-chunk partials
@@ -216,8 +224,7 @@ def _unit_by_columns(x, x_start, x_scale, y, y_start, y_scale, width, symmetric,
             for i in range(n):
                 j_first = i + 1 if symmetric else 0
                 _unit_row(x, i, xk0, x_scale, y, yk0, y_scale, tile_width, j_first, partial[c])
-    for c in range(n_chunks):
-        out += partial[c]
+    add_chunks(out, partial)
 
 
 @numba.njit(parallel=True, fastmath=UNIT_FASTMATH, cache=True, nogil=True)
@@ -270,13 +277,9 @@ def _build(op, zero, steps_mask):
                 if steps_mask:
                     # the tile is still in cache: its path sums cost no second read from memory
                     tile_sums(steps_mask, x, x_start + k0, x_start + k0 + tile_width, steps_partial[c])
-        for c in range(n_chunks):
-            out += partial[c]
+        add_chunks(out, partial)
         if steps_mask:
-            for c in range(n_chunks):
-                for r in range(N_PATH_SUMS):
-                    for i in range(n):
-                        steps_out[r, i] += steps_partial[c, r, i]
+            add_chunks(steps_out, steps_partial)
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
     def by_rows(x, x_start, y, y_start, width, symmetric, out):

@@ -41,7 +41,7 @@ import numpy as np
 from numba import prange
 
 from wtraj.kernels.contract import ALL_PATH_SUMS, N_PATH_SUMS, PathSum
-from wtraj.kernels.numba._common import FASTMATH, TILE, host_array, load, n_column_chunks
+from wtraj.kernels.numba._common import FASTMATH, TILE, add_chunks, host_array, load, n_column_chunks
 
 # Rows whose sums one sweep of a tile accumulates: 4 rows x 5 sums are 20
 # vector accumulators, plus 6 loaded rows, within AVX-512VL's 32 registers.
@@ -277,10 +277,7 @@ def _build(mask):
                 k0 = start + t * TILE
                 k1 = min(k0 + TILE, stop)
                 tile_sums(mask, x, k0, k1, partial[c])
-        for c in range(n_chunks):
-            for r in range(N_PATH_SUMS):
-                for i in range(n):
-                    out[r, i] += partial[c, r, i]
+        add_chunks(out, partial)
 
     return by_columns
 
