@@ -191,9 +191,7 @@ def evaluate_finetunes(runs, rows):
         X, permutation = shuffled(X, seed=len(case))
         truth, position = truth[permutation], position[permutation]
         labels = wtraj.separate_trajectories(X)
-        # a fine-tune saved from its very first iteration holds its branch point as is
-        keep = ~shared_rows(X, truth)
-        ari = adjusted_rand_score(truth[keep], labels[keep])
+        ari = adjusted_rand_score(truth, labels)
         trees = {
             "branches": wtraj.trajectory_tree(X),
             "branches_mother": mother_tree(X, wtraj.pairwise(X)),
@@ -265,6 +263,11 @@ def evaluate_assignment(runs, rows, seed_set):
                 )
 
 
+def _finds(flag, event):
+    """Whether a flag at row ``flag`` lies within one checkpoint of the event at ``event`` (None: none)."""
+    return event is not None and abs(flag - event) <= 1
+
+
 def shift_counts(shift_rows, threshold):
     """(found, shifts, false flags, clean runs, LR drops flagged as shifts, right flags) at ``threshold``.
 
@@ -278,11 +281,11 @@ def shift_counts(shift_rows, threshold):
             false += len(flagged)
         else:
             shifts += 1
-            near = [abs(i - row["expected"]) <= 1 for i in flagged]
+            near = [_finds(i, row["expected"]) for i in flagged]
             found += any(near)
             right += sum(near)
             false += len(near) - sum(near)
-        lr_as_shift += sum(any(abs(i - d) <= 1 for i in flagged) for d in row["lr_drops"])
+        lr_as_shift += sum(any(_finds(i, d) for i in flagged) for d in row["lr_drops"])
     return found, shifts, false, clean, lr_as_shift, right
 
 
@@ -442,7 +445,7 @@ def shift_failures(shift_rows, threshold) -> list[str]:
     for row in shift_rows:
         flagged = [(i, score) for i, kind, score in row["events"] if kind == "shift" and score >= threshold]
         expected = row["expected"]
-        false = [(i, score) for i, score in flagged if expected is None or abs(i - expected) > 1]
+        false = [(i, score) for i, score in flagged if not _finds(i, expected)]
         out += [f"shift flagged {row['run']}: row {i}, score {score:.2f}" for i, score in false]
         if expected is not None and len(false) == len(flagged):
             out.append(f"shift missed {row['run']}: row {expected} ({row['shift_kind']})")
