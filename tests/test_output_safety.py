@@ -464,6 +464,26 @@ def test_what_replaced_the_report_meanwhile_is_kept(kind, tmp_path):
     assert _snapshot(tmp_path) == expected
 
 
+def test_a_report_swapped_in_while_the_old_one_is_checked_is_no_foreign_folder(tmp_path, monkeypatch):
+    from wtraj.report import output_target
+
+    target = tmp_path / "report"
+    _own_report(target, "first")
+    real_read_marker = output_target.read_marker
+
+    def read_while_another_run_replaces(folder):
+        # another run moves the report aside before its marker is read, then puts its own in place
+        os.rename(target, tmp_path / "aside")
+        marker = real_read_marker(folder)
+        _own_report(target, "second")
+        return marker
+
+    with monkeypatch.context() as patch:
+        patch.setattr(output_target, "read_marker", read_while_another_run_replaces)
+        assert prepare_output(target, overwrite=True) == target.resolve()
+    assert (target / "a.txt").read_text() == "second"
+
+
 def test_interleaved_overwrites_leave_one_complete_report(tmp_path):
     target = tmp_path / "reports" / "report"
     target.parent.mkdir()
@@ -476,7 +496,7 @@ def test_interleaved_overwrites_leave_one_complete_report(tmp_path):
         # all runs start replacing at the same moment
         while not os.path.exists({str(go)!r}):
             time.sleep(0.01)
-        for i in range(40):
+        for i in range(60):
             with OutputFolder({str(target)!r}, overwrite=True) as out:
                 for name in ("a.txt", "b.txt", "c.txt"):
                     out.write_text(name, f"{{os.getpid()}}-{{i}}")
@@ -486,12 +506,12 @@ def test_interleaved_overwrites_leave_one_complete_report(tmp_path):
         subprocess.Popen(
             [sys.executable, "-c", script], env=_environment(), stderr=subprocess.PIPE, text=True
         )
-        for _ in range(4)
+        for _ in range(6)
     ]
     time.sleep(2.0)
     go.touch()
     errors = [p.communicate(timeout=300)[1] for p in processes]
-    assert [p.returncode for p in processes] == [0] * 4, errors
+    assert [p.returncode for p in processes] == [0] * 6, errors
     assert [p.name for p in target.parent.iterdir()] == ["report"]
     contents = {(target / name).read_text() for name in ("a.txt", "b.txt", "c.txt")}
     assert len(contents) == 1 and read_marker(target)["files"] == ["a.txt", "b.txt", "c.txt"]

@@ -60,20 +60,32 @@ def prepare_output(
     target = _resolved(path)
     _check_outside_inputs(path, target, inputs)
     sweep_leftovers(target)
-    if os.path.lexists(target):
-        if not target.is_dir():
-            # checked again: another run may have just moved its report aside
-            if os.path.lexists(target):
-                raise FileExistsError(f"{path} exists and is not a folder; choose another output path.")
-        elif not overwrite:
+    # one lstat: other runs replacing the same report swap folders in and out between calls
+    found = _lstat(target)
+    if found is not None:
+        if not stat.S_ISDIR(found.st_mode):
+            raise FileExistsError(f"{path} exists and is not a folder; choose another output path.")
+        if not overwrite:
             raise FileExistsError(
                 f"output folder {path} already exists; pass --overwrite to replace it "
                 "or choose another --out."
             )
-        else:
-            check_replaceable(path, target)
+        check_replaceable(path, target)
     _check_writable(path, target)
     return target
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    """The status of ``path`` itself (a symlink is not followed), None if nothing is there."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    found = _lstat(path)
+    return None if found is None else (found.st_dev, found.st_ino)
 
 
 def read_marker(folder: str | os.PathLike) -> dict | None:
@@ -149,10 +161,11 @@ def _check_outside_inputs(
 def check_replaceable(shown: str | os.PathLike, target: Path) -> None:
     """Refuse to replace anything but an unchanged wtraj report that is not the current directory.
 
-    A target that vanishes during the check (another run moved its report
-    aside) passes: there is nothing to replace. The final check is made on
-    the folder once moved into the run's own work folder, where no other run
-    can swap it (:class:`wtraj.report.writer.OutputFolder`).
+    A target that vanishes or is swapped for another folder during the check
+    (other runs replacing the same report) passes: there is nothing
+    consistent to judge. The final check is made on the folder once moved
+    into the run's own work folder, where no other run can swap it
+    (:class:`wtraj.report.writer.OutputFolder`).
     """
     cwd = Path.cwd().resolve()
     if cwd == target or target in cwd.parents:
@@ -160,6 +173,7 @@ def check_replaceable(shown: str | os.PathLike, target: Path) -> None:
             f"output folder {shown} is or holds the current directory; --overwrite never "
             "replaces it: choose another output folder."
         )
+    before = _identity(target)
     try:
         entries = list(os.scandir(target))
     except FileNotFoundError:
@@ -167,7 +181,7 @@ def check_replaceable(shown: str | os.PathLike, target: Path) -> None:
     except NotADirectoryError:
         raise FileExistsError(f"{shown} exists and is not a folder; choose another output path.") from None
     marker = read_marker(target)
-    if marker is None and not os.path.lexists(target):
+    if _identity(target) != before:
         return
     if marker is None:
         raise FileExistsError(
