@@ -8,6 +8,8 @@ bench/RESULTS.md, "Analysis constants".
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from wtraj.analysis._rooted import AHEAD_FRACTION, Rooted
@@ -33,7 +35,30 @@ DETOUR_RATIO = 3.0
 CONSISTENT_STEPS = 3
 
 
-def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:
+class Runs(NamedTuple):
+    """The runs of one component once fine-tunes are cut from the chains (:func:`split_branches`).
+
+    Attributes
+    ----------
+    labels : ndarray
+        Run of each node: the chains' own, then one per branch.
+    mains : list of ndarray
+        Each chain's own run, in training order.
+    branches : list of ndarray
+        Each branch cut from a chain, in training order.
+    hung : dict
+        Node -> the checkpoint it hangs from, for the first checkpoint of each
+        short piece joined to another run's (a detour the chain made):
+        within its run it follows no checkpoint.
+    """
+
+    labels: np.ndarray
+    mains: list[np.ndarray]
+    branches: list[np.ndarray]
+    hung: dict[int, int]
+
+
+def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray]) -> Runs:
     """The chains, with each fine-tune or parent continuation that a chain also covers made a chain.
 
     All chains leave the start, so one chain covers a parent run and the
@@ -54,22 +79,25 @@ def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray
     ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint.
 
     ``orders``: each chain's nodes in training order (:func:`wtraj.analysis._rooted.chain_order`).
-    Returns the chain of each node, new chains numbered after the given ones.
+    The new chains are numbered after the given ones.
     """
     labels = chain.copy()
-    label = len(orders)
+    mains, all_branches, hung = [], [], {}
     for order in orders:
-        for branch in _branches(component, order)[1]:
-            labels[branch] = label
-            label += 1
-    return labels
+        main, branches, joined = _branches(component, order)
+        mains.append(main)
+        hung.update(joined)
+        for branch in branches:
+            labels[branch] = len(orders) + len(all_branches)
+            all_branches.append(branch)
+    return Runs(labels, mains, all_branches, hung)
 
 
-def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One chain's own run and the branches it also covers, each in training order."""
+def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], dict[int, int]]:
+    """One chain's own run, the branches it also covers (each in training order) and ``Runs.hung``."""
     D, progress = component.D, component.progress
     if order.shape[0] < BRANCH_MIN_STEPS + 2:
-        return order, []
+        return order, [], {}
     steps = D[order[:-1], order[1:]]
     jump = BRANCH_JUMP * float(np.median(steps))
     back = progress[order[:-1]] - progress[order[1:]] > AHEAD_FRACTION * steps
@@ -114,12 +142,14 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
             continue
         j = int(returns[0])
         pieces += list(_continuation(component, piece[: j + 1], piece[j + 1 :]))[::-1]
-    branches = _join_short(D, main, branches)
-    return _turns_to_branches(D, component.neighbours[:, 0], main, branches)
+    branches, hung = _join_short(D, main, branches)
+    main, branches = _turns_to_branches(D, component.neighbours[:, 0], main, branches, hung)
+    main, branches = _slow_starts_to_branches(D, main, branches, hung)
+    return main, branches, hung
 
 
 def _turns_to_branches(
-    D: np.ndarray, nearest: np.ndarray, main: np.ndarray, branches: list[np.ndarray]
+    D: np.ndarray, nearest: np.ndarray, main: np.ndarray, branches: list[np.ndarray], hung: dict[int, int]
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The run and its branches, with each checkpoint of the run that a branch holds more cheaply moved there.
 
@@ -131,7 +161,8 @@ def _turns_to_branches(
     belongs there when stepping over it on the run and joining it to that
     nearest costs less than the two steps through it: the run turns back
     there by well over a right angle. It goes to the branch before its
-    nearest. No constant is involved.
+    nearest (and takes over its place in ``hung``, updated in place). No
+    constant is involved.
     """
     branches = list(branches)
     while branches and main.shape[0] >= 3:
@@ -151,26 +182,113 @@ def _turns_to_branches(
         at = int(np.flatnonzero(branch == target)[0])
         branches[owner[target]] = np.concatenate([branch[:at], [node], branch[at:]])
         main = main[main != node]
+        hung.pop(int(node), None)
+        if int(target) in hung:
+            hung[int(node)] = hung.pop(int(target))
     return main, branches
 
 
-def _join_short(D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]) -> list[np.ndarray]:
+def _slow_starts_to_branches(
+    D: np.ndarray, main: np.ndarray, branches: list[np.ndarray], hung: dict[int, int]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The run and its branches, with a branch's first checkpoints that its host run took given back.
+
+    A fine-tune's first steps are often much shorter than its parent's (a
+    warm-up, a small learning rate), so its first checkpoints crowd its
+    branch point and the parent's chain may pass through them: the squared
+    steps barely differ. Their lengths do: the parent's steps jump down to
+    them and back up. A stretch of the host run (the piece holding the
+    checkpoint the branch hangs from) of fewer than ``BRANCH_MIN_STEPS``
+    checkpoints around that checkpoint goes to the front of the branch,
+    all of it or all but one checkpoint that stays on the host run, when
+    that makes the step lengths of the host run and the branch change least
+    (:func:`_step_changes`, over ``CONSISTENT_STEPS`` steps on each side).
+    ``hung`` loses the moved checkpoints. No constant of its own.
+    """
+    pieces = [main, *branches]
+    for b in range(1, len(pieces)):
+        branch = pieces[b]
+        others = np.concatenate([p for j, p in enumerate(pieces) if j != b])
+        anchor = int(others[np.argmin(D[branch[0], others])])
+        host = next(j for j, p in enumerate(pieces) if j != b and anchor in p)
+        moved = _slow_start(D, pieces[host], branch, int(np.flatnonzero(pieces[host] == anchor)[0]))
+        if moved is None:
+            continue
+        stretch, kept = moved
+        pieces[b] = np.concatenate([stretch, branch])
+        pieces[host] = kept
+        for node in stretch:
+            hung.pop(int(node), None)
+    return pieces[0], pieces[1:]
+
+
+def _slow_start(
+    D: np.ndarray, host: np.ndarray, branch: np.ndarray, at: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(checkpoints for the front of ``branch``, the rest of ``host``) or None (see above)."""
+    width = CONSISTENT_STEPS
+
+    def cost(rest: np.ndarray, front: np.ndarray, lo: int, hi: int) -> float:
+        # the host run around the stretch, and the branch from where it hangs on
+        path = np.concatenate([front, branch[: width + 1]])
+        outside = np.setdiff1d(rest, path, assume_unique=True)
+        start = outside[np.argmin(D[path[0], outside])]
+        return _step_changes(D, rest[max(lo - width, 0) : hi + width]) + _step_changes(
+            D, np.concatenate([[start], path])
+        )
+
+    best, chosen = cost(host, np.empty(0, dtype=host.dtype), at, at + 1), None
+    for lo in range(max(at - BRANCH_MIN_STEPS + 2, 1), at + 1):
+        for hi in range(at + 1, min(lo + BRANCH_MIN_STEPS - 1, host.shape[0]) + 1):
+            stretch = host[lo:hi]
+            for stay in [None, *range(stretch.shape[0])]:
+                front = stretch if stay is None else np.delete(stretch, stay)
+                if front.shape[0] == 0:
+                    continue
+                kept = np.concatenate([host[:lo], stretch[stay : stay + 1] if stay is not None else [], host[hi:]])
+                kept = kept.astype(host.dtype)
+                # the front ends where the branch begins
+                if D[front[0], branch[0]] < D[front[-1], branch[0]]:
+                    front = front[::-1]
+                value = cost(kept, front, lo, lo + (stay is not None))
+                if value < best:
+                    best, chosen = value, (front, kept)
+    return chosen
+
+
+def _step_changes(D: np.ndarray, path: np.ndarray) -> float:
+    """How much the step lengths along ``path`` change: the sum of |log| of consecutive steps' ratios."""
+    steps = D[path[:-1], path[1:]]
+    return float(np.abs(np.diff(np.log(steps))).sum()) if steps.shape[0] > 1 else 0.0
+
+
+def _join_short(
+    D: np.ndarray, main: np.ndarray, branches: list[np.ndarray]
+) -> tuple[list[np.ndarray], dict[int, int]]:
     """The branches, each shorter than ``BRANCH_MIN_STEPS`` joined to the piece of its nearest checkpoint.
 
     Every rule above finds branches of at least that many steps; a shorter
     piece is a detour the chain made on its way (a fine-tune's first
-    checkpoint visited beside its branch point).
+    checkpoint visited beside its branch point). A piece nearest a branch's
+    first checkpoint comes before it (the branch's own first checkpoints,
+    left behind by the chain); otherwise it is a detour, and ``Runs.hung``
+    (returned too) hangs its first checkpoint from its nearest outside it.
     """
-    pieces = [main, *branches]
+    pieces, hung = [main, *branches], {}
     while True:
         short = [i for i, p in enumerate(pieces) if i > 0 and p.shape[0] < BRANCH_MIN_STEPS]
         if not short:
-            return pieces[1:]
+            return pieces[1:], hung
         i = short[0]
         others = np.concatenate([p for j, p in enumerate(pieces) if j != i])
         owner = np.concatenate([np.full(p.shape[0], j) for j, p in enumerate(pieces) if j != i])
-        nearest = int(owner[np.argmin(D[np.ix_(pieces[i], others)].min(axis=0))])
-        pieces[nearest] = np.concatenate([pieces[nearest], pieces[i]])
+        closest = int(np.argmin(D[np.ix_(pieces[i], others)].min(axis=0)))
+        nearest = int(owner[closest])
+        if nearest > 0 and others[closest] == pieces[nearest][0]:
+            pieces[nearest] = np.concatenate([pieces[i], pieces[nearest]])
+        else:
+            hung[int(pieces[i][0])] = int(others[np.argmin(D[pieces[i][0], others])])
+            pieces[nearest] = np.concatenate([pieces[nearest], pieces[i]])
         del pieces[i]
 
 

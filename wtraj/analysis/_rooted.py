@@ -304,7 +304,12 @@ def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
     return order[order != root]
 
 
-def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
+def chain_parents(
+    component: Rooted,
+    orders: list[np.ndarray],
+    branches: list[np.ndarray] = (),
+    hung: dict[int, int] | None = None,
+) -> np.ndarray:
     """Parent of each node of a component, as an index into the component (root: -1).
 
     ``orders``: each chain's nodes in training order (:func:`chain_order`).
@@ -316,6 +321,13 @@ def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
     from the nearest checkpoint clearly behind it (progress lower by at least
     half their distance): the shared start, or the checkpoint a fine-tune
     branched from.
+
+    ``branches`` (fine-tunes cut from the chains, in training order, see
+    :func:`wtraj.analysis._branches.split_branches`) follow their own order,
+    and each hangs from the checkpoint nearest its first outside it, its
+    branch point: progress cannot tell that one, since a fine-tune's first
+    checkpoints lie about as far from the start as its branch point. ``hung``
+    fixes the parents of some nodes (``Runs.hung``).
     """
     D, progress, root = component.D, component.progress, component.root
     local = np.full(D.shape[0], -1, dtype=np.int64)
@@ -328,6 +340,14 @@ def chain_parents(component: Rooted, orders: list[np.ndarray]) -> np.ndarray:
     ahead = progress[local[nodes]] - progress[nodes] > AHEAD_FRACTION * D[local[nodes], nodes]
     for node in nodes[ahead]:
         local[node] = _nearest_behind(D, progress, root, int(node))
+    outside = np.ones(D.shape[0], dtype=bool)
+    for branch in branches:
+        outside[branch] = False
+        local[branch[0]] = np.flatnonzero(outside)[np.argmin(D[branch[0], outside])]
+        local[branch[1:]] = branch[:-1]
+        outside[branch] = True
+    for node, parent in (hung or {}).items():
+        local[node] = parent
     _break_cycles(D, progress, root, local)
     return local
 

@@ -99,10 +99,13 @@ def separate_nodes(
     for m, component, k in zip(members, components, counts):
         chain = component.runs(k)
         orders = [chain_order(component, chain, c) for c in range(k)]
-        # the tree follows the chains, branches hang where they left (see chain_parents)
-        local = chain_parents(component, orders)
         if n_trajectories is None:
-            chain = split_branches(component, chain, orders)
+            runs = split_branches(component, chain, orders)
+            chain = runs.labels
+            # the tree follows the runs, branches hang where they left (see chain_parents)
+            local = chain_parents(component, runs.mains, runs.branches, runs.hung)
+        else:
+            local = chain_parents(component, orders)
         labels[m] = offset + chain
         parent[m] = np.where(local >= 0, m[np.maximum(local, 0)], -1)
         offset += int(chain.max()) + 1
