@@ -241,16 +241,17 @@ def _slow_start(
     for lo in range(max(at - BRANCH_MIN_STEPS + 2, 1), at + 1):
         for hi in range(at + 1, min(lo + BRANCH_MIN_STEPS - 1, host.shape[0]) + 1):
             stretch = host[lo:hi]
+            # the checkpoint that stays on the host run: none, or one of the stretch
             for stay in [None, *range(stretch.shape[0])]:
-                front = stretch if stay is None else np.delete(stretch, stay)
+                staying = stretch[stay : stay + 1] if stay is not None else stretch[:0]
+                front = np.delete(stretch, stay) if stay is not None else stretch
                 if front.shape[0] == 0:
                     continue
-                kept = np.concatenate([host[:lo], stretch[stay : stay + 1] if stay is not None else [], host[hi:]])
-                kept = kept.astype(host.dtype)
+                kept = np.concatenate([host[:lo], staying, host[hi:]])
                 # the front ends where the branch begins
                 if D[front[0], branch[0]] < D[front[-1], branch[0]]:
                     front = front[::-1]
-                value = cost(kept, front, lo, lo + (stay is not None))
+                value = cost(kept, front, lo, lo + staying.shape[0])
                 if value < best:
                     best, chosen = value, (front, kept)
     return chosen
