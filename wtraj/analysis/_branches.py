@@ -133,8 +133,7 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
         if returns.shape[0] == 0:
             detour = _detour(D, piece)
             if detour is not None:
-                a, b = detour
-                pieces += [np.concatenate([piece[:a], piece[b:]]), piece[a:b]]
+                pieces += [piece[~detour], piece[detour]]
             elif main is None and piece[0] == order[0]:
                 main = piece
             else:
@@ -293,8 +292,8 @@ def _join_short(
         del pieces[i]
 
 
-def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
-    """A stretch ``piece[a:b]`` of much shorter steps that the run itself steps over, or None.
+def _detour(D: np.ndarray, piece: np.ndarray) -> np.ndarray | None:
+    """Where ``piece`` runs along a detour of much shorter steps that the run steps over (a mask), or None.
 
     A slow fine-tune (a small learning rate, a fine checkpoint cadence) that
     the chain runs along forwards between two checkpoints of its parent: its
@@ -311,6 +310,12 @@ def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
     its steps are ``DETOUR_RATIO`` times shorter than the run's after it too
     and the run's next step, over the stretch, is within ``DETOUR_RATIO`` of
     the run's steps after it (:func:`_detour_to_slower_steps`).
+
+    The chain may also weave between the two, where the fine-tune runs
+    beside its parent a parent's step away: then the detour is every
+    checkpoint reached from the detour's last in a step that short, while
+    the run goes on in steps within ``DETOUR_RATIO`` of its median step
+    (:func:`_woven_detour`).
     """
     steps = D[piece[:-1], piece[1:]]
     n, width = piece.shape[0], CONSISTENT_STEPS
@@ -327,11 +332,47 @@ def _detour(D: np.ndarray, piece: np.ndarray) -> tuple[int, int] | None:
             if b - a >= BRANCH_MIN_STEPS and b + width < n:
                 after = piece[np.r_[a - 1, b : b + width + 1]]
                 if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
-                    return a, b
+                    return _between(n, a, b)
         b = _detour_to_slower_steps(D, piece, steps, a)
         if b is not None:
-            return a, b
+            return _between(n, a, b)
+        woven = _woven_detour(D, piece, a, typical)
+        if woven is not None:
+            return woven
     return None
+
+
+def _between(n: int, a: int, b: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[a:b] = True
+    return mask
+
+
+def _woven_detour(D: np.ndarray, piece: np.ndarray, a: int, typical: float) -> np.ndarray | None:
+    """The detour from ``piece[a]`` on where the chain weaves between it and the run (a mask), or None.
+
+    From ``piece[a]`` on, a checkpoint within a ``DETOUR_RATIO`` times
+    shorter step than ``typical`` of the detour's last is the detour's; else
+    one within ``DETOUR_RATIO`` of ``typical`` from the run's last is the
+    run's; the first that is neither ends the weave (the rest is the run's).
+    A detour of at least ``BRANCH_MIN_STEPS`` steps beside at least
+    ``CONSISTENT_STEPS + 1`` of the run's checkpoints counts: a run whose
+    learning rate dropped has no steps of the old length after the drop.
+    """
+    n = piece.shape[0]
+    detour, run = [a], [a - 1]
+    for i in range(a + 1, n):
+        if D[piece[detour[-1]], piece[i]] * DETOUR_RATIO <= typical:
+            detour.append(i)
+        elif abs(np.log(D[piece[run[-1]], piece[i]] / typical)) <= np.log(DETOUR_RATIO):
+            run.append(i)
+        else:
+            break
+    if len(detour) <= BRANCH_MIN_STEPS or len(run) <= CONSISTENT_STEPS + 1:
+        return None
+    mask = np.zeros(n, dtype=bool)
+    mask[detour] = True
+    return mask
 
 
 def _detour_to_slower_steps(D: np.ndarray, piece: np.ndarray, steps: np.ndarray, a: int) -> int | None:
