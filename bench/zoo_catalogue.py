@@ -282,3 +282,21 @@ def _full(add) -> None:
     cnn = add("digits-cnn-sgd_momentum-constant-epoch")
     add("digits-cnn-adam-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.1,
         transform=("noise", 0.5), parent=(cnn, 12))  # fmt: skip
+
+    # blind held-out fine-tunes, added after the fine-tune rules above had seen every
+    # earlier fine-tune family (2026-12-01), and scored once before any change: a GRU
+    # parent fine-tuned on other sequences, an AdamW wine parent with a log-spaced
+    # fine-tune and a fine-tune of that, and a CNN fine-tuned on inverted images at
+    # a log-spaced cadence with a one-cycle schedule
+    gru = add("sequence-gru-sgd_momentum-constant-epoch")
+    add("sequence-gru-adam-constant-every_k", "finetune", length=0.5, lr_scale=0.1,
+        transform=("label_permutation", 0.5), parent=(gru, 10))  # fmt: skip
+    add("sequence-gru-sgd_momentum-warmup_cosine-epoch", "finetune", length=0.5, lr_scale=0.5,
+        transform=("noise", 0.5), parent=(gru, 14))  # fmt: skip
+    wine = add("wine-mlp-adamw-constant-epoch")
+    tune = add("wine-mlp-sgd-constant-log", "finetune", length=0.5, lr_scale=0.5,
+               transform=("class_subset", 0.34), parent=(wine, 10))  # fmt: skip
+    add("wine-mlp-adamw-onecycle-iteration", "finetune", length=0.5, lr_scale=0.3, parent=(tune, 8))
+    cnn = add("digits-cnn-adam-constant-epoch")
+    add("digits-cnn-sgd_momentum-onecycle-log", "finetune", length=0.5, lr_scale=0.5,
+        transform=("invert", 0.5), parent=(cnn, 20))  # fmt: skip

@@ -73,7 +73,7 @@ def test_full_catalogue_has_the_structures_asked_for():
     tunes = [spec for spec in specs if spec["meta"]["kind"] == "finetune"]
     tuned_ids = {spec["id"] for spec in tunes}
     parents = {spec["meta"]["parent"]["run"] for spec in tunes}
-    assert len(parents - tuned_ids) == 6 and len(parents & tuned_ids) == 1
+    assert len(parents - tuned_ids) == 9 and len(parents & tuned_ids) == 2
     # fine-tunes on both parts, so that the rules for them are checked on held-out ones
     assert {spec["meta"]["split"] for spec in tunes} == {"dev", "heldout"}
     shifts = [spec["config"]["shift"] for spec in specs if spec["config"]["shift"]]
