@@ -549,6 +549,39 @@ def test_a_fine_tune_the_chain_weaves_through_is_a_run_of_its_own(seed):
     assert truth[parent[first]] == 0 and abs(position[parent[first]] - 18) <= 1
 
 
+def _run_whose_norm_dips(seed: int, d: int = 3000) -> np.ndarray:
+    """20 checkpoints of a fine-tune whose norm dips where its steps peak (a one-cycle schedule).
+
+    Its steps grow from 0.01 to 2.0 towards the origin, then it turns and
+    its steps shrink as its norm grows again: the least norm, at row 6, is
+    no end of the seriation, and from it both ways look like runs leaving it.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=d)
+    x *= 10 / np.linalg.norm(x)
+    inward = -x / np.linalg.norm(x)
+    turn = rng.normal(size=d)
+    turn -= (turn @ inward) * inward
+    turn /= np.linalg.norm(turn)
+    rows = [x]
+    for step in [0.01, 0.03, 0.1, 0.4, 1.3, 2.0]:
+        x = x + step * (0.6 * inward + 0.8 * rng.normal(size=d) / np.sqrt(d))
+        rows.append(x)
+    for t in range(13):
+        x = x + 0.75**t * (0.6 * turn - 0.4 * inward + 0.5 * rng.normal(size=d) / np.sqrt(d))
+        rows.append(x)
+    return np.array(rows, dtype=np.float32)
+
+
+# before the least norm had to be left by several runs to be a start, each was two runs
+@pytest.mark.parametrize("seed", range(4))
+def test_a_run_whose_norm_dips_mid_run_is_one_run(seed):
+    X = _run_whose_norm_dips(seed)
+    assert int(np.argmin(np.linalg.norm(X, axis=1))) == 6
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    assert wtraj.separate_trajectories(X[permutation]).max() == 0
+
+
 def test_identical_rows_share_a_label():
     X, _ = stack(["init0", "init1"])
     X = np.concatenate([X, X[[10, 40]]])

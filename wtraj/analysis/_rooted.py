@@ -262,12 +262,16 @@ def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
     the checkpoint of least norm: training moves the weights' norm one way,
     on the zoo mostly up, so a start at neither end of the seriation (the
     ends of a shifted and an unshifted sibling) still has about the least.
+    Such a candidate must be left by several runs: the seriation (with the
+    norms) passes through a checkpoint inside one run, and a fine-tune's
+    norm may dip where a one-cycle schedule's rate peaks.
     """
     n = D.shape[0]
     neighbours = nearest_neighbours(D, COVER_NEIGHBOURS) if n > 1 else None
     if n < 3:
         return Rooted(D, 0, neighbours)
-    order, _ = order_nodes(D)
+    # with the norms, a data shift's jump back towards the start leaves the start an end
+    order, _ = order_nodes(D, norms=norms)
     starts = dict.fromkeys([int(order[0]), int(order[-1])])
     if norms is not None and _ends_far_from_least_norm(norms, list(starts)):
         starts[int(np.argmin(norms))] = None
@@ -276,7 +280,12 @@ def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
         neighbours = nearest_neighbours(D, width)
     candidates = [Rooted(D, start, neighbours) for start in starts]
     # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
-    candidates = [c for c in candidates if _first_steps_point_one_way(D, c.root, c.count)] or candidates
+    ends = (int(order[0]), int(order[-1]))
+    # nor is the least norm where one run leaves it, off the seriation's ends: the run passes it
+    candidates = [
+        c for c in candidates
+        if _first_steps_point_one_way(D, c.root, c.count) and (c.root in ends or c.count > 1)
+    ] or candidates  # fmt: skip
     # ties keep the seriation's own choice of start (the first candidate)
     return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
 
