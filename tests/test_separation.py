@@ -502,14 +502,17 @@ def _warm_fine_tune(seed: int, d: int = 3000):
 # these shuffles (ARI 0.943) and the tree hung the fine-tune's first from its second in 2
 @pytest.mark.parametrize("seed", range(20))
 def test_a_warming_up_fine_tune_is_whole_and_hangs_from_its_branch_point(seed):
-    X, truth, position = _warm_fine_tune(seed)
+    _assert_whole_fine_tune_branching_at(*_warm_fine_tune(seed), row=15, seed=seed)
+
+
+def _assert_whole_fine_tune_branching_at(X, truth, position, row: int, seed: int) -> None:
+    """Shuffled, parent (truth 0) and fine-tune (1) are two runs, and the fine-tune hangs from ``row`` ±1."""
     permutation = np.random.default_rng(seed).permutation(X.shape[0])
     X, truth, position = X[permutation], truth[permutation], position[permutation]
-    labels = wtraj.separate_trajectories(X)
-    assert ari(truth, labels) == 1.0
+    assert ari(truth, wtraj.separate_trajectories(X)) == 1.0
     parent = wtraj.trajectory_tree(X)
     first = int(np.flatnonzero((truth == 1) & (position == 0))[0])
-    assert truth[parent[first]] == 0 and abs(position[parent[first]] - 15) <= 1
+    assert truth[parent[first]] == 0 and abs(position[parent[first]] - row) <= 1
 
 
 def _fine_tune_beside_its_parent(seed: int, d: int = 3000):
@@ -540,13 +543,7 @@ def _fine_tune_beside_its_parent(seed: int, d: int = 3000):
 # seed); with fine-tune steps half the parent's instead of a quarter, they mostly still are (9 of 12)
 @pytest.mark.parametrize("seed", range(6))
 def test_a_fine_tune_the_chain_weaves_through_is_a_run_of_its_own(seed):
-    X, truth, position = _fine_tune_beside_its_parent(seed)
-    permutation = np.random.default_rng(seed).permutation(X.shape[0])
-    X, truth, position = X[permutation], truth[permutation], position[permutation]
-    assert ari(truth, wtraj.separate_trajectories(X)) == 1.0
-    parent = wtraj.trajectory_tree(X)
-    first = int(np.flatnonzero((truth == 1) & (position == 0))[0])
-    assert truth[parent[first]] == 0 and abs(position[parent[first]] - 18) <= 1
+    _assert_whole_fine_tune_branching_at(*_fine_tune_beside_its_parent(seed), row=18, seed=seed)
 
 
 def _run_whose_norm_dips(seed: int, d: int = 3000) -> np.ndarray:
