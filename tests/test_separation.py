@@ -475,26 +475,39 @@ def test_a_slow_fine_tune_where_its_parent_slows_down_is_a_run_of_its_own(seed):
     assert ari(truth[permutation], labels) >= 0.7
 
 
-def _warm_fine_tune(seed: int, d: int = 3000):
+def _warm_fine_tune(seed: int):
     """A run of 30 checkpoints in steps of 0.3, and a fine-tune of 40 from its row 15 that warms up.
 
     The fine-tune leaves at a right angle in steps that grow from 0.008 to
     0.04 over its first five: its first checkpoints crowd row 15, where the
     parent's chain can pass through them at almost no cost in squared steps.
     """
+    tune_steps = [0.04 * min(1.0, (t + 1) / 5) for t in range(40)]
+    return _parent_and_fine_tune_of(seed, lambda t: 0.3, 15, tune_steps, (0.0, 1.0, 0.5))
+
+
+def _parent_and_fine_tune_of(seed: int, parent_step, row: int, tune_steps, tune_mix, d: int = 3000):
+    """30 checkpoints stepping ``parent_step(t)`` along one direction, and a fine-tune from ``row``.
+
+    The fine-tune's steps are ``tune_steps`` along ``tune_mix`` = (parent's
+    direction, one at a right angle, noise) weights. Returns rows, run (0, 1)
+    and position within the run.
+    """
     rng = np.random.default_rng(seed)
     along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
     x = 3 * rng.normal(size=d)
     rows = [x]
-    for _ in range(29):
-        x = x + 0.3 * (along + 0.3 * rng.normal(size=d) / np.sqrt(d))
+    for t in range(29):
+        x = x + parent_step(t) * (along + 0.3 * rng.normal(size=d) / np.sqrt(d))
         rows.append(x)
-    y, tune = rows[15], []
-    for t in range(40):
-        y = y + 0.04 * min(1.0, (t + 1) / 5) * (aside + 0.5 * rng.normal(size=d) / np.sqrt(d))
+    y, tune = rows[row], []
+    towards, aside_weight, noise = tune_mix
+    for step in tune_steps:
+        y = y + step * (towards * along + aside_weight * aside + noise * rng.normal(size=d) / np.sqrt(d))
         tune.append(y)
     X = np.array(rows + tune, dtype=np.float32)
-    return X, np.repeat([0, 1], [30, 40]), np.concatenate([np.arange(30), np.arange(40)])
+    n = len(tune_steps)
+    return X, np.repeat([0, 1], [30, n]), np.concatenate([np.arange(30), np.arange(n)])
 
 
 # before a branch's first checkpoints were given back where that smooths the step lengths, and a
@@ -515,7 +528,7 @@ def _assert_whole_fine_tune_branching_at(X, truth, position, row: int, seed: int
     assert truth[parent[first]] == 0 and abs(position[parent[first]] - row) <= 1
 
 
-def _fine_tune_beside_its_parent(seed: int, d: int = 3000):
+def _fine_tune_beside_its_parent(seed: int):
     """A run of 30 checkpoints whose steps shrink (0.11 at row 18), and a fine-tune of 20 from row 18.
 
     The fine-tune's steps double from 0.002 to 0.03 (log-spaced
@@ -523,20 +536,8 @@ def _fine_tune_beside_its_parent(seed: int, d: int = 3000):
     about the parent's direction. It runs beside the parent a parent's step
     away, so the one chain from the start weaves between the two.
     """
-    rng = np.random.default_rng(seed)
-    along, aside = rng.normal(size=(2, d)) / np.sqrt(d)
-    x = 3 * rng.normal(size=d)
-    rows = [x]
-    for t in range(29):
-        x = x + 0.25 * np.exp(-t / 20) * (along + 0.3 * rng.normal(size=d) / np.sqrt(d))
-        rows.append(x)
-    y, tune = rows[18], []
-    for t in range(20):
-        step = 0.03 * min(1.0, 2.0 ** (t - 4))
-        y = y + step * (0.9 * along + 0.44 * aside + 0.3 * rng.normal(size=d) / np.sqrt(d))
-        tune.append(y)
-    X = np.array(rows + tune, dtype=np.float32)
-    return X, np.repeat([0, 1], [30, 20]), np.concatenate([np.arange(30), np.arange(20)])
+    tune_steps = [0.03 * min(1.0, 2.0 ** (t - 4)) for t in range(20)]
+    return _parent_and_fine_tune_of(seed, lambda t: 0.25 * np.exp(-t / 20), 18, tune_steps, (0.9, 0.44, 0.3))
 
 
 # before a detour could be woven into the run, parent and fine-tune were one run (ARI 0 for each
