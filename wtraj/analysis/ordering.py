@@ -35,6 +35,13 @@ def turn_end_segment(D: np.ndarray, norms: np.ndarray, order: np.ndarray) -> np.
     of the joint edge and the norm change across it (the norm moves little
     between neighbouring checkpoints), the one that saves the most is made.
 
+    :func:`order_nodes` refines the turned order over lags again, but keeps
+    it unrefined where the refinement turns an end segment back, that is,
+    where this function would turn the refined order again: a run whose
+    path curls back towards its earlier checkpoints as its steps die away
+    (a cosine schedule's end) lies nearer them at its last checkpoints,
+    which the refinement's longer lags read as an earlier place.
+
     Parameters
     ----------
     D : ndarray, shape (N, N), float64
@@ -72,7 +79,9 @@ def order_nodes(
     if norms is not None:
         turned = turn_end_segment(D, norms, order)
         if turned is not order:
-            order = window_refine(D, turned, window)
+            refined = window_refine(D, turned, window)
+            # a refinement that turns an end segment back is not kept (see turn_end_segment)
+            order = refined if turn_end_segment(D, norms, refined) is refined else turned
     direction = path_direction(D, order, norms)
     if not direction.forward:
         order = order[::-1].copy()
