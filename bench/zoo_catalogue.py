@@ -303,3 +303,19 @@ def _full(add) -> None:
     cnn = add("digits-cnn-adam-constant-epoch")
     add("digits-cnn-sgd_momentum-onecycle-log", "finetune", length=0.5, lr_scale=0.5,
         transform=("invert", 0.5), parent=(cnn, 20))  # fmt: skip
+
+    # a second blind set, added 2026-12-01 06:50 after the rules for crowded first
+    # checkpoints (warm-ups, small steps) and woven detours were written, of the
+    # kinds they were written for: warm-up fine-tunes of an AdamW MLP (per
+    # iteration, on noisy images), of an Adam GRU (every 5 iterations, on permuted
+    # labels) and of a plain-SGD CNN (AdamW every 5 iterations, on rotated images)
+    mlp = add("digits-mlp-adamw-step-epoch")
+    add("digits-mlp-adam-warmup_cosine-iteration", "finetune", length=0.6, lr_scale=0.25,
+        transform=("noise", 0.5), parent=(mlp, 14))  # fmt: skip
+    gru = add("sequence-gru-adam-warmup_cosine-epoch")
+    add("sequence-gru-sgd_momentum-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.25,
+        transform=("label_permutation", 0.5), parent=(gru, 8))  # fmt: skip
+    cnn = add("digits-cnn-sgd-constant-epoch")
+    # at a tenth of the rate it does not learn the rotated images (accuracy 0.32-0.35, zoo_checks)
+    add("digits-cnn-adamw-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.5,
+        transform=("rotate", 0.5), parent=(cnn, 15))  # fmt: skip
