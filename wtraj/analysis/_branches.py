@@ -228,10 +228,10 @@ def _slow_start(
     width = CONSISTENT_STEPS
 
     def cost(rest: np.ndarray, front: np.ndarray, lo: int, hi: int) -> float:
-        # the host run around the stretch, and the branch from where it hangs on
+        # the host run around the stretch, and the branch from where it hangs on the
+        # host (the front is no longer on it)
         path = np.concatenate([front, branch[: width + 1]])
-        outside = np.setdiff1d(rest, path, assume_unique=True)
-        start = outside[np.argmin(D[path[0], outside])]
+        start = rest[np.argmin(D[path[0], rest])]
         return _step_changes(D, rest[max(lo - width, 0) : hi + width]) + _step_changes(
             D, np.concatenate([[start], path])
         )
