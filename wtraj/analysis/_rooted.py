@@ -32,6 +32,7 @@ Measurements behind each constant: bench/RESULTS.md, "Analysis constants".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
@@ -316,7 +317,7 @@ def chain_order(component: Rooted, chain: np.ndarray, label: int) -> np.ndarray:
 def chain_parents(
     component: Rooted,
     orders: list[np.ndarray],
-    branches: list[np.ndarray] = (),
+    branches: Sequence[np.ndarray] = (),
     hung: dict[int, int] | None = None,
 ) -> np.ndarray:
     """Parent of each node of a component, as an index into the component (root: -1).
