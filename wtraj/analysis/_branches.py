@@ -72,11 +72,15 @@ def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray
       ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
       keeps the run's step length (:func:`_continuation`);
     - run forwards along a slow fine-tune between two of its parent's
-      checkpoints (:func:`_detour`).
+      checkpoints, or weave between the two (:func:`_detour`).
 
     A jump is at least ``BRANCH_JUMP`` times the chain's median step. Each
     piece split off is searched again; pieces shorter than
-    ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint.
+    ``BRANCH_MIN_STEPS`` rejoin the piece of their nearest checkpoint
+    (:func:`_join_short`). Last, checkpoints of the run go to a branch
+    where it holds them more cheaply (:func:`_turns_to_branches`) or where
+    they are its first, crowding its branch point
+    (:func:`_slow_starts_to_branches`).
 
     ``orders``: each chain's nodes in training order (:func:`wtraj.analysis._rooted.chain_order`).
     The new chains are numbered after the given ones.
