@@ -206,7 +206,7 @@ def evaluate_finetunes(runs, rows):
                     and truth[found] == source
                     and abs(position[found] - tune.meta["parent"]["row"]) <= 1
                 )
-                rows[task].append(dict(split=split_of([tune]), run=tune.id, ok=bool(ok)))
+                rows[task].append(dict(split=split_of([tune]), run=tune.id, parent=parent.id, ok=bool(ok)))
         rows["finetunes"].append(dict(split=split_of(case), parent=parent.id, runs=len(case), ari=ari))
 
 
@@ -385,6 +385,21 @@ def report(rows, threshold) -> list[str]:
     return lines
 
 
+def finetune_table(rows) -> list[str]:
+    """Each parent's family of fine-tunes: its part, ARI in each seed set, branch points found."""
+    lines = ["| parent (and its fine-tunes) | part | ARI by seed set | branch point ±1 |"]
+    lines.append("|---|---|---|---|")
+    families = defaultdict(list)
+    for r in rows["finetunes"]:
+        families[r["parent"].split("/", 1)[1]].append(r)
+    for name, found in families.items():
+        branches = [b for b in rows["branches"] if b["parent"].split("/", 1)[1] == name]
+        aris = ", ".join(f"{r['ari']:.3f}" for r in found)
+        right = sum(b["ok"] for b in branches)
+        lines.append(f"| {name} | {found[0]['split']} | {aris} | {right}/{len(branches)} |")
+    return lines
+
+
 def calibration(rows) -> list[str]:
     lines = ["| direction confidence | runs | right direction |", "|---|---|---|"]
     for low, high in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:]):
@@ -482,6 +497,8 @@ def main() -> None:
         f"seed sets {args.seed_sets}, {elapsed:.0f} s (held out: {zoo.HELD_OUT})\n"
     )
     print("\n".join(report(rows, DEFAULT_THRESHOLD)))
+    print("\nFine-tunes by parent (in the zoo's order: bench/RESULTS.md says which were added blind):\n")
+    print("\n".join(finetune_table(rows)))
     print("\nDirection confidence against the fraction right (all parts):\n")
     print("\n".join(calibration(rows)))
     print("\nShift detection over the threshold:\n")
