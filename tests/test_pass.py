@@ -422,3 +422,17 @@ def test_the_kernels_first_calls_take_blocks_of_the_pass_s_own_dtype(tmp_path, m
     warm_up = [dtype for main, dtype in calls if not main]
     passes = {dtype for main, dtype in calls if main}
     assert len(warm_up) == 1 and passes == set(warm_up)
+
+
+def test_arrays_and_tensors_are_no_sources_and_checkpoint_sets_are(tmp_path):
+    import torch
+
+    from wtraj._source import as_source, is_source
+
+    X = random_walk(3, 100, 1).astype(np.float32)
+    assert not is_source(X) and not is_source(torch.from_numpy(X)) and not is_source([X[0], X[1]])
+    assert is_source(as_source(X))
+    for i in range(2):
+        save_file({"w": X[i]}, str(tmp_path / f"{i}.safetensors"))
+    checkpoints = wtraj.open(sorted(tmp_path.glob("*.safetensors")))
+    assert is_source(checkpoints) and as_source(checkpoints) is checkpoints

@@ -14,7 +14,7 @@ from wtraj._backend import resolve_backend
 from wtraj._blocks import Source
 from wtraj._dtypes import is_torch_tensor
 from wtraj._group import PassGroup, pass_group
-from wtraj._source import as_source
+from wtraj._source import as_source, is_source
 
 _BACKEND_MODULES = {
     "numba": "wtraj.kernels.numba",
@@ -25,7 +25,7 @@ _BACKEND_MODULES = {
 
 def device_of(X: Any) -> str:
     """Where the data lives ("cpu" or "cuda") without reading it."""
-    if isinstance(X, Source):
+    if is_source(X):
         return X.device
     first = X[0] if isinstance(X, (list, tuple)) and X else X
     if is_torch_tensor(first):
