@@ -273,15 +273,15 @@ def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
         return Rooted(D, 0, neighbours)
     # with the norms, a data shift's jump back towards the start leaves the start an end
     order, _ = order_nodes(D, norms=norms)
-    starts = dict.fromkeys([int(order[0]), int(order[-1])])
-    if norms is not None and _ends_far_from_least_norm(norms, list(starts)):
+    ends = (int(order[0]), int(order[-1]))
+    starts = dict.fromkeys(ends)
+    if norms is not None and _ends_far_from_least_norm(norms, list(ends)):
         starts[int(np.argmin(norms))] = None
     width = cover_width(max(first_step_count(D, start) for start in starts))
     if width > neighbours.shape[1]:
         neighbours = nearest_neighbours(D, width)
     candidates = [Rooted(D, start, neighbours) for start in starts]
-    # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start
-    ends = (int(order[0]), int(order[-1]))
+    # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start;
     # nor is the least norm where one run leaves it, off the seriation's ends: the run passes it
     candidates = [
         c for c in candidates
