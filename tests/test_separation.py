@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from analysis_fixtures import ari, distances, shared_rows, shuffled, stack, weights
@@ -439,6 +441,34 @@ def test_a_slow_fine_tune_run_along_forwards_is_a_run_of_its_own(seed):
     labels = wtraj.separate_trajectories(X[permutation])
     assert labels.max() == 2
     assert ari(truth[permutation], labels) >= 0.85
+
+
+# A held-out zoo family (seed set 0, sequence-gru-sgd_momentum-constant-epoch-plain-a): a GRU
+# parent of 21 checkpoints, an Adam fine-tune of 40 from its row 10 and a momentum-SGD one of 40
+# from its row 14, as coordinates in an orthonormal basis of their span (np.linalg.qr of the
+# weights' transpose: distances and norms are the weights' own to 2e-14). The one chain jumps
+# to the second fine-tune short of its tip, walks out to the tip, then runs back along it, with
+# one step where geodesic progress barely falls.
+WALKED_TO_THE_TIP = Path(__file__).parent / "data" / "gru_two_fine_tunes_walked_to_the_tip.npy"
+
+
+# before a stretch run back could be entered by a jump and a walk out to the tip, and could go
+# on past a step where progress wavers, the three runs came out as one (ARI 0) in every shuffle;
+# the second fine-tune's first two checkpoints still stay with the parent and the parent's row
+# 11 goes to that fine-tune (ARI 0.924)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_fine_tune_walked_out_to_its_tip_before_the_chain_runs_back_is_a_run(seed):
+    X = np.load(WALKED_TO_THE_TIP)
+    truth = np.repeat([0, 1, 2], [21, 40, 40])
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    labels = wtraj.separate_trajectories(X[permutation])[np.argsort(permutation)]
+    assert labels.max() == 2
+    assert np.unique(labels[21:61]).shape[0] == 1
+    assert np.unique(labels[63:]).shape[0] == 1
+    assert len({labels[0], labels[21], labels[63]}) == 3
+    assert ari(truth, labels) >= 0.9
+    parent = wtraj.trajectory_tree(X[permutation])[np.argsort(permutation)]
+    assert abs(permutation[parent[21]] - 10) <= 1 and abs(permutation[parent[61]] - 14) <= 1
 
 
 def _slow_fine_tune_where_the_parent_slows(seed: int, d: int = 3000):

@@ -66,7 +66,9 @@ def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray
 
     - jump to another's tip and come back along it, towards the start (a
       stretch of at least ``BRANCH_MIN_STEPS`` steps, each lower in progress
-      by more than ``AHEAD_FRACTION`` of the step, entered by a jump);
+      by more than ``AHEAD_FRACTION`` of the step, entered by a jump or by a
+      jump and a shorter walk out to the tip; a stretch a short walk after
+      the last one cut goes on along the same branch: :func:`_entry`);
     - jump back to near a branch point and go out along another (a step
       lower in progress that is itself a jump, followed by at least
       ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
@@ -108,7 +110,7 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     # stretches run back along a branch: steps [first, stop)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], back.astype(np.int8), [0]])))
     keep = np.ones(order.shape[0], dtype=bool)
-    branches = []
+    branches, cut = [], None
     for first, stop in zip(edges[::2], edges[1::2]):
         # the stretch's last checkpoint is back on the run when its nearest
         # checkpoint lower in progress is where the chain left the run, or when
@@ -122,9 +124,16 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
             )
         ):
             stop -= 1
-        if first > 0 and stop - first >= BRANCH_MIN_STEPS and steps[first - 1] >= jump:
-            branches.append(order[first : stop + 1][::-1])
-            keep[first : stop + 1] = False
+        if stop - first < BRANCH_MIN_STEPS:
+            continue
+        entry = _entry(steps, first, stop - first, jump, cut)
+        if entry is None:
+            continue
+        if cut is not None and entry == cut[0]:
+            branches.pop()
+        branches.append(order[entry + 1 : stop + 1][::-1])
+        keep[entry + 1 : stop + 1] = False
+        cut = (entry, stop)
     # jumps back to a branch point, then out along the other branch: split the
     # run and each branch split off until none jumps back
     main, pieces = None, [order[keep]]
@@ -149,6 +158,27 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
     main, branches = _turns_to_branches(D, component.neighbours[:, 0], main, branches, hung)
     main, branches = _slow_starts_to_branches(D, main, branches, hung)
     return main, branches, hung
+
+
+def _entry(
+    steps: np.ndarray, first: int, length: int, jump: float, cut: tuple[int, int] | None
+) -> int | None:
+    """The step that entered a stretch run back of ``length`` steps from ``first`` on, or None.
+
+    A jump, or a walk with none in it and shorter than the stretch after a
+    jump: the chain may land a little short of a fine-tune's tip and walk
+    out to the tip before it turns back. The walk may also start where the
+    last branch cut ended (``cut``: its entry and its last step): geodesic
+    progress wavers where a branch passes near its parent, so one stretch
+    along it may show as two; the entry is then that branch's own.
+    """
+    earliest = max(first - 1 - length, -1 if cut is None else cut[1] - 1)
+    for entry in range(first - 1, earliest, -1):
+        if steps[entry] >= jump:
+            return entry
+    if cut is not None and cut[1] - 1 == earliest:
+        return cut[0]
+    return None
 
 
 def _turns_to_branches(
