@@ -319,3 +319,26 @@ def _full(add) -> None:
     # at a tenth of the rate it does not learn the rotated images (accuracy 0.32-0.35, zoo_checks)
     add("digits-cnn-adamw-warmup_cosine-every_k", "finetune", length=0.5, lr_scale=0.5,
         transform=("rotate", 0.5), parent=(cnn, 15))  # fmt: skip
+
+    # a third blind set, added 2026-12-01 08:15 after the stretch rule took a walk
+    # out to a fine-tune's tip and a stretch continued past a waver in progress
+    # (written on the first blind set's GRU family), before any scoring: fine-tunes
+    # with a fresh optimizer at their own usual rate (AdamW on permuted labels every
+    # 5 iterations, of a momentum-SGD MLP), log-spaced (momentum SGD without a
+    # class, of an Adam wine MLP with a step schedule), one-cycle every 5 iterations
+    # (Adam on noisy sequences, of a plain-SGD GRU) and per iteration (momentum SGD
+    # with warm-up on inverted images, of an AdamW CNN with a step schedule)
+    mlp = add("digits-mlp-sgd_momentum-constant-epoch")
+    # checkpointed per epoch, its first epoch lands nearer the parent's row 8 or 9 than
+    # row 10 (zoo_checks): no method could place its branch point; every 5 iterations
+    add("digits-mlp-adamw-constant-every_k", "finetune", length=0.5,
+        transform=("label_permutation", 0.5), parent=(mlp, 10))  # fmt: skip
+    wine = add("wine-mlp-adam-step-epoch")
+    add("wine-mlp-sgd_momentum-constant-log", "finetune", length=0.5, lr_scale=0.5,
+        transform=("class_subset", 0.34), parent=(wine, 16))  # fmt: skip
+    gru = add("sequence-gru-sgd-constant-epoch")
+    add("sequence-gru-adam-onecycle-every_k", "finetune", length=0.5, lr_scale=0.3,
+        transform=("noise", 0.5), parent=(gru, 12))  # fmt: skip
+    cnn = add("digits-cnn-adamw-step-epoch")
+    add("digits-cnn-sgd_momentum-warmup_cosine-iteration", "finetune", length=0.5, lr_scale=0.5,
+        transform=("invert", 0.3), parent=(cnn, 18))  # fmt: skip
