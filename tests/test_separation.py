@@ -266,6 +266,22 @@ def test_the_least_norm_is_a_start_where_no_end_of_the_seriation_is(seed):
     assert np.flatnonzero(parent < 0).tolist() == [start]
 
 
+# A GRU fine-tune of the third blind set alone (seed set 2, Adam one-cycle every 5 iterations,
+# 40 checkpoints), in the span of its checkpoints: its norm is least at row 10, near the peak of
+# its learning rate, where its path turns by 117 degrees
+TURNING_AT_LEAST_NORM = Path(__file__).parent / "data" / "gru_one_cycle_run_turning_at_its_least_norm.npy"
+
+
+# before the runs leaving the least norm had to leave it within SHARED_START_ANGLE of each
+# other, the run came out as two, split at row 10 (in every shuffle)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_run_turning_sharply_at_its_least_norm_is_one_run(seed):
+    X = np.load(TURNING_AT_LEAST_NORM)
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    assert wtraj.separate_trajectories(X[permutation]).max() == 0
+    assert (wtraj.trajectory_tree(X[permutation]) < 0).sum() == 1
+
+
 @pytest.mark.parametrize(
     "names, seed, least_ari",
     [
@@ -469,6 +485,31 @@ def test_a_fine_tune_walked_out_to_its_tip_before_the_chain_runs_back_is_a_run(s
     assert ari(truth, labels) >= 0.9
     parent = wtraj.trajectory_tree(X[permutation])[np.argsort(permutation)]
     assert abs(permutation[parent[21]] - 10) <= 1 and abs(permutation[parent[61]] - 14) <= 1
+
+
+# Two families of the third blind set (looked at since: these rules were written on them), as
+# coordinates in the span of their checkpoints like WALKED_TO_THE_TIP: a wine MLP (Adam, its
+# learning rate dropped tenfold at row 18) of 31 checkpoints with a log-spaced momentum-SGD
+# fine-tune of 14 from its row 16 (seed set 0), and a plain-SGD GRU of 21 with an Adam one-cycle
+# fine-tune of 40, every 5 iterations, from its row 12 (seed set 3)
+PARENT_SLOWS_AFTER = Path(__file__).parent / "data" / "wine_log_spaced_fine_tune_where_the_parent_slows.npy"
+JUMPED_BACK_FROM = Path(__file__).parent / "data" / "gru_fine_tune_the_chain_jumps_back_from.npy"
+
+
+# the chain runs along each fine-tune forwards between two of its parent's checkpoints; the
+# wine parent's steps shrink tenfold after the fine-tune (the test of the steps after a detour
+# failed), the GRU fine-tune steps about as long as its parent (no detour by step length) and
+# only 7 of the parent's steps follow the jump back; before a stretch that led nowhere was a
+# detour, each family came out as one run (ARI 0) in every shuffle
+@pytest.mark.parametrize("path, sizes", [(PARENT_SLOWS_AFTER, [31, 14]), (JUMPED_BACK_FROM, [21, 40])])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_fine_tune_run_along_forwards_that_led_nowhere_is_a_run(path, sizes, seed):
+    X = np.load(path)
+    truth = np.repeat([0, 1], sizes)
+    permutation = np.random.default_rng(seed).permutation(X.shape[0])
+    labels = wtraj.separate_trajectories(X[permutation])
+    assert labels.max() == 1
+    assert ari(truth[permutation], labels) == 1.0
 
 
 def _slow_fine_tune_where_the_parent_slows(seed: int, d: int = 3000):

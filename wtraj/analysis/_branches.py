@@ -144,7 +144,7 @@ def _branches(component: Rooted, order: np.ndarray) -> tuple[np.ndarray, list[np
         returns = np.flatnonzero(back & (steps >= jump))
         returns = returns[piece.shape[0] - 1 - returns > BRANCH_MIN_STEPS]
         if returns.shape[0] == 0:
-            detour = _detour(D, piece)
+            detour = _detour(D, piece, jump)
             if detour is not None:
                 pieces += [piece[~detour], piece[detour]]
             elif main is None and piece[0] == order[0]:
@@ -326,7 +326,7 @@ def _join_short(
         del pieces[i]
 
 
-def _detour(D: np.ndarray, piece: np.ndarray) -> np.ndarray | None:
+def _detour(D: np.ndarray, piece: np.ndarray, jump: float) -> np.ndarray | None:
     """Where ``piece`` runs along a detour of much shorter steps that the run steps over (a mask), or None.
 
     A slow fine-tune (a small learning rate, a fine checkpoint cadence) that
@@ -367,13 +367,57 @@ def _detour(D: np.ndarray, piece: np.ndarray) -> np.ndarray | None:
                 after = piece[np.r_[a - 1, b : b + width + 1]]
                 if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
                     return _between(n, a, b)
+            if b - a >= BRANCH_MIN_STEPS and _led_nowhere(D, piece, a, b, typical):
+                return _between(n, a, b)
         b = _detour_to_slower_steps(D, piece, steps, a)
         if b is not None:
             return _between(n, a, b)
         woven = _woven_detour(D, piece, a, typical)
         if woven is not None:
             return woven
+    return _jumped_back_detour(D, piece, steps, jump)
+
+
+def _jumped_back_detour(
+    D: np.ndarray, piece: np.ndarray, steps: np.ndarray, jump: float
+) -> np.ndarray | None:
+    """A detour the chain jumps back from, whatever its steps (a mask), or None.
+
+    A fine-tune that steps about as long as its parent, run along forwards
+    between two of the parent's checkpoints: the chain jumps from its tip
+    back to the parent's next checkpoint. The detour holds at least
+    ``BRANCH_MIN_STEPS`` checkpoints before the jump and led nowhere
+    (:func:`_led_nowhere`); of the checkpoints it may follow, the one nearest
+    the landing (the fine-tune's own first checkpoints may lie nearer, but
+    not a run's step away).
+    """
+    n, width = piece.shape[0], CONSISTENT_STEPS
+    for j in np.flatnonzero(steps >= jump):
+        landing = piece[j + 1]
+        nearest, chosen = np.inf, None
+        for a in range(width + 1, j + 2 - BRANCH_MIN_STEPS):
+            typical = float(np.median(steps[a - 1 - width : a - 1]))
+            if D[piece[a - 1], landing] < nearest and _led_nowhere(D, piece, a, j + 1, typical):
+                nearest, chosen = D[piece[a - 1], landing], a
+        if chosen is not None:
+            return _between(n, chosen, j + 1)
     return None
+
+
+def _led_nowhere(D: np.ndarray, piece: np.ndarray, a: int, b: int, typical: float) -> bool:
+    """Whether the run steps over ``piece[a:b]`` with its own step and the stretch brought it no nearer.
+
+    The run's step from ``piece[a - 1]`` to ``piece[b]`` is within
+    ``DETOUR_RATIO`` of ``typical``, and ``piece[b]`` lies no nearer the
+    stretch's last checkpoint than that step: a fine-tune leaves its branch
+    point at about a right angle to its parent's next step. A stretch of one
+    run's own, however it steps, brings the run nearer its next checkpoint;
+    this holds where the run's own steps change length after the stretch
+    (a learning rate dropped where the fine-tune left), which the test of
+    the steps after it cannot read.
+    """
+    bridge = float(D[piece[a - 1], piece[b]])
+    return abs(np.log(bridge / typical)) <= np.log(DETOUR_RATIO) and D[piece[b - 1], piece[b]] >= bridge
 
 
 def _between(n: int, a: int, b: int) -> np.ndarray:

@@ -51,6 +51,11 @@ from wtraj.analysis.ordering import order_nodes
 # first steps of runs from one start at a wider angle than this lie on
 # opposite sides of it: the candidate is inside a run
 OPPOSITE_ANGLE = np.radians(120.0)
+# runs that leave a start off the seriation's ends (the least norm) leave it at
+# about a right angle at most (the zoo's development groups: first steps 8-46
+# degrees apart; runs along orthogonal axes, with noise, 87-95), where a run
+# turning at its own least norm (a one-cycle schedule's peak) turns back by more
+SHARED_START_ANGLE = np.radians(100.0)
 # neighbours that define progress (geodesic distance from the root)
 PROGRESS_NEIGHBOURS = 3
 # candidate successors per checkpoint in the chain cover, besides one per run
@@ -237,8 +242,8 @@ def cover_width(n_runs: int) -> int:
     return COVER_NEIGHBOURS + min(n_runs, MAX_SIBLING_NEIGHBOURS)
 
 
-def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
-    """Whether no two of the ``count`` checkpoints nearest ``root`` lie on opposite sides of it.
+def _first_steps_point_one_way(D: np.ndarray, root: int, count: int, limit: float = OPPOSITE_ANGLE) -> bool:
+    """Whether no two of the ``count`` checkpoints nearest ``root`` lie ``limit`` apart, seen from it.
 
     Runs from one start leave it in about one direction (toy runs:
     siblings' first steps about 18 degrees apart); from a checkpoint in the
@@ -250,7 +255,7 @@ def _first_steps_point_one_way(D: np.ndarray, root: int, count: int) -> bool:
     first = np.argsort(D[root], kind="stable")[1 : count + 1]
     a = D[root, first]
     angles = angle_opposite(a[:, None], a[None, :], D[np.ix_(first, first)])
-    return bool(np.nanmax(angles) <= OPPOSITE_ANGLE)
+    return bool(np.nanmax(angles) <= limit)
 
 
 def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
@@ -282,11 +287,14 @@ def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
         neighbours = nearest_neighbours(D, width)
     candidates = [Rooted(D, start, neighbours) for start in starts]
     # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start;
-    # nor is the least norm where one run leaves it, off the seriation's ends: the run passes it
+    # nor is the least norm off the seriation's ends unless several runs leave it side by side
+    side_by_side = [
+        c.root in ends or (c.count > 1 and _first_steps_point_one_way(D, c.root, c.count, SHARED_START_ANGLE))
+        for c in candidates
+    ]
     candidates = [
-        c for c in candidates
-        if _first_steps_point_one_way(D, c.root, c.count) and (c.root in ends or c.count > 1)
-    ] or candidates  # fmt: skip
+        c for c, ok in zip(candidates, side_by_side) if ok and _first_steps_point_one_way(D, c.root, c.count)
+    ] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
     return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
 
