@@ -4,6 +4,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from wtraj._dtypes import BFLOAT16_BITS, is_torch_tensor
@@ -82,3 +83,36 @@ def load(typingctx, value):
     if isinstance(value, types.Float):
         return value(value), lambda context, builder, signature, args: args[0]
     return None
+
+
+@intrinsic
+def load_two(typingctx, array, row, column):
+    """``(load(array[row, column]), load(array[row, column + 1]))``: two adjacent values.
+
+    bfloat16 bits are read as one 32-bit word (little-endian: the first
+    value in its low half) and each half is put in a float32's upper half,
+    the first by a shift, the second by a mask: one instruction per value
+    besides the shared load, where :func:`load` takes a zero-extension and
+    a shift for each. Floats are two plain loads.
+    """
+    if not (isinstance(array, types.Array) and array.ndim == 2):
+        return None
+    value = types.float32 if array.dtype == types.uint16 else array.dtype
+
+    def emit(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, value=args[0])
+        index = [context.cast(builder, arg, kind, types.intp)
+                 for arg, kind in zip(args[1:], signature.args[1:])]
+        first = cgutils.get_item_pointer(context, builder, array, ary, index, wraparound=False)
+        if array.dtype == types.uint16:
+            word_type = ir.IntType(32)
+            word = builder.load(builder.bitcast(first, word_type.as_pointer()), align=2)
+            low = builder.shl(word, ir.Constant(word_type, 16))
+            high = builder.and_(word, ir.Constant(word_type, 0xFFFF0000))
+            pair = [builder.bitcast(half, ir.FloatType()) for half in (low, high)]
+        else:
+            second = builder.gep(first, [ir.Constant(ir.IntType(32), 1)])
+            pair = [builder.load(first), builder.load(second)]
+        return context.make_tuple(builder, signature.return_type, pair)
+
+    return types.UniTuple(value, 2)(array, row, column), emit
