@@ -13,6 +13,11 @@ cache dropped before every run (needs root; said when it could not be):
   and the exit; with ``WTRAJ_BENCH_BEFORE=TREE`` the same command from
   another source tree (e.g. ``git archive`` of an older commit) in the same
   rounds, so that before and after share the machine's load;
+- with ``WTRAJ_BENCH_COLD=folder``, only the checkpoint files are evicted
+  from the page cache (``posix_fadvise(DONTNEED)``), not Python's, Numba's
+  or the kernels' cached files: a folder of new checkpoints analysed from an
+  environment in use, against the default ``all`` (the whole page cache
+  dropped, the slowest start-up there is);
 - where the time goes: the same command (cold again) with wall-clock
   timestamps at the phase boundaries, taken by wrapping the functions that
   start and end each phase (no profiler: it would slow down the Python parts
@@ -103,11 +108,26 @@ def analyze_once(tree: str, folder: Path, out: Path, timeline: bool = False) -> 
     return wall, now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime, done.stderr
 
 
+def evict_folder(folder: Path) -> bool:
+    """Drop the checkpoint files' pages from the page cache, leaving every other file cached."""
+    os.sync()
+    for path in folder.glob("*.safetensors"):
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+    return True
+
+
 def main() -> None:
     n_params = int(os.environ.get("WTRAJ_BENCH_PARAMS", 63_000_000))
     n = int(os.environ.get("WTRAJ_BENCH_N", 16))
     rounds = int(os.environ.get("WTRAJ_BENCH_ROUNDS", 3))
     n_timelines = int(os.environ.get("WTRAJ_BENCH_TIMELINES", 2))
+    cold_mode = os.environ.get("WTRAJ_BENCH_COLD", "all")
+    if cold_mode not in ("all", "folder"):
+        raise SystemExit(f"WTRAJ_BENCH_COLD must be 'all' or 'folder', not {cold_mode!r}")
     trees = {"analyze": HERE}
     if os.environ.get("WTRAJ_BENCH_BEFORE"):
         trees = {"before": os.environ["WTRAJ_BENCH_BEFORE"], **trees}
@@ -120,7 +140,14 @@ def main() -> None:
             folder.mkdir()
             write_checkpoints(folder, n, n_params, "float32")
         size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
-        print(f"# {platform.node()}: {os.cpu_count()} cores, {size / 1e9:.2f} GB in {folder}, trees {trees}")
+        print(
+            f"# {platform.node()}: {os.cpu_count()} cores, {size / 1e9:.2f} GB in {folder}, trees {trees}, "
+            f"cold: {cold_mode}"
+        )
+
+        def make_cold() -> bool:
+            return drop_caches() if cold_mode == "all" else evict_folder(folder)
+
         # compile (or load from the disk cache) once, so every timed run finds the cache warm
         for tree in trees.values():
             analyze_once(tree, folder, out)
@@ -129,7 +156,7 @@ def main() -> None:
         cold = True
         for _ in range(rounds):
             for kind in times:
-                cold = drop_caches() and cold
+                cold = make_cold() and cold
                 if kind in trees:
                     seconds, used, _ = analyze_once(trees[kind], folder, out)
                     cpu[kind].append(used)
@@ -151,10 +178,10 @@ def main() -> None:
                 f"(runs: {', '.join(f'{s:.2f}' for s in times[kind])} s; CPU, workers included: "
                 f"{', '.join(f'{s:.2f}' for s in cpu[kind])} s)"
             )
-        print(f"page cache dropped: {cold}\n")
+        print(f"page cache dropped ({cold_mode}): {cold}\n")
         timelines = []
         for _ in range(n_timelines):
-            drop_caches()
+            make_cold()
             timelines.append(analyze_once(HERE, folder, out, timeline=True))
         wall, _, marks = min(timelines)
         print(
