@@ -74,7 +74,9 @@ def split_branches(component: Rooted, chain: np.ndarray, orders: list[np.ndarray
       ``BRANCH_MIN_STEPS`` steps); the run goes on along the branch that
       keeps the run's step length (:func:`_continuation`);
     - run forwards along a slow fine-tune between two of its parent's
-      checkpoints, or weave between the two (:func:`_detour`).
+      checkpoints, or along any fine-tune that led nowhere (the parent's
+      next checkpoint no nearer its end), or weave between the two
+      (:func:`_detour`).
 
     A jump is at least ``BRANCH_JUMP`` times the chain's median step. Each
     piece split off is searched again; pieces shorter than
@@ -350,6 +352,10 @@ def _detour(D: np.ndarray, piece: np.ndarray, jump: float) -> np.ndarray | None:
     checkpoint reached from the detour's last in a step that short, while
     the run goes on in steps within ``DETOUR_RATIO`` of its median step
     (:func:`_woven_detour`).
+
+    Where the test of the run's steps after the stretch fails, or the
+    fine-tune steps as long as its parent, the stretch is still a detour
+    when it led nowhere (:func:`_led_nowhere`, :func:`_jumped_back_detour`).
     """
     steps = D[piece[:-1], piece[1:]]
     n, width = piece.shape[0], CONSISTENT_STEPS
