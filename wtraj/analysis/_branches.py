@@ -359,7 +359,6 @@ def _detour(D: np.ndarray, piece: np.ndarray, jump: float) -> np.ndarray | None:
     """
     steps = D[piece[:-1], piece[1:]]
     n, width = piece.shape[0], CONSISTENT_STEPS
-    bound = np.log(DETOUR_RATIO)
     for a in range(width + 1, n - BRANCH_MIN_STEPS - width):
         # steps[a - 1] enters piece[a]
         typical = float(np.median(steps[a - 1 - width : a - 1]))
@@ -371,7 +370,7 @@ def _detour(D: np.ndarray, piece: np.ndarray, jump: float) -> np.ndarray | None:
             b = a + 1 + int(longer[0])
             if b - a >= BRANCH_MIN_STEPS and b + width < n:
                 after = piece[np.r_[a - 1, b : b + width + 1]]
-                if np.all(np.abs(np.log(D[after[:-1], after[1:]] / typical)) <= bound):
+                if np.all(_within_detour_ratio(D[after[:-1], after[1:]], typical)):
                     return _between(n, a, b)
             if b - a >= BRANCH_MIN_STEPS and _led_nowhere(D, piece, a, b, typical):
                 return _between(n, a, b)
@@ -423,7 +422,12 @@ def _led_nowhere(D: np.ndarray, piece: np.ndarray, a: int, b: int, typical: floa
     the steps after it cannot read.
     """
     bridge = float(D[piece[a - 1], piece[b]])
-    return abs(np.log(bridge / typical)) <= np.log(DETOUR_RATIO) and D[piece[b - 1], piece[b]] >= bridge
+    return _within_detour_ratio(bridge, typical) and D[piece[b - 1], piece[b]] >= bridge
+
+
+def _within_detour_ratio(length, typical: float):
+    """Whether ``length`` (a step or an array) is within ``DETOUR_RATIO`` of ``typical`` either way."""
+    return np.abs(np.log(length / typical)) <= np.log(DETOUR_RATIO)
 
 
 def _between(n: int, a: int, b: int) -> np.ndarray:
@@ -448,7 +452,7 @@ def _woven_detour(D: np.ndarray, piece: np.ndarray, a: int, typical: float) -> n
     for i in range(a + 1, n):
         if D[piece[detour[-1]], piece[i]] * DETOUR_RATIO <= typical:
             detour.append(i)
-        elif abs(np.log(D[piece[run[-1]], piece[i]] / typical)) <= np.log(DETOUR_RATIO):
+        elif _within_detour_ratio(D[piece[run[-1]], piece[i]], typical):
             run.append(i)
         else:
             break
@@ -472,7 +476,7 @@ def _detour_to_slower_steps(D: np.ndarray, piece: np.ndarray, steps: np.ndarray,
     scale = float(np.median(steps[b : b + width]))
     stretch = float(np.median(steps[a - 1 : b - 1]))
     bridge = float(D[piece[a - 1], piece[b]])
-    if stretch * DETOUR_RATIO <= scale and abs(np.log(bridge / scale)) <= np.log(DETOUR_RATIO):
+    if stretch * DETOUR_RATIO <= scale and _within_detour_ratio(bridge, scale):
         return b
     return None
 

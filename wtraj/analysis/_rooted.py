@@ -242,13 +242,14 @@ def cover_width(n_runs: int) -> int:
     return COVER_NEIGHBOURS + min(n_runs, MAX_SIBLING_NEIGHBOURS)
 
 
-def _first_steps_point_one_way(D: np.ndarray, root: int, count: int, limit: float = OPPOSITE_ANGLE) -> bool:
-    """Whether no two of the ``count`` checkpoints nearest ``root`` lie ``limit`` apart, seen from it.
+def _first_steps_point_one_way(D: np.ndarray, root: int, count: int, limit: float) -> bool:
+    """Whether no two of the ``count`` checkpoints nearest ``root`` lie over ``limit`` apart, seen from it.
 
     Runs from one start leave it in about one direction (toy runs:
     siblings' first steps about 18 degrees apart); from a checkpoint in the
-    middle of a run, its run goes on both ways (about 155 degrees).
-    Opposite: an angle over ``OPPOSITE_ANGLE``.
+    middle of a run, its run goes on both ways (about 155 degrees): the
+    seriation's ends are held to ``OPPOSITE_ANGLE``, the least norm off
+    them to ``SHARED_START_ANGLE``.
     """
     if count < 2:
         return True
@@ -288,13 +289,11 @@ def rooted_component(D: np.ndarray, norms: np.ndarray | None = None) -> Rooted:
     candidates = [Rooted(D, start, neighbours) for start in starts]
     # a checkpoint inside a run (its first checkpoints behind and ahead of it) is no start;
     # nor is the least norm off the seriation's ends unless several runs leave it side by side
-    side_by_side = [
-        c.root in ends or (c.count > 1 and _first_steps_point_one_way(D, c.root, c.count, SHARED_START_ANGLE))
-        for c in candidates
-    ]
-    candidates = [
-        c for c, ok in zip(candidates, side_by_side) if ok and _first_steps_point_one_way(D, c.root, c.count)
-    ] or candidates
+    def may_start(c: Rooted) -> bool:
+        limit = OPPOSITE_ANGLE if c.root in ends else SHARED_START_ANGLE
+        return (c.root in ends or c.count > 1) and _first_steps_point_one_way(D, c.root, c.count, limit)
+
+    candidates = [c for c in candidates if may_start(c)] or candidates
     # ties keep the seriation's own choice of start (the first candidate)
     return max(candidates, key=lambda rooted: rooted.rise(rooted.best_k()))
 
